@@ -45,6 +45,6 @@ log "cargo test (workspace; GPU tests on lavapipe)"
 cargo test --workspace --locked
 
 log "wasm32 build of the browser-side crates"
-cargo check --locked --target wasm32-unknown-unknown -p ahma-gguf -p ahma-chat
+cargo check --locked --target wasm32-unknown-unknown -p ahma-gguf -p ahma-chat -p ahma-kernels -p ahma-engine
 
 log "all tests passed"

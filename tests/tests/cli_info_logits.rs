@@ -210,8 +210,8 @@ fn bad_arguments_are_errors() {
         ahma(&["logits", &m, "--tokens", "1,99999"]).unwrap_err()
     );
     assert!(err.contains("token id 99999 is out of range"), "{err}");
-    // Only the CPU backend exists in this build.
-    assert!(ahma(&["logits", &m, "--tokens", "1", "--backend", "gpu"]).is_err());
+    // Backends are `cpu` and `gpu`; anything else is a usage error.
+    assert!(ahma(&["logits", &m, "--tokens", "1", "--backend", "tpu"]).is_err());
     assert!(ahma(&["logits", &m, "--tokens", "x"]).is_err());
     assert!(ahma(&["logits", &m]).is_err());
 }

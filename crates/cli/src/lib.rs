@@ -32,6 +32,10 @@ pub enum Command {
     Chat(cmd::chat::Args),
     /// Write a random Llama GGUF of a given shape and type mix (benchmarks, load tests).
     Synth(cmd::synth::Args),
+    /// Generate tokens on the GPU engine (greedy or sampled), streaming the text.
+    Generate(cmd::generate::Args),
+    /// Prefill and decode speed of the GPU engine, with per-token costs.
+    Bench(cmd::bench::Args),
 }
 
 /// Runs a parsed command, writing its output to `out`.
@@ -42,6 +46,8 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Tokenize(args) => cmd::tokenize::run(args, out),
         Command::Chat(args) => cmd::chat::run(args, out),
         Command::Synth(args) => cmd::synth::run(args, out),
+        Command::Generate(args) => cmd::generate::run(args, out),
+        Command::Bench(args) => cmd::bench::run(args, out),
     }
 }
 

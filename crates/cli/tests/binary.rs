@@ -48,9 +48,9 @@ fn garbage_file_fails_with_a_message() {
 #[test]
 fn unknown_backend_is_a_usage_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_ahma"))
-        .args(["logits", "m.gguf", "--tokens", "1", "--backend", "gpu"])
+        .args(["logits", "m.gguf", "--tokens", "1", "--backend", "tpu"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'gpu'"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'tpu'"));
 }

@@ -11,6 +11,8 @@ use anyhow::{bail, Context};
 pub enum Backend {
     /// The plain f32 CPU reference forward (crate `ahma-reference`).
     Cpu,
+    /// The GPU engine (crate `ahma-engine`), f16 KV cache where the adapter has shader-f16.
+    Gpu,
 }
 
 #[derive(clap::Args, Debug)]
@@ -46,6 +48,25 @@ pub fn cpu_logits(model: &std::path::Path, tokens: &[u32]) -> anyhow::Result<Vec
     Ok(all)
 }
 
+/// Logits of every position of `tokens` from the GPU engine (one batched prefill).
+pub fn gpu_logits(model: &std::path::Path, tokens: &[u32]) -> anyhow::Result<Vec<Vec<f32>>> {
+    let ctx = pollster::block_on(ahma_kernels::GpuContext::new(Default::default()))
+        .context("no usable GPU")?;
+    let opts = ahma_engine::LoadOptions {
+        n_ctx: tokens.len(),
+        ..Default::default()
+    };
+    let mut m = pollster::block_on(ahma_engine::load_file(
+        std::sync::Arc::new(ctx),
+        model,
+        opts,
+    ))
+    .with_context(|| format!("cannot load model {}", model.display()))?;
+    let n_vocab = m.config().n_vocab;
+    let flat = pollster::block_on(m.logits(tokens))?;
+    Ok(flat.chunks_exact(n_vocab).map(<[f32]>::to_vec).collect())
+}
+
 /// The `k` largest logits as (id, logit), largest first.
 fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
     let mut ids: Vec<(usize, f32)> = logits.iter().copied().enumerate().collect();
@@ -60,6 +81,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     let mut logits = match args.backend {
         Backend::Cpu => cpu_logits(&args.model, &args.tokens)?,
+        Backend::Gpu => gpu_logits(&args.model, &args.tokens)?,
     };
     if !args.all {
         logits.drain(..logits.len() - 1);

@@ -1,4 +1,6 @@
+pub mod bench;
 pub mod chat;
+pub mod generate;
 pub mod info;
 pub mod logits;
 pub mod synth;

@@ -1,0 +1,121 @@
+//! `ahma bench MODEL [--prompt-tokens N --gen-tokens M] [--json]`: prefill and
+//! decode speed of the GPU engine, with the per-token costs that explain it
+//! (dispatches, submits, readback bytes, weight bytes read).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ahma_engine::{load_file, LoadOptions, SamplingParams};
+use ahma_kernels::{ContextOptions, GpuContext};
+use anyhow::{bail, Context};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Path of the GGUF model file.
+    pub model: PathBuf,
+    /// Prompt length for the prefill measurement.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: usize,
+    /// Tokens to decode after the prompt.
+    #[arg(long, default_value_t = 32)]
+    pub gen_tokens: usize,
+    /// Context length to allocate (at least prompt + generated tokens).
+    #[arg(long, default_value_t = 2048)]
+    pub ctx: usize,
+    /// Use the f32 kernels and KV cache even where shader-f16 exists.
+    #[arg(long)]
+    pub force_f32: bool,
+    /// Use workgroup-memory reductions even where subgroups exist.
+    #[arg(long)]
+    pub no_subgroups: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
+    if args.prompt_tokens == 0 || args.gen_tokens == 0 {
+        bail!("--prompt-tokens and --gen-tokens must be at least 1");
+    }
+    let (header, _) = ahma_gguf::Gguf::open(&args.model)
+        .with_context(|| format!("cannot open model {}", args.model.display()))?;
+    let cfg = ahma_gguf::LlamaConfig::from_gguf(&header)?;
+    // A decoded token reads every weight once, except the embedding (one row).
+    let embd = header
+        .tensor(ahma_gguf::names::TOKEN_EMBD)
+        .context("no token_embd.weight")?;
+    let weight_bytes: u64 = header.tensors.iter().map(|t| t.n_bytes).sum::<u64>() - embd.n_bytes
+        + embd.n_bytes / embd.n_rows().max(1);
+
+    let copts = ContextOptions {
+        force_f32: args.force_f32,
+        disable_subgroups: args.no_subgroups,
+        ..Default::default()
+    };
+    let ctx = pollster::block_on(GpuContext::new(copts)).context("no usable GPU")?;
+    let adapter = ctx.adapter().clone();
+    let t_load = Instant::now();
+    let opts = LoadOptions {
+        n_ctx: args.ctx,
+        ..Default::default()
+    };
+    let mut model = pollster::block_on(load_file(std::sync::Arc::new(ctx), &args.model, opts))
+        .with_context(|| format!("cannot load {}", args.model.display()))?;
+    let load_s = t_load.elapsed().as_secs_f64();
+    eprintln!("loaded in {load_s:.1} s");
+    model.set_sampling(SamplingParams::greedy())?;
+
+    // A fixed, non-repeating prompt that avoids the special ids 0..=6.
+    let n_vocab = cfg.n_vocab as u64;
+    let prompt: Vec<u32> = (0..args.prompt_tokens as u64)
+        .map(|i| (7 + (i * 7919) % (n_vocab - 7).max(1)) as u32)
+        .collect();
+
+    let t0 = Instant::now();
+    pollster::block_on(model.prefill(&prompt))?;
+    let prefill_s = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "prefill of {} tokens in {prefill_s:.1} s",
+        args.prompt_tokens
+    );
+    model.reset_stats();
+    let t1 = Instant::now();
+    for _ in 1..args.gen_tokens {
+        pollster::block_on(model.decode())?;
+    }
+    let decode_s = t1.elapsed().as_secs_f64();
+    let n_dec = (args.gen_tokens - 1).max(1) as f64;
+    let stats = model.stats();
+    let plan = model.memory_plan().clone();
+    let v = serde_json::json!({
+        "model": args.model.display().to_string(),
+        "adapter": adapter.name,
+        "backend": format!("{:?}", adapter.backend),
+        "device_type": format!("{:?}", adapter.device_type),
+        "f16": model.context().use_f16(),
+        "subgroups": model.context().use_subgroups(),
+        "n_ctx": args.ctx,
+        "load_s": load_s,
+        "prompt_tokens": args.prompt_tokens,
+        "prefill_s": prefill_s,
+        "prefill_tokens_per_s": args.prompt_tokens as f64 / prefill_s,
+        "gen_tokens": args.gen_tokens,
+        "decode_s": decode_s,
+        "decode_tokens_per_s": if args.gen_tokens > 1 { (args.gen_tokens - 1) as f64 / decode_s } else { 0.0 },
+        "dispatches_per_token": stats.dispatches as f64 / n_dec,
+        "submits_per_token": stats.submits as f64 / n_dec,
+        "readback_bytes_per_token": stats.readback_bytes as f64 / n_dec,
+        "weight_bytes_per_token": weight_bytes,
+        "gpu_weight_bytes": plan.weight_bytes,
+        "gpu_kv_bytes": plan.kv_bytes,
+        "gpu_scratch_bytes": plan.scratch_bytes,
+    });
+    if args.json {
+        serde_json::to_writer(&mut *out, &v)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    }
+    Ok(())
+}

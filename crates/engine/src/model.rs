@@ -1,0 +1,682 @@
+//! The Llama model on the GPU: weights, KV cache, scratch buffers, the kernels
+//! prebuilt over them, and the forward pass.
+//!
+//! Every kernel's pipeline, uniform and bind group is created once at load
+//! time. A forward pass writes one 32-byte step uniform and records its
+//! dispatches into a single compute pass, so a decoded token is one queue
+//! submit and one 4-byte readback of the sampled id.
+
+use ahma_gguf::LlamaConfig;
+use ahma_kernels::attention::{self, Attention, AttentionBuffers, AttentionParams};
+use ahma_kernels::elementwise::{Elementwise, ElementwiseOp};
+use ahma_kernels::rms_norm::RmsNorm;
+use ahma_kernels::rope::{self, Rope, RopeBuffers, RopeParams};
+use ahma_kernels::sample::{Sample, SampleBuffers, SampleParams};
+use ahma_kernels::step::StepParams;
+use std::sync::Arc;
+
+use ahma_kernels::GpuContext;
+
+use crate::linear::{Embedding, Linear, Matrix};
+use crate::plan::{MemoryPlan, ATTN_MAX_SPLITS};
+use crate::readback::read_buffer;
+use crate::{EngineError, LoadOptions, SamplingParams};
+
+/// Weights of one block.
+pub(crate) struct LayerWeights {
+    pub attn_norm: wgpu::Buffer, // (n_embd) f32
+    pub wq: Matrix,              // (n_embd) -> (n_head * head_dim)
+    pub wk: Matrix,              // (n_embd) -> (kv_dim)
+    pub wv: Matrix,              // (n_embd) -> (kv_dim)
+    pub wo: Matrix,              // (n_head * head_dim) -> (n_embd)
+    pub ffn_norm: wgpu::Buffer,  // (n_embd) f32
+    pub w_gate: Matrix,          // (n_embd) -> (n_ff)
+    pub w_up: Matrix,            // (n_embd) -> (n_ff)
+    pub w_down: Matrix,          // (n_ff) -> (n_embd)
+}
+
+/// All weights, raw GGUF blocks on the GPU.
+pub(crate) struct Weights {
+    pub token_embd: Matrix, // (n_vocab rows of n_embd)
+    pub layers: Vec<LayerWeights>,
+    pub output_norm: wgpu::Buffer, // (n_embd) f32
+    pub output: Matrix,            // (n_embd) -> (n_vocab)
+}
+
+/// Activations and other per-step buffers, sized for `max_batch` tokens.
+struct Scratch {
+    step: wgpu::Buffer,       // StepParams uniform
+    ids: wgpu::Buffer,        // (max_batch) u32 token ids; the sampler writes ids[0]
+    hidden: wgpu::Buffer,     // (max_batch, n_embd) residual stream
+    normed: wgpu::Buffer,     // (max_batch, n_embd)
+    q: wgpu::Buffer,          // (max_batch, n_head * head_dim)
+    k: wgpu::Buffer,          // (max_batch, kv_dim)
+    v: wgpu::Buffer,          // (max_batch, kv_dim)
+    attn: wgpu::Buffer,       // (max_batch, n_head * head_dim)
+    gate: wgpu::Buffer,       // (max_batch, n_ff)
+    up: wgpu::Buffer,         // (max_batch, n_ff)
+    logits: wgpu::Buffer,     // (max_batch, n_vocab)
+    token_read: wgpu::Buffer, // 4 bytes, MAP_READ
+}
+
+/// Kernels of one block, bound to that block's weights and KV cache.
+struct LayerOps {
+    attn_norm: RmsNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    rope: Rope,
+    attention: Attention,
+    o: Linear, // accumulates into the residual stream
+    ffn_norm: RmsNorm,
+    gate: Linear,
+    up: Linear,
+    swiglu: Elementwise,
+    down: Linear, // accumulates into the residual stream
+}
+
+/// Which logits a forward pass produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Head {
+    /// Logits of every token of the batch into `logits` rows 0..n.
+    All,
+    /// Logits of the last token into `logits` row 0, then sample into `ids[0]`.
+    LastAndSample,
+    /// No output head (inner prefill batches).
+    None,
+}
+
+/// Counters for `ahma bench`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepStats {
+    pub dispatches: u64,
+    pub submits: u64,
+    pub readback_bytes: u64,
+}
+
+/// A loaded model with its KV cache: one conversation at a time.
+pub struct Model {
+    ctx: Arc<GpuContext>,
+    cfg: LlamaConfig,
+    opts: LoadOptions,
+    plan: MemoryPlan,
+    _weights: Weights,
+    _kv: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    _tables: Vec<wgpu::Buffer>,
+    s: Scratch,
+    embed: Embedding,
+    layers: Vec<LayerOps>,
+    out_norm_all: RmsNorm,
+    out_norm_last: RmsNorm,
+    output: Linear,
+    output_last: Linear,
+    sample: Sample,
+    recent: wgpu::Buffer,
+    /// Tokens in the KV cache.
+    n_past: usize,
+    /// Tokens ever pushed to the recent ring (its fill and head follow from it).
+    n_seen: u64,
+    /// Draws so far: the RNG stream index.
+    n_draws: u32,
+    sampling: SamplingParams,
+    stats: StepStats,
+    /// Whether `ids[0]` holds a sampled token not yet in the KV cache.
+    pending: bool,
+}
+
+fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> Result<wgpu::Buffer, EngineError> {
+    Ok(ctx.storage_buffer(label, bytes)?)
+}
+
+impl Model {
+    /// Builds the KV cache, scratch and kernels around streamed-in weights.
+    pub(crate) async fn build(
+        ctx: Arc<GpuContext>,
+        cfg: LlamaConfig,
+        opts: LoadOptions,
+        plan: MemoryPlan,
+        weights: Weights,
+    ) -> Result<Model, EngineError> {
+        let b = opts.max_batch as u64;
+        let f = 4u64;
+        let d = cfg.n_embd as u64;
+        let qd = (cfg.n_head * cfg.head_dim) as u64;
+        let kvd = cfg.kv_dim() as u64;
+        let ff = cfg.n_ff as u64;
+        let nv = cfg.n_vocab as u64;
+        let dev = ctx.device();
+        let step = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("step"),
+            size: std::mem::size_of::<StepParams>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let s = Scratch {
+            ids: storage(&ctx, "ids", 4 * b)?,
+            hidden: storage(&ctx, "hidden", f * b * d)?,
+            normed: storage(&ctx, "normed", f * b * d)?,
+            q: storage(&ctx, "q", f * b * qd)?,
+            k: storage(&ctx, "k", f * b * kvd)?,
+            v: storage(&ctx, "v", f * b * kvd)?,
+            attn: storage(&ctx, "attn", f * b * qd)?,
+            gate: storage(&ctx, "gate", f * b * ff)?,
+            up: storage(&ctx, "up", f * b * ff)?,
+            logits: storage(&ctx, "logits", f * b * nv)?,
+            token_read: dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("token readback"),
+                size: 4,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            step,
+        };
+        let heads = cfg.n_head as u64;
+        let splits = ATTN_MAX_SPLITS as u64;
+        let partial_o = storage(
+            &ctx,
+            "attention partial o",
+            f * b * heads * splits * cfg.head_dim as u64,
+        )?;
+        let partial_ml = storage(&ctx, "attention partial ml", f * b * heads * splits * 2)?;
+        let table = rope::cos_sin_table(opts.n_ctx, cfg.rope_dim, cfg.rope_base);
+        let cos_sin = storage(&ctx, "rope cos/sin", f * table.len() as u64)?;
+        ctx.queue()
+            .write_buffer(&cos_sin, 0, bytemuck::cast_slice(&table));
+        let kv_bytes = opts.n_ctx as u64 * kvd * rope::kv_elem_bytes(ctx.use_f16());
+        let mut kv = Vec::with_capacity(cfg.n_layer);
+        for l in 0..cfg.n_layer {
+            kv.push((
+                storage(&ctx, &format!("k cache {l}"), kv_bytes)?,
+                storage(&ctx, &format!("v cache {l}"), kv_bytes)?,
+            ));
+        }
+        let window = opts.penalty_window as u64;
+        let recent = storage(&ctx, "recent tokens", 4 * window.max(1))?;
+        let work = storage(&ctx, "sample work", f * nv)?;
+        let prob = storage(&ctx, "sample prob", f * nv)?;
+
+        let mb = opts.max_batch as u32;
+        let n_embd = cfg.n_embd as u32;
+        let embed = Embedding::new(&ctx, &weights.token_embd, &s.ids, &s.hidden, mb).await?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for (l, w) in weights.layers.iter().enumerate() {
+            let (kc, vc) = &kv[l];
+            layers.push(LayerOps {
+                attn_norm: RmsNorm::new(
+                    &ctx,
+                    &s.step,
+                    &s.hidden,
+                    &w.attn_norm,
+                    &s.normed,
+                    n_embd,
+                    cfg.rms_eps,
+                    false,
+                )
+                .await?,
+                q: Linear::new(&ctx, &w.wq, &s.normed, &s.q, mb, false).await?,
+                k: Linear::new(&ctx, &w.wk, &s.normed, &s.k, mb, false).await?,
+                v: Linear::new(&ctx, &w.wv, &s.normed, &s.v, mb, false).await?,
+                rope: Rope::new(
+                    &ctx,
+                    &RopeBuffers {
+                        step: &s.step,
+                        q: &s.q,
+                        k: &s.k,
+                        v: &s.v,
+                        k_cache: kc,
+                        v_cache: vc,
+                        cos_sin: &cos_sin,
+                    },
+                    RopeParams {
+                        n_head: cfg.n_head as u32,
+                        n_head_kv: cfg.n_head_kv as u32,
+                        head_dim: cfg.head_dim as u32,
+                        rope_dim: cfg.rope_dim as u32,
+                    },
+                )
+                .await?,
+                attention: Attention::new(
+                    &ctx,
+                    &AttentionBuffers {
+                        step: &s.step,
+                        q: &s.q,
+                        k_cache: kc,
+                        v_cache: vc,
+                        partial_o: &partial_o,
+                        partial_ml: &partial_ml,
+                        out: &s.attn,
+                    },
+                    AttentionParams {
+                        n_head: cfg.n_head as u32,
+                        n_head_kv: cfg.n_head_kv as u32,
+                        head_dim: cfg.head_dim as u32,
+                        scale: 1.0 / (cfg.head_dim as f32).sqrt(),
+                    },
+                )
+                .await?,
+                o: Linear::new(&ctx, &w.wo, &s.attn, &s.hidden, mb, true).await?,
+                ffn_norm: RmsNorm::new(
+                    &ctx,
+                    &s.step,
+                    &s.hidden,
+                    &w.ffn_norm,
+                    &s.normed,
+                    n_embd,
+                    cfg.rms_eps,
+                    false,
+                )
+                .await?,
+                gate: Linear::new(&ctx, &w.w_gate, &s.normed, &s.gate, mb, false).await?,
+                up: Linear::new(&ctx, &w.w_up, &s.normed, &s.up, mb, false).await?,
+                swiglu: Elementwise::new(
+                    &ctx,
+                    ElementwiseOp::SwiGlu,
+                    &s.step,
+                    &s.gate,
+                    &s.up,
+                    cfg.n_ff as u32,
+                )
+                .await?,
+                down: Linear::new(&ctx, &w.w_down, &s.gate, &s.hidden, mb, true).await?,
+            });
+        }
+        let out_norm_all = RmsNorm::new(
+            &ctx,
+            &s.step,
+            &s.hidden,
+            &weights.output_norm,
+            &s.normed,
+            n_embd,
+            cfg.rms_eps,
+            false,
+        )
+        .await?;
+        let out_norm_last = RmsNorm::new(
+            &ctx,
+            &s.step,
+            &s.hidden,
+            &weights.output_norm,
+            &s.normed,
+            n_embd,
+            cfg.rms_eps,
+            true,
+        )
+        .await?;
+        let output = Linear::new(&ctx, &weights.output, &s.normed, &s.logits, mb, false).await?;
+        let output_last =
+            Linear::new(&ctx, &weights.output, &s.normed, &s.logits, 1, false).await?;
+        let sampling = SamplingParams::greedy();
+        let sample = Sample::new(
+            &ctx,
+            &SampleBuffers {
+                step: &s.step,
+                logits: &s.logits,
+                recent: &recent,
+                work: &work,
+                prob: &prob,
+                token_out: &s.ids,
+            },
+            &sample_params(&sampling, cfg.n_vocab, opts.penalty_window),
+        )
+        .await?;
+        let tables = vec![cos_sin, partial_o, partial_ml, work, prob];
+        ctx.check()?;
+        Ok(Model {
+            ctx,
+            cfg,
+            opts,
+            plan,
+            _weights: weights,
+            _kv: kv,
+            _tables: tables,
+            s,
+            embed,
+            layers,
+            out_norm_all,
+            out_norm_last,
+            output,
+            output_last,
+            sample,
+            recent,
+            n_past: 0,
+            n_seen: 0,
+            n_draws: 0,
+            sampling,
+            stats: StepStats::default(),
+            pending: false,
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    pub fn options(&self) -> &LoadOptions {
+        &self.opts
+    }
+
+    pub fn memory_plan(&self) -> &MemoryPlan {
+        &self.plan
+    }
+
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// The shared context, to load another model on the same device (its
+    /// pipeline cache is reused).
+    pub fn shared_context(&self) -> Arc<GpuContext> {
+        self.ctx.clone()
+    }
+
+    /// Tokens currently in the KV cache.
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    /// Free positions left in the context.
+    pub fn room(&self) -> usize {
+        self.opts.n_ctx - self.n_past
+    }
+
+    /// Submit and readback counters since load (or [`Model::reset_stats`]).
+    pub fn stats(&self) -> StepStats {
+        self.stats
+    }
+
+    pub fn reset_stats(&mut self) {
+        self.stats = StepStats::default();
+    }
+
+    /// Forgets the conversation: empty KV cache, empty penalty window, RNG
+    /// stream restarted.
+    pub fn reset(&mut self) {
+        self.n_past = 0;
+        self.n_seen = 0;
+        self.n_draws = 0;
+        self.pending = false;
+    }
+
+    /// Sets how [`Model::prefill`] and [`Model::decode`] choose tokens; also
+    /// restarts the RNG stream so a seed reproduces a generation.
+    pub fn set_sampling(&mut self, params: SamplingParams) -> Result<(), EngineError> {
+        params.validate()?;
+        self.sample.set_params(
+            &self.ctx,
+            &sample_params(&params, self.cfg.n_vocab, self.opts.penalty_window),
+        );
+        self.sampling = params;
+        self.n_draws = 0;
+        Ok(())
+    }
+
+    fn check_tokens(&self, tokens: &[u32]) -> Result<(), EngineError> {
+        if tokens.is_empty() {
+            return Err(EngineError::InvalidArgument("no tokens to evaluate".into()));
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.cfg.n_vocab) {
+            return Err(EngineError::BadToken {
+                id,
+                n_vocab: self.cfg.n_vocab,
+            });
+        }
+        let extra = usize::from(self.pending);
+        if tokens.len() + extra > self.room() {
+            return Err(EngineError::ContextOverflow {
+                requested: tokens.len() + extra,
+                room: self.room(),
+                n_ctx: self.opts.n_ctx,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends tokens to the penalty ring on the CPU side (prompt tokens).
+    fn push_recent(&mut self, tokens: &[u32]) {
+        let w = self.opts.penalty_window;
+        if w == 0 {
+            return;
+        }
+        // Only the last `w` tokens can still be in the window.
+        let skip = tokens.len().saturating_sub(w);
+        self.n_seen += skip as u64;
+        for &t in &tokens[skip..] {
+            let slot = self.n_seen % w as u64;
+            self.ctx
+                .queue()
+                .write_buffer(&self.recent, slot * 4, bytemuck::bytes_of(&t));
+            self.n_seen += 1;
+        }
+    }
+
+    fn step_params(&self, pos0: usize, n_tokens: usize) -> StepParams {
+        let mut st = StepParams::default();
+        attention::fill_step(
+            &mut st,
+            pos0 as u32,
+            n_tokens as u32,
+            ATTN_MAX_SPLITS as u32,
+        );
+        let w = self.opts.penalty_window as u64;
+        st.rng_step = self.n_draws;
+        st.n_recent = self.n_seen.min(w) as u32;
+        st.recent_head = if w == 0 { 0 } else { (self.n_seen % w) as u32 };
+        st
+    }
+
+    /// Points every matrix-matrix product at a batch of `n` tokens.
+    fn prepare_batch(&mut self, n: u32) -> Result<(), EngineError> {
+        let ctx = &self.ctx;
+        self.embed.prepare(ctx, n)?;
+        for l in &mut self.layers {
+            for lin in [
+                &mut l.q,
+                &mut l.k,
+                &mut l.v,
+                &mut l.o,
+                &mut l.gate,
+                &mut l.up,
+                &mut l.down,
+            ] {
+                lin.prepare(ctx, n)?;
+            }
+        }
+        self.output.prepare(ctx, n)
+    }
+
+    /// Records the forward pass of `n` tokens (ids already in `ids`) at `pos0`.
+    fn encode_forward(&mut self, enc: &mut wgpu::CommandEncoder, st: &StepParams, head: Head) {
+        let n = st.n_tokens;
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("forward"),
+            timestamp_writes: None,
+        });
+        // Norms, rope, SwiGLU, sampling: one dispatch each; attention: two;
+        // the matrix products report theirs (one per buffer of a split matrix).
+        let mut dispatches = self.embed.encode(&mut pass);
+        for l in &self.layers {
+            l.attn_norm.encode(&mut pass, n);
+            dispatches += l.q.encode(&mut pass, n);
+            dispatches += l.k.encode(&mut pass, n);
+            dispatches += l.v.encode(&mut pass, n);
+            l.rope.encode(&mut pass, n);
+            l.attention.encode(&mut pass, st);
+            dispatches += l.o.encode(&mut pass, n);
+            l.ffn_norm.encode(&mut pass, n);
+            dispatches += l.gate.encode(&mut pass, n);
+            dispatches += l.up.encode(&mut pass, n);
+            l.swiglu.encode(&mut pass, n);
+            dispatches += l.down.encode(&mut pass, n);
+            dispatches += 6;
+        }
+        match head {
+            Head::All => {
+                self.out_norm_all.encode(&mut pass, n);
+                dispatches += 1 + self.output.encode(&mut pass, n);
+            }
+            Head::LastAndSample => {
+                self.out_norm_last.encode(&mut pass, n);
+                dispatches += self.output_last.encode(&mut pass, 1);
+                self.sample.encode(&mut pass, 1);
+                dispatches += 2;
+            }
+            Head::None => {}
+        }
+        drop(pass);
+        self.stats.dispatches += dispatches;
+    }
+
+    /// Runs `tokens` through the model in batches of at most `max_batch`,
+    /// recording one submit per batch; the last batch gets `last_head`.
+    async fn run(&mut self, tokens: &[u32], last_head: Head) -> Result<Vec<f32>, EngineError> {
+        let mut all_logits = Vec::new();
+        let chunks: Vec<&[u32]> = tokens.chunks(self.opts.max_batch).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let last = i + 1 == chunks.len();
+            let head = if last_head == Head::All {
+                Head::All
+            } else if last {
+                last_head
+            } else {
+                Head::None
+            };
+            self.push_recent(chunk);
+            self.prepare_batch(chunk.len() as u32)?;
+            let st = self.step_params(self.n_past, chunk.len());
+            let q = self.ctx.queue();
+            q.write_buffer(&self.s.ids, 0, bytemuck::cast_slice(chunk));
+            q.write_buffer(&self.s.step, 0, bytemuck::bytes_of(&st));
+            let mut enc =
+                self.ctx
+                    .device()
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("prefill"),
+                    });
+            self.encode_forward(&mut enc, &st, head);
+            let logits_bytes = (chunk.len() * self.cfg.n_vocab * 4) as u64;
+            let read = if head == Head::All {
+                let rb = self.ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("logits readback"),
+                    size: logits_bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                enc.copy_buffer_to_buffer(&self.s.logits, 0, &rb, 0, logits_bytes);
+                Some(rb)
+            } else {
+                None
+            };
+            if head == Head::LastAndSample {
+                enc.copy_buffer_to_buffer(&self.s.ids, 0, &self.s.token_read, 0, 4);
+            }
+            self.ctx.queue().submit([enc.finish()]);
+            self.stats.submits += 1;
+            self.n_past += chunk.len();
+            if let Some(rb) = read {
+                let bytes = read_buffer(&self.ctx, &rb).await?;
+                self.stats.readback_bytes += bytes.len() as u64;
+                all_logits.extend_from_slice(bytemuck::cast_slice::<u8, f32>(&bytes));
+            }
+        }
+        Ok(all_logits)
+    }
+
+    /// Evaluates `tokens` after what is already in the cache and returns the
+    /// logits of every one of them, `(tokens.len(), n_vocab)` row-major. For
+    /// tests and `ahma logits`: generation never reads logits back.
+    pub async fn logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
+        self.check_tokens(tokens)?;
+        if self.pending {
+            return Err(EngineError::InvalidArgument(
+                "a sampled token is pending: call decode() or reset() before evaluating more tokens".into(),
+            ));
+        }
+        self.run(tokens, Head::All).await
+    }
+
+    /// Evaluates the prompt `tokens` and samples the first new token (one
+    /// 4-byte readback). The token is not yet in the cache: the next
+    /// [`Model::decode`] feeds it.
+    pub async fn prefill(&mut self, tokens: &[u32]) -> Result<u32, EngineError> {
+        self.check_tokens(tokens)?;
+        if self.pending {
+            return Err(EngineError::InvalidArgument(
+                "a sampled token is pending: call decode() or reset() before prefilling again"
+                    .into(),
+            ));
+        }
+        self.run(tokens, Head::LastAndSample).await?;
+        self.finish_draw().await
+    }
+
+    /// Feeds the last sampled token and samples the next one: one submit, one
+    /// 4-byte readback.
+    pub async fn decode(&mut self) -> Result<u32, EngineError> {
+        if !self.pending {
+            return Err(EngineError::InvalidArgument(
+                "decode() needs a sampled token: call prefill() first".into(),
+            ));
+        }
+        if self.room() == 0 {
+            return Err(EngineError::ContextOverflow {
+                requested: 1,
+                room: 0,
+                n_ctx: self.opts.n_ctx,
+            });
+        }
+        let st = self.step_params(self.n_past, 1);
+        self.ctx
+            .queue()
+            .write_buffer(&self.s.step, 0, bytemuck::bytes_of(&st));
+        let mut enc = self
+            .ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("decode"),
+            });
+        self.encode_forward(&mut enc, &st, Head::LastAndSample);
+        enc.copy_buffer_to_buffer(&self.s.ids, 0, &self.s.token_read, 0, 4);
+        self.ctx.queue().submit([enc.finish()]);
+        self.stats.submits += 1;
+        self.n_past += 1;
+        self.finish_draw().await
+    }
+
+    /// Reads the sampled id back and advances the sampler state (the GPU has
+    /// already pushed the id into the penalty ring).
+    async fn finish_draw(&mut self) -> Result<u32, EngineError> {
+        let bytes = read_buffer(&self.ctx, &self.s.token_read).await?;
+        self.stats.readback_bytes += bytes.len() as u64;
+        let id = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        self.n_draws = self.n_draws.wrapping_add(1);
+        if self.opts.penalty_window > 0 {
+            self.n_seen += 1;
+        }
+        self.pending = true;
+        if id as usize >= self.cfg.n_vocab {
+            return Err(EngineError::DeviceLost(format!(
+                "sampler returned token id {id} outside the vocabulary"
+            )));
+        }
+        Ok(id)
+    }
+
+    /// Drops a sampled-but-not-fed token (for example an end-of-sequence id),
+    /// so the next call may be [`Model::prefill`] or [`Model::logits`].
+    pub fn discard_pending(&mut self) {
+        self.pending = false;
+    }
+}
+
+pub(crate) fn sample_params(p: &SamplingParams, n_vocab: usize, window: usize) -> SampleParams {
+    SampleParams {
+        n_vocab: n_vocab as u32,
+        top_k: p.top_k,
+        top_p: p.top_p,
+        temperature: p.temperature,
+        penalty: p.repeat_penalty,
+        seed_lo: p.seed as u32,
+        seed_hi: (p.seed >> 32) as u32,
+        window: window as u32,
+    }
+}

@@ -1,0 +1,177 @@
+//! Load-time and sampling options.
+
+use crate::EngineError;
+
+/// Options fixed when a model is loaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadOptions {
+    /// Positions of KV cache to allocate (the longest prompt + generation).
+    pub n_ctx: usize,
+    /// Most tokens per prefill submit. Bounds the activation and attention
+    /// scratch buffers; longer prompts are processed in several batches.
+    pub max_batch: usize,
+    /// Capacity of the recent-token window the repetition penalty looks at.
+    pub penalty_window: usize,
+    /// Total GPU bytes the model may use, when the app knows it (see
+    /// [`crate::DeviceBudget::memory_budget`]).
+    pub memory_budget: Option<u64>,
+    /// Bytes uploaded between waits for the GPU queue. Bounds the staging
+    /// memory `write_buffer` holds on native backends, and with it the peak CPU
+    /// memory of a streaming load.
+    pub upload_window: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            n_ctx: 2048,
+            max_batch: 64,
+            penalty_window: 64,
+            memory_budget: None,
+            upload_window: 16 << 20,
+        }
+    }
+}
+
+impl LoadOptions {
+    pub(crate) fn validate(&self) -> Result<(), EngineError> {
+        if self.n_ctx == 0 || self.n_ctx > u32::MAX as usize / 2 {
+            return Err(EngineError::InvalidArgument(format!(
+                "n_ctx {} out of range",
+                self.n_ctx
+            )));
+        }
+        if self.max_batch == 0 || self.max_batch > 1024 {
+            return Err(EngineError::InvalidArgument(format!(
+                "max_batch {} must be in 1..=1024",
+                self.max_batch
+            )));
+        }
+        if self.penalty_window > 4096 {
+            return Err(EngineError::InvalidArgument(format!(
+                "penalty_window {} must be at most 4096",
+                self.penalty_window
+            )));
+        }
+        if self.upload_window < 4096 {
+            return Err(EngineError::InvalidArgument(
+                "upload_window must be at least 4096 bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How the next token is chosen. Applied in this order: repetition penalty,
+/// then greedy (temperature 0) or temperature, top-k, top-p and a seeded draw.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingParams {
+    /// 0 = greedy.
+    pub temperature: f32,
+    /// 0 = off.
+    pub top_k: u32,
+    /// 1 = off.
+    pub top_p: f32,
+    /// 1 = off. Divides positive and multiplies negative logits of every
+    /// distinct token among the last `LoadOptions::penalty_window` tokens
+    /// (transformers' `RepetitionPenaltyLogitsProcessor`).
+    pub repeat_penalty: f32,
+    pub seed: u64,
+}
+
+impl SamplingParams {
+    /// Argmax, no penalty.
+    pub fn greedy() -> Self {
+        SamplingParams {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            repeat_penalty: 1.0,
+            seed: 0,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), EngineError> {
+        let bad = |m: String| Err(EngineError::InvalidArgument(m));
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return bad(format!(
+                "temperature {} must be finite and >= 0",
+                self.temperature
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad(format!("top_p {} must be in (0, 1]", self.top_p));
+        }
+        if !self.repeat_penalty.is_finite() || self.repeat_penalty <= 0.0 {
+            return bad(format!(
+                "repeat_penalty {} must be finite and > 0",
+                self.repeat_penalty
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self::greedy()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_options_are_rejected() {
+        assert!(LoadOptions::default().validate().is_ok());
+        for bad in [
+            LoadOptions {
+                n_ctx: 0,
+                ..Default::default()
+            },
+            LoadOptions {
+                max_batch: 0,
+                ..Default::default()
+            },
+            LoadOptions {
+                penalty_window: 100_000,
+                ..Default::default()
+            },
+            LoadOptions {
+                upload_window: 16,
+                ..Default::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_sampling_is_rejected() {
+        assert!(SamplingParams::greedy().validate().is_ok());
+        let g = SamplingParams::greedy;
+        for bad in [
+            SamplingParams {
+                temperature: -1.0,
+                ..g()
+            },
+            SamplingParams {
+                temperature: f32::NAN,
+                ..g()
+            },
+            SamplingParams { top_p: 0.0, ..g() },
+            SamplingParams { top_p: 1.5, ..g() },
+            SamplingParams {
+                repeat_penalty: 0.0,
+                ..g()
+            },
+            SamplingParams {
+                repeat_penalty: f32::INFINITY,
+                ..g()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+}

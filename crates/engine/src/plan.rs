@@ -1,0 +1,186 @@
+//! The fit check: how much GPU memory a model needs for a chosen context, and
+//! whether every buffer respects the adapter's limits. Pure arithmetic on the
+//! GGUF header, so it runs before a single weight byte is uploaded (and in CPU
+//! tests).
+
+use ahma_gguf::{Gguf, LlamaConfig};
+
+use crate::EngineError;
+
+/// Upper bound on key splits per (token, head): long contexts get longer splits
+/// instead of more partial results, which bounds the partial buffers.
+pub const ATTN_MAX_SPLITS: usize = 32;
+
+/// What the loader may use, from the adapter's limits and an optional budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceBudget {
+    /// `maxBufferSize`.
+    pub max_buffer_size: u64,
+    /// `maxStorageBufferBindingSize`; weight matrices larger than this are split
+    /// by rows, every other buffer must fit in one binding.
+    pub max_binding_size: u64,
+    /// Total bytes the model may occupy (weights + KV cache + scratch). WebGPU
+    /// exposes no memory size, so the app supplies one when it knows it (for
+    /// example from the platform's reported memory); `None` checks only limits.
+    pub memory_budget: Option<u64>,
+}
+
+/// Byte counts of everything the engine allocates on the GPU for one model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// Raw GGUF bytes of all tensors (each padded to 4 bytes).
+    pub weight_bytes: u64,
+    /// K and V caches of all layers for `n_ctx` positions.
+    pub kv_bytes: u64,
+    /// Activations, attention partials, logits, sampler and RoPE tables.
+    pub scratch_bytes: u64,
+    /// The largest single non-weight buffer.
+    pub largest_buffer: (String, u64),
+}
+
+impl MemoryPlan {
+    pub fn total(&self) -> u64 {
+        self.weight_bytes + self.kv_bytes + self.scratch_bytes
+    }
+}
+
+/// Sizes of the scratch buffers for a prefill batch of `batch` tokens.
+pub(crate) fn scratch_sizes(
+    cfg: &LlamaConfig,
+    batch: usize,
+    n_ctx: usize,
+    window: usize,
+) -> Vec<(&'static str, u64)> {
+    let b = batch as u64;
+    let f32s = |n: u64| n * 4;
+    let d = cfg.n_embd as u64;
+    let kv = cfg.kv_dim() as u64;
+    let q = (cfg.n_head * cfg.head_dim) as u64;
+    let splits = ATTN_MAX_SPLITS as u64;
+    let heads = cfg.n_head as u64;
+    vec![
+        ("hidden", f32s(b * d)),
+        ("normed", f32s(b * d)),
+        ("q", f32s(b * q)),
+        ("k", f32s(b * kv)),
+        ("v", f32s(b * kv)),
+        ("attn", f32s(b * q)),
+        ("gate", f32s(b * cfg.n_ff as u64)),
+        ("up", f32s(b * cfg.n_ff as u64)),
+        (
+            "attn_partial_o",
+            f32s(b * heads * splits * cfg.head_dim as u64),
+        ),
+        ("attn_partial_ml", f32s(b * heads * splits * 2)),
+        ("logits", f32s(b * cfg.n_vocab as u64)),
+        ("sample_work", f32s(cfg.n_vocab as u64)),
+        ("sample_prob", f32s(cfg.n_vocab as u64)),
+        ("rope_table", f32s(n_ctx as u64 * cfg.rope_dim as u64)),
+        ("tokens", 4 * b),
+        ("recent", 4 * window.max(1) as u64),
+    ]
+}
+
+/// Computes the memory plan of `gguf` at context `n_ctx` and prefill batch
+/// `batch`, and refuses with [`EngineError::DoesNotFit`] when a buffer exceeds
+/// the adapter's limits or the total exceeds the budget.
+pub fn plan(
+    gguf: &Gguf,
+    cfg: &LlamaConfig,
+    n_ctx: usize,
+    batch: usize,
+    window: usize,
+    kv_f16: bool,
+    budget: &DeviceBudget,
+) -> Result<MemoryPlan, EngineError> {
+    let weight_bytes: u64 = gguf
+        .tensors
+        .iter()
+        .map(|t| t.n_bytes.next_multiple_of(4))
+        .sum();
+    let kv_elem = if kv_f16 { 2 } else { 4 };
+    let kv_layer = n_ctx as u64 * cfg.kv_dim() as u64 * kv_elem;
+    let kv_bytes = 2 * cfg.n_layer as u64 * kv_layer;
+    let mut buffers = scratch_sizes(cfg, batch, n_ctx, window);
+    buffers.push(("kv_cache_layer", kv_layer));
+    let scratch_bytes = buffers
+        .iter()
+        .filter(|(n, _)| *n != "kv_cache_layer")
+        .map(|(_, b)| b)
+        .sum();
+    let largest = buffers
+        .iter()
+        .max_by_key(|(_, b)| *b)
+        .map(|(n, b)| (n.to_string(), *b))
+        .unwrap_or_default();
+    let limit = budget.max_binding_size.min(budget.max_buffer_size);
+    if largest.1 > limit {
+        let hint = if largest.0 == "kv_cache_layer" {
+            " (choose a shorter context)"
+        } else {
+            " (choose a smaller batch)"
+        };
+        return Err(EngineError::DoesNotFit {
+            reason: format!(
+                "buffer {} needs {} bytes but the adapter binds at most {} bytes{hint}",
+                largest.0, largest.1, limit
+            ),
+        });
+    }
+    for t in &gguf.tensors {
+        let row_bytes = t.n_bytes / t.n_rows().max(1);
+        if row_bytes > limit {
+            return Err(EngineError::DoesNotFit {
+                reason: format!(
+                    "one row of tensor {:?} ({row_bytes} bytes) exceeds the binding limit {limit}",
+                    t.name
+                ),
+            });
+        }
+    }
+    let plan = MemoryPlan {
+        weight_bytes,
+        kv_bytes,
+        scratch_bytes,
+        largest_buffer: largest,
+    };
+    if let Some(max) = budget.memory_budget {
+        if plan.total() > max {
+            return Err(EngineError::DoesNotFit {
+                reason: format!(
+                    "needs {} MiB (weights {} MiB + KV cache {} MiB for {n_ctx} positions + scratch {} MiB) but the budget is {} MiB",
+                    mib(plan.total()),
+                    mib(plan.weight_bytes),
+                    mib(plan.kv_bytes),
+                    mib(plan.scratch_bytes),
+                    mib(max)
+                ),
+            });
+        }
+    }
+    Ok(plan)
+}
+
+fn mib(b: u64) -> u64 {
+    b.div_ceil(1 << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_cover_the_keys_and_stay_bounded() {
+        for kv_len in [1usize, 63, 64, 65, 1000, 2048, 4096, 100_000] {
+            let (n, per) = ahma_kernels::attention::splits(kv_len as u32, ATTN_MAX_SPLITS as u32);
+            let (n, per, chunk) = (
+                n as usize,
+                per as usize,
+                ahma_kernels::attention::CHUNK as usize,
+            );
+            assert!(n <= ATTN_MAX_SPLITS, "{kv_len}: {n} splits");
+            assert!(n * per * chunk >= kv_len, "{kv_len}: does not cover");
+            assert!((n - 1) * per * chunk < kv_len, "{kv_len}: empty last split");
+        }
+    }
+}

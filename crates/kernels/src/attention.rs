@@ -1,0 +1,173 @@
+//! Causal attention over the KV cache, split-KV / flash-decoding style
+//! (`shaders/attention.wgsl`): a `split` pass writes per-split partial
+//! softmax results, a `reduce` pass merges them. The same two dispatches
+//! serve decode (one token) and prefill (a batch of tokens).
+
+use std::sync::Arc;
+
+use crate::step::{bind_group, key, pipeline, uniform, StepParams};
+use crate::{GpuContext, KernelError, KernelKey};
+
+/// Workgroup size, equal to the keys per block (`CHUNK` in the shader).
+pub const WG: u32 = 64;
+/// Keys per block: the engine's split arithmetic must use the same number.
+pub const CHUNK: u32 = WG;
+/// Largest head_dim the shader supports (`2 * WG` pairs per workgroup).
+pub const MAX_HEAD_DIM: u32 = 4 * WG;
+
+/// Mirror of `Params` in `shaders/attention.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AttentionParams {
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+    /// `1 / sqrt(head_dim)`.
+    pub scale: f32,
+}
+
+pub fn kernel_key(entry: &'static str, kv_f16: bool, subgroups: bool) -> KernelKey {
+    let mut d = vec![("WG", WG.to_string())];
+    if kv_f16 {
+        d.push(("F16", "1".into()));
+    }
+    if subgroups && entry == "split" {
+        d.push(("SUBGROUPS", "1".into()));
+    }
+    key("attention", entry, &d)
+}
+
+pub fn params_layouts() -> Vec<crate::ParamsLayout> {
+    vec![crate::params_layout!(AttentionParams {
+        n_head,
+        n_head_kv,
+        head_dim,
+        scale
+    })]
+}
+
+pub fn variants() -> Vec<KernelKey> {
+    let mut v = Vec::new();
+    for f16 in [false, true] {
+        for sg in [false, true] {
+            v.push(kernel_key("split", f16, sg));
+        }
+        v.push(kernel_key("reduce", f16, false));
+    }
+    v
+}
+
+/// `(n_splits, chunks_per_split)` for rows whose longest key range is `kv_len`:
+/// at most `max_splits` splits of whole `CHUNK` blocks, none of them empty.
+pub fn splits(kv_len: u32, max_splits: u32) -> (u32, u32) {
+    let chunks = kv_len.div_ceil(CHUNK).max(1);
+    let per_split = chunks.div_ceil(max_splits.max(1));
+    (chunks.div_ceil(per_split), per_split)
+}
+
+/// Fills the attention fields of a step for a batch of `n_tokens` at `pos0`.
+pub fn fill_step(step: &mut StepParams, pos0: u32, n_tokens: u32, max_splits: u32) {
+    let (n, per) = splits(pos0 + n_tokens, max_splits);
+    step.pos0 = pos0;
+    step.n_tokens = n_tokens;
+    step.n_splits = n;
+    step.chunks_per_split = per;
+}
+
+/// Buffers the attention passes bind.
+pub struct AttentionBuffers<'a> {
+    pub step: &'a wgpu::Buffer,
+    /// `(n_tokens, n_head * head_dim)` f32, already roped.
+    pub q: &'a wgpu::Buffer,
+    /// `(n_ctx, n_head_kv * head_dim)` cache.
+    pub k_cache: &'a wgpu::Buffer,
+    pub v_cache: &'a wgpu::Buffer,
+    /// `(max_tokens, n_head, max_splits, head_dim)` f32.
+    pub partial_o: &'a wgpu::Buffer,
+    /// `(max_tokens, n_head, max_splits, 2)` f32.
+    pub partial_ml: &'a wgpu::Buffer,
+    /// `(n_tokens, n_head * head_dim)` f32.
+    pub out: &'a wgpu::Buffer,
+}
+
+pub struct Attention {
+    split: Arc<wgpu::ComputePipeline>,
+    reduce: Arc<wgpu::ComputePipeline>,
+    split_bg: wgpu::BindGroup,
+    reduce_bg: wgpu::BindGroup,
+    n_head: u32,
+    _params: wgpu::Buffer,
+}
+
+impl Attention {
+    pub async fn new(
+        ctx: &GpuContext,
+        b: &AttentionBuffers<'_>,
+        params: AttentionParams,
+    ) -> Result<Self, KernelError> {
+        if !params.head_dim.is_multiple_of(2) || params.head_dim > MAX_HEAD_DIM {
+            return Err(KernelError::InvalidArgument(format!(
+                "attention head_dim {} must be even and at most {MAX_HEAD_DIM}",
+                params.head_dim
+            )));
+        }
+        if params.n_head_kv == 0 || !params.n_head.is_multiple_of(params.n_head_kv) {
+            return Err(KernelError::InvalidArgument(format!(
+                "attention n_head {} is not a multiple of n_head_kv {}",
+                params.n_head, params.n_head_kv
+            )));
+        }
+        let f16 = ctx.use_f16();
+        let split = pipeline(ctx, &kernel_key("split", f16, ctx.use_subgroups())).await?;
+        let reduce = pipeline(ctx, &kernel_key("reduce", f16, false)).await?;
+        let pbuf = uniform(ctx, "attention params", &params)?;
+        let split_bg = bind_group(
+            ctx,
+            "attention split",
+            &split,
+            &[
+                Some(b.step),
+                Some(&pbuf),
+                Some(b.q),
+                Some(b.k_cache),
+                Some(b.v_cache),
+                Some(b.partial_o),
+                Some(b.partial_ml),
+            ],
+        );
+        let reduce_bg = bind_group(
+            ctx,
+            "attention reduce",
+            &reduce,
+            &[
+                Some(b.step),
+                Some(&pbuf),
+                None,
+                None,
+                None,
+                Some(b.partial_o),
+                Some(b.partial_ml),
+                Some(b.out),
+            ],
+        );
+        Ok(Attention {
+            split,
+            reduce,
+            split_bg,
+            reduce_bg,
+            n_head: params.n_head,
+            _params: pbuf,
+        })
+    }
+
+    /// Records both passes; `step` must be the values written to the step
+    /// uniform for this submit (see [`fill_step`]).
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &StepParams) {
+        pass.set_pipeline(&self.split);
+        pass.set_bind_group(0, &self.split_bg, &[]);
+        pass.dispatch_workgroups(step.n_splits, self.n_head, step.n_tokens);
+        pass.set_pipeline(&self.reduce);
+        pass.set_bind_group(0, &self.reduce_bg, &[]);
+        pass.dispatch_workgroups(self.n_head, step.n_tokens, 1);
+    }
+}

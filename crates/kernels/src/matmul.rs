@@ -1,0 +1,254 @@
+//! Prefill matrix-matrix product over a [`QuantMatrix`] (`shaders/matmul.wgsl`):
+//! Y (n_tokens, n_out) = X (n_tokens, n_in) · Wᵀ.
+
+use ahma_gguf::GgmlType;
+
+use crate::context::GpuContext;
+use crate::error::KernelError;
+use crate::key::KernelKey;
+use crate::matvec::{check_len, Dispatch};
+use crate::quant_matrix::{type_define, QuantMatrix};
+use crate::registry::ParamsLayout;
+
+/// Uniform of one dispatch (one part of the matrix). Mirrors `MatMulParams` in the shader.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MatMulParams {
+    pub n_in: u32,
+    pub n_rows: u32,
+    pub row_bytes: u32,
+    pub n_tokens: u32,
+    pub x_offset: u32,
+    pub x_stride: u32,
+    pub y_offset: u32,
+    pub y_stride: u32,
+}
+
+/// Tokens and weight rows per workgroup tile.
+pub const TILE: u32 = 32;
+
+/// How to build a [`MatMul`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatMulOptions {
+    /// Add into Y instead of overwriting it (fuses the residual add).
+    pub accumulate: bool,
+    /// First element of X.
+    pub x_offset: u32,
+    /// Elements between rows of X; 0 means n_in.
+    pub x_stride: u32,
+    /// Element of Y receiving (token 0, row 0).
+    pub y_offset: u32,
+    /// Elements between rows of Y; 0 means n_out.
+    pub y_stride: u32,
+}
+
+/// The key of one variant.
+pub fn key(ty: GgmlType, f16: bool, accumulate: bool) -> KernelKey {
+    KernelKey::new("matmul", "main")
+        .define(&type_define(ty), 1)
+        .flag("F16", f16 && ty != GgmlType::F32)
+        .flag("ACCUMULATE", accumulate)
+}
+
+/// Every variant the op can request.
+pub fn variants() -> Vec<KernelKey> {
+    let mut out = Vec::new();
+    for ty in GgmlType::ALL {
+        for f16 in [false, true] {
+            if f16 && ty == GgmlType::F32 {
+                continue;
+            }
+            for acc in [false, true] {
+                out.push(key(ty, f16, acc));
+            }
+        }
+    }
+    out
+}
+
+pub fn params_layouts() -> Vec<ParamsLayout> {
+    vec![crate::params_layout!(MatMulParams {
+        n_in,
+        n_rows,
+        row_bytes,
+        n_tokens,
+        x_offset,
+        x_stride,
+        y_offset,
+        y_stride
+    })]
+}
+
+/// Y = X·Wᵀ (or Y += X·Wᵀ) for up to `max_tokens` tokens, with pipelines, uniforms and bind groups
+/// built once. [`MatMul::set_n_tokens`] changes the token count between submits.
+pub struct MatMul {
+    dispatches: Vec<Dispatch>,
+    params: Vec<MatMulParams>,
+    max_tokens: u32,
+    label: String,
+}
+
+impl MatMul {
+    /// Builds the op for `max_tokens` tokens (also the initial count). `x` needs
+    /// `x_offset + (max_tokens - 1) * x_stride + n_in` f32, `y` likewise with n_out.
+    pub async fn new(
+        ctx: &GpuContext,
+        m: &QuantMatrix,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        max_tokens: u32,
+        opts: MatMulOptions,
+    ) -> Result<MatMul, KernelError> {
+        if max_tokens == 0 {
+            return Err(KernelError::InvalidArgument("matmul with 0 tokens".into()));
+        }
+        let x_stride = if opts.x_stride == 0 {
+            m.n_in() as u32
+        } else {
+            opts.x_stride
+        };
+        let y_stride = if opts.y_stride == 0 {
+            m.n_out() as u32
+        } else {
+            opts.y_stride
+        };
+        if (x_stride as u64) < m.n_in() || (y_stride as u64) < m.n_out() {
+            return Err(KernelError::InvalidArgument(
+                "matmul row stride shorter than a row".into(),
+            ));
+        }
+        let last = max_tokens as u64 - 1;
+        check_len(
+            x,
+            opts.x_offset as u64 + last * x_stride as u64 + m.n_in(),
+            "matmul input",
+        )?;
+        check_len(
+            y,
+            opts.y_offset as u64 + last * y_stride as u64 + m.n_out(),
+            "matmul output",
+        )?;
+        let k = key(m.ty(), ctx.use_f16(), opts.accumulate);
+        let pipeline = ctx.pipeline(&k).await?;
+        let layout = pipeline.get_bind_group_layout(0);
+        let mut dispatches = Vec::new();
+        let mut params = Vec::new();
+        for part in m.parts() {
+            let row_tiles = (part.n_rows as u32).div_ceil(TILE);
+            if row_tiles > ctx.caps().max_compute_workgroups_per_dimension {
+                return Err(KernelError::InvalidArgument(format!(
+                    "matmul: {} rows in one part",
+                    part.n_rows
+                )));
+            }
+            let p = MatMulParams {
+                n_in: m.n_in() as u32,
+                n_rows: part.n_rows as u32,
+                row_bytes: m.row_bytes() as u32,
+                n_tokens: max_tokens,
+                x_offset: opts.x_offset,
+                x_stride,
+                y_offset: opts.y_offset + part.first_row as u32,
+                y_stride,
+            };
+            let uniform = ctx.uniform_buffer(&format!("{k} params"), &p)?;
+            let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&k.to_string()),
+                layout: &layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: uniform.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: part.buffer.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: x.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: y.as_entire_binding(),
+                    },
+                ],
+            });
+            let groups = (row_tiles, max_tokens.div_ceil(TILE));
+            dispatches.push(Dispatch {
+                pipeline: pipeline.clone(),
+                bind_group,
+                groups,
+                _uniform: uniform,
+            });
+            params.push(p);
+        }
+        Ok(MatMul {
+            dispatches,
+            params,
+            max_tokens,
+            label: k.to_string(),
+        })
+    }
+
+    /// Sets the token count for the next submit (1..=max_tokens); writes the uniforms through the
+    /// queue, so it takes effect for command buffers submitted afterwards.
+    pub fn set_n_tokens(&mut self, ctx: &GpuContext, n_tokens: u32) -> Result<(), KernelError> {
+        if n_tokens == 0 || n_tokens > self.max_tokens {
+            return Err(KernelError::InvalidArgument(format!(
+                "matmul: {n_tokens} tokens, built for 1..={}",
+                self.max_tokens
+            )));
+        }
+        for (d, p) in self.dispatches.iter_mut().zip(&mut self.params) {
+            p.n_tokens = n_tokens;
+            d.groups.1 = n_tokens.div_ceil(TILE);
+            ctx.queue()
+                .write_buffer(&d._uniform, 0, bytemuck::bytes_of(p));
+        }
+        Ok(())
+    }
+
+    /// Records the dispatches (one per part of the matrix).
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for d in &self.dispatches {
+            d.encode(pass);
+        }
+    }
+
+    /// The pipeline label of the variant in use.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+/// One-off Y = X·Wᵀ for `x` holding n_tokens rows of n_in (plus `y_init` when given, using the
+/// accumulate variant): uploads, runs and reads back. For tests and tools.
+pub async fn matmul_once(
+    ctx: &GpuContext,
+    m: &QuantMatrix,
+    x: &[f32],
+    y_init: Option<&[f32]>,
+) -> Result<Vec<f32>, KernelError> {
+    let n_in = m.n_in() as usize;
+    if x.is_empty() || !x.len().is_multiple_of(n_in) {
+        return Err(KernelError::InvalidArgument(format!(
+            "matmul input of {} values, rows of {n_in}",
+            x.len()
+        )));
+    }
+    let n_tokens = (x.len() / n_in) as u32;
+    let n_y = n_tokens as usize * m.n_out() as usize;
+    let xb = ctx.storage_buffer_init("matmul x", x)?;
+    let yb = match y_init {
+        Some(init) => ctx.storage_buffer_init("matmul y", init)?,
+        None => ctx.storage_buffer("matmul y", n_y as u64 * 4)?,
+    };
+    let opts = MatMulOptions {
+        accumulate: y_init.is_some(),
+        ..Default::default()
+    };
+    let op = MatMul::new(ctx, m, &xb, &yb, n_tokens, opts).await?;
+    ctx.run_pass(op.label(), |pass| op.encode(pass))?;
+    ctx.read_f32(&yb, 0, n_y).await
+}

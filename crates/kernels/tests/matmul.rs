@@ -1,0 +1,164 @@
+//! matmul (prefill) against the CPU oracle for every GGML type with n_tokens in {1, 7, 64}, on
+//! the f16 and f32 paths. Tolerances as in tests/matvec.rs: NMSE 1e-7 (f32), 1e-5 (f16).
+
+mod common;
+
+use ahma_gguf::GgmlType;
+use ahma_kernels::matmul::{matmul_once, MatMul, MatMulOptions};
+use ahma_kernels::{GpuContext, QuantMatrix};
+use common::{nmse, random_tensor, reference_matmul, Rng};
+
+fn tolerance(ctx: &GpuContext, ty: GgmlType) -> f64 {
+    if ctx.use_f16() && ty != GgmlType::F32 {
+        1e-5
+    } else {
+        1e-7
+    }
+}
+
+/// Contexts for the f16 and f32 paths (matmul has no subgroup variant).
+fn contexts() -> Vec<(&'static str, GpuContext)> {
+    let mut out = vec![("f32", common::context(true, true))];
+    let ctx = common::context(false, true);
+    if ctx.use_f16() {
+        out.push(("f16", ctx));
+    }
+    out
+}
+
+fn shape(ty: GgmlType) -> (usize, usize) {
+    match ty.block_elems() {
+        1 => (70, 37),
+        32 => (96, 37),
+        _ => (256, 37),
+    }
+}
+
+fn run_case(
+    ctx: &GpuContext,
+    path: &str,
+    ty: GgmlType,
+    (n_in, n_out, n_tokens): (usize, usize, usize),
+    seed: u64,
+    accumulate: bool,
+) {
+    let mut rng = Rng::new(seed);
+    let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+    let x: Vec<f32> = (0..n_in * n_tokens).map(|_| rng.signed()).collect();
+    let mut want = reference_matmul(ty, &bytes, n_in, n_out, &x);
+    let m = QuantMatrix::from_bytes(ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+    let got = if accumulate {
+        let init: Vec<f32> = (0..n_out * n_tokens).map(|_| rng.signed()).collect();
+        for (w, i) in want.iter_mut().zip(&init) {
+            *w += *i as f64;
+        }
+        pollster::block_on(matmul_once(ctx, &m, &x, Some(&init))).unwrap()
+    } else {
+        pollster::block_on(matmul_once(ctx, &m, &x, None)).unwrap()
+    };
+    let (e, max) = nmse(&got, &want);
+    eprintln!(
+        "{ty} {path} {n_tokens}x{n_in}x{n_out} acc={accumulate}: nmse {e:.2e} max abs {max:.2e}"
+    );
+    assert!(
+        e <= tolerance(ctx, ty),
+        "{ty} {path} {n_tokens} tokens: nmse {e:e}"
+    );
+}
+
+fn check_type(ty: GgmlType) {
+    let (n_in, n_out) = shape(ty);
+    for (path, ctx) in contexts() {
+        for (i, n_tokens) in [1usize, 7, 64].into_iter().enumerate() {
+            run_case(
+                &ctx,
+                path,
+                ty,
+                (n_in, n_out, n_tokens),
+                2000 + i as u64,
+                i == 1,
+            );
+        }
+    }
+}
+
+macro_rules! type_tests {
+    ($($name:ident => $ty:expr),* $(,)?) => {
+        $(#[test] fn $name() { let _gpu = common::serial(); check_type($ty); })*
+    };
+}
+
+type_tests! {
+    matmul_f32 => GgmlType::F32,
+    matmul_f16 => GgmlType::F16,
+    matmul_bf16 => GgmlType::Bf16,
+    matmul_q8_0 => GgmlType::Q8_0,
+    matmul_q4_0 => GgmlType::Q4_0,
+    matmul_q4_1 => GgmlType::Q4_1,
+    matmul_q5_0 => GgmlType::Q5_0,
+    matmul_q5_1 => GgmlType::Q5_1,
+    matmul_iq4_nl => GgmlType::Iq4Nl,
+    matmul_q2_k => GgmlType::Q2K,
+    matmul_q3_k => GgmlType::Q3K,
+    matmul_q4_k => GgmlType::Q4K,
+    matmul_q5_k => GgmlType::Q5K,
+    matmul_q6_k => GgmlType::Q6K,
+    matmul_iq4_xs => GgmlType::Iq4Xs,
+}
+
+/// An Ahma-3B-like row length with a split matrix, strides, offsets and a token count that
+/// changes after the op is built.
+#[test]
+fn matmul_split_strides_and_token_count() {
+    let _gpu = common::serial();
+    let ctx = common::context(false, false);
+    let ty = GgmlType::Q5_0;
+    let (n_in, n_out, max_tokens) = (3200usize, 45usize, 40u32);
+    let mut rng = Rng::new(9);
+    let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+    let row = (n_in / 32 * 22) as u64;
+    let mut m =
+        QuantMatrix::with_part_limit(&ctx, "w", ty, n_in as u64, n_out as u64, 16 * row).unwrap();
+    m.write(&ctx, 0, &bytes).unwrap();
+    m.finish(&ctx).unwrap();
+    assert_eq!(m.parts().len(), 3);
+    let (x_stride, y_stride, x_off, y_off) = (n_in + 5, n_out + 3, 2usize, 7usize);
+    let x: Vec<f32> = (0..x_off + max_tokens as usize * x_stride)
+        .map(|_| rng.signed())
+        .collect();
+    let xb = ctx.storage_buffer_init("x", &x).unwrap();
+    let yb = ctx
+        .storage_buffer("y", (y_off + max_tokens as usize * y_stride) as u64 * 4)
+        .unwrap();
+    let opts = MatMulOptions {
+        accumulate: false,
+        x_offset: x_off as u32,
+        x_stride: x_stride as u32,
+        y_offset: y_off as u32,
+        y_stride: y_stride as u32,
+    };
+    let mut op = pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, max_tokens, opts)).unwrap();
+    let n_tokens = 33usize;
+    op.set_n_tokens(&ctx, n_tokens as u32).unwrap();
+    assert!(op.set_n_tokens(&ctx, max_tokens + 1).is_err());
+    ctx.run_pass("t", |p| op.encode(p)).unwrap();
+    let y =
+        pollster::block_on(ctx.read_f32(&yb, 0, y_off + max_tokens as usize * y_stride)).unwrap();
+    let xs: Vec<f32> = (0..n_tokens)
+        .flat_map(|t| x[x_off + t * x_stride..x_off + t * x_stride + n_in].to_vec())
+        .collect();
+    let want = reference_matmul(ty, &bytes, n_in, n_out, &xs);
+    let got: Vec<f32> = (0..n_tokens)
+        .flat_map(|t| y[y_off + t * y_stride..y_off + t * y_stride + n_out].to_vec())
+        .collect();
+    let (e, _) = nmse(&got, &want);
+    assert!(e <= tolerance(&ctx, ty), "nmse {e}");
+    // Nothing is written outside the addressed rows and columns.
+    assert!(y[..y_off].iter().all(|&v| v == 0.0));
+    assert!(y[y_off + n_tokens * y_stride..].iter().all(|&v| v == 0.0));
+    for t in 0..n_tokens {
+        assert!(y[y_off + t * y_stride + n_out..y_off + (t + 1) * y_stride]
+            .iter()
+            .all(|&v| v == 0.0));
+    }
+}

@@ -1,0 +1,252 @@
+//! matvec against the CPU oracle (ahma_gguf::dequantize + f64 dot) for every GGML type, on every
+//! variant path the device has (f16 / f32 arithmetic, subgroup / workgroup-memory reduction).
+//!
+//! Tolerances (NMSE = sum of squared errors / sum of squared reference values):
+//! - f32 path: 1e-7, the ggml `test-backend-ops` bound for f32; f32 accumulation over a few
+//!   thousand terms gives about 1e-13 in practice.
+//! - f16 path: 1e-5; dequantized weights are rounded to f16 (relative 2^-11), which alone gives
+//!   about 1e-7, and K-quant `d*sc*q - dmin*m` can cancel.
+
+mod common;
+
+use ahma_gguf::GgmlType;
+use ahma_kernels::matvec::{MatVec, MatVecOptions};
+use ahma_kernels::{GpuContext, QuantMatrix};
+use common::{nmse, random_tensor, reference_matmul, shapes, Rng};
+
+fn tolerance(ctx: &GpuContext, ty: GgmlType) -> f64 {
+    if ctx.use_f16() && ty != GgmlType::F32 {
+        1e-5
+    } else {
+        1e-7
+    }
+}
+
+/// Runs one random case: `(n_in, n_out)`, a seed, accumulate or not, and an optional part size
+/// limit for the matrix.
+fn run_case(
+    ctx: &GpuContext,
+    path: &str,
+    ty: GgmlType,
+    (n_in, n_out): (usize, usize),
+    seed: u64,
+    accumulate: bool,
+    part_limit: Option<u64>,
+) -> f64 {
+    let mut rng = Rng::new(seed);
+    let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+    let x: Vec<f32> = (0..n_in).map(|_| rng.signed()).collect();
+    let mut want = reference_matmul(ty, &bytes, n_in, n_out, &x);
+    let m = match part_limit {
+        Some(limit) => {
+            let mut m =
+                QuantMatrix::with_part_limit(ctx, "w", ty, n_in as u64, n_out as u64, limit)
+                    .unwrap();
+            m.write(ctx, 0, &bytes).unwrap();
+            m.finish(ctx).unwrap();
+            m
+        }
+        None => QuantMatrix::from_bytes(ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap(),
+    };
+    let init: Vec<f32> = (0..n_out).map(|_| rng.signed()).collect();
+    let got = if accumulate {
+        for (w, i) in want.iter_mut().zip(&init) {
+            *w += *i as f64;
+        }
+        pollster::block_on(ahma_kernels::matvec::matvec_once(ctx, &m, &x, Some(&init))).unwrap()
+    } else {
+        pollster::block_on(ahma_kernels::matvec::matvec_once(ctx, &m, &x, None)).unwrap()
+    };
+    let (e, max) = nmse(&got, &want);
+    eprintln!(
+        "{ty} {path} {n_in}x{n_out} acc={accumulate} parts={}: nmse {e:.2e} max abs {max:.2e}",
+        m.parts().len()
+    );
+    assert!(
+        e <= tolerance(ctx, ty),
+        "{ty} {path} {n_in}x{n_out}: nmse {e:e} above {:e}",
+        tolerance(ctx, ty)
+    );
+    e
+}
+
+fn check_type(ty: GgmlType) {
+    for (path, ctx) in common::variant_contexts() {
+        for (i, &(n_in, n_out)) in shapes(ty).iter().enumerate() {
+            run_case(
+                &ctx,
+                &path,
+                ty,
+                (n_in, n_out),
+                1000 + i as u64,
+                i == 1,
+                None,
+            );
+        }
+    }
+}
+
+macro_rules! type_tests {
+    ($($name:ident => $ty:expr),* $(,)?) => {
+        $(#[test] fn $name() { let _gpu = common::serial(); check_type($ty); })*
+    };
+}
+
+type_tests! {
+    matvec_f32 => GgmlType::F32,
+    matvec_f16 => GgmlType::F16,
+    matvec_bf16 => GgmlType::Bf16,
+    matvec_q8_0 => GgmlType::Q8_0,
+    matvec_q4_0 => GgmlType::Q4_0,
+    matvec_q4_1 => GgmlType::Q4_1,
+    matvec_q5_0 => GgmlType::Q5_0,
+    matvec_q5_1 => GgmlType::Q5_1,
+    matvec_iq4_nl => GgmlType::Iq4Nl,
+    matvec_q2_k => GgmlType::Q2K,
+    matvec_q3_k => GgmlType::Q3K,
+    matvec_q4_k => GgmlType::Q4K,
+    matvec_q5_k => GgmlType::Q5K,
+    matvec_q6_k => GgmlType::Q6K,
+    matvec_iq4_xs => GgmlType::Iq4Xs,
+}
+
+/// Ahma-3B row lengths for the types its files use (attention/FFN 3200, FFN down 8640), with
+/// the default context's path.
+#[test]
+fn matvec_ahma_row_lengths() {
+    let _gpu = common::serial();
+    let ctx = common::context(false, false);
+    for (i, ty) in [
+        GgmlType::Q8_0,
+        GgmlType::Q5_0,
+        GgmlType::Q4_0,
+        GgmlType::Iq4Nl,
+        GgmlType::Q5_1,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        run_case(&ctx, "default", ty, (3200, 24), 50 + i as u64, false, None);
+    }
+    run_case(&ctx, "default", GgmlType::Q5_0, (8640, 11), 60, true, None);
+}
+
+/// A matrix split across several buffers gives the same result (3 rows per part here).
+#[test]
+fn matvec_split_matrix() {
+    let _gpu = common::serial();
+    let ctx = common::context(false, false);
+    for (i, ty) in [GgmlType::Q4_0, GgmlType::Q6K, GgmlType::F16]
+        .into_iter()
+        .enumerate()
+    {
+        let (n_in, n_out) = if ty.block_elems() == 256 {
+            (512, 11)
+        } else {
+            (96, 11)
+        };
+        let row = (n_in / ty.block_elems() * ty.block_bytes()) as u64;
+        run_case(
+            &ctx,
+            "default",
+            ty,
+            (n_in, n_out),
+            70 + i as u64,
+            i == 0,
+            Some(3 * row + 2),
+        );
+    }
+}
+
+/// The 256-thread variant and offsets into x and y.
+#[test]
+fn matvec_wg256_and_offsets() {
+    let _gpu = common::serial();
+    let ctx = common::context(false, false);
+    let ty = GgmlType::Q4K;
+    let (n_in, n_out) = (1024, 7);
+    let mut rng = Rng::new(5);
+    let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+    let x: Vec<f32> = (0..n_in + 3).map(|_| rng.signed()).collect();
+    let want = reference_matmul(ty, &bytes, n_in, n_out, &x[3..]);
+    let m = QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+    let xb = ctx.storage_buffer_init("x", &x).unwrap();
+    let yb = ctx.storage_buffer("y", (n_out as u64 + 5) * 4).unwrap();
+    let opts = MatVecOptions {
+        workgroup_size: 256,
+        x_offset: 3,
+        y_offset: 5,
+        ..Default::default()
+    };
+    let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts)).unwrap();
+    assert!(op.label().contains("wg256"), "{}", op.label());
+    ctx.run_pass("t", |p| op.encode(p)).unwrap();
+    let y = pollster::block_on(ctx.read_f32(&yb, 0, n_out + 5)).unwrap();
+    assert_eq!(&y[..5], &[0.0; 5]);
+    let (e, _) = nmse(&y[5..], &want);
+    assert!(e <= tolerance(&ctx, ty), "nmse {e}");
+    // Too-small buffers are rejected before anything reaches the GPU.
+    let small = ctx.storage_buffer("small", 8).unwrap();
+    assert!(
+        pollster::block_on(MatVec::new(&ctx, &m, &small, &yb, MatVecOptions::default())).is_err()
+    );
+}
+
+/// Fused gate+up+SwiGLU over a stacked [gate; up] matrix against
+/// silu(gate·x)·(up·x) computed in f64 from the dequantized matrices.
+#[test]
+fn matvec_swiglu_fused() {
+    let _gpu = common::serial();
+    for (path, ctx) in common::variant_contexts() {
+        for (i, ty) in [
+            GgmlType::Q4_0,
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::Q6K,
+            GgmlType::F16,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n_in = if ty.block_elems() == 256 { 512 } else { 800 };
+            let n_ff = 13;
+            let mut rng = Rng::new(90 + i as u64);
+            let gate = random_tensor(ty, n_in, n_ff, &mut rng);
+            let up = random_tensor(ty, n_in, n_ff, &mut rng);
+            let x: Vec<f32> = (0..n_in).map(|_| rng.signed()).collect();
+            let g = reference_matmul(ty, &gate, n_in, n_ff, &x);
+            let u = reference_matmul(ty, &up, n_in, n_ff, &x);
+            let want: Vec<f64> = g
+                .iter()
+                .zip(&u)
+                .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
+            // The loader's view: one matrix of 2·n_ff rows, gate written at row 0, up at row n_ff.
+            let mut m =
+                QuantMatrix::new(&ctx, "ffn_gate_up", ty, n_in as u64, 2 * n_ff as u64).unwrap();
+            m.write(&ctx, 0, &gate).unwrap();
+            m.write(&ctx, gate.len() as u64, &up).unwrap();
+            m.finish(&ctx).unwrap();
+            let xb = ctx.storage_buffer_init("x", &x).unwrap();
+            let yb = ctx.storage_buffer("y", n_ff as u64 * 4).unwrap();
+            let opts = MatVecOptions {
+                swiglu: true,
+                ..Default::default()
+            };
+            let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts)).unwrap();
+            ctx.run_pass("swiglu", |p| op.encode(p)).unwrap();
+            let got = pollster::block_on(ctx.read_f32(&yb, 0, n_ff)).unwrap();
+            let (e, max) = nmse(&got, &want);
+            eprintln!("swiglu {ty} {path} {n_in}x{n_ff}: nmse {e:.2e} max abs {max:.2e}");
+            assert!(e <= tolerance(&ctx, ty), "swiglu {ty} {path}: nmse {e:e}");
+            // accumulate + swiglu is refused.
+            let bad = MatVecOptions {
+                swiglu: true,
+                accumulate: true,
+                ..Default::default()
+            };
+            assert!(pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, bad)).is_err());
+        }
+    }
+}

@@ -1,0 +1,216 @@
+// Causal multi-head attention over the KV cache, split-KV ("flash decoding"):
+//
+//   split:  one workgroup per (split s, head h, token t). It walks the keys of
+//           its split in CHUNK-sized blocks with an online softmax and writes
+//           the unnormalized partial output plus its (max, sum) pair.
+//   reduce: one workgroup per (head, token) merges the splits:
+//           out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s.
+//
+// Token t of the batch sits at position pos0 + t and sees keys 0..=pos0 + t,
+// so the same two passes serve decode (n_tokens = 1) and prefill. Splitting
+// the keys keeps every core busy at long contexts, where one workgroup per
+// head would leave most of the GPU idle. GQA maps head h to kv head
+// h / (n_head / n_head_kv). The 1/sqrt(head_dim) scale is folded into q.
+//
+// Defines: WG (= CHUNK, keys per block), F16 (f16 cache), SUBGROUPS.
+// head_dim <= 4 * WG.
+
+#ifdef F16
+alias kv2 = vec2<f16>;
+#else
+alias kv2 = vec2<f32>;
+#endif
+
+#include "step.wgsl"
+
+struct AttentionParams {
+    n_head: u32,
+    n_head_kv: u32,
+    head_dim: u32,
+    scale: f32,     // 1 / sqrt(head_dim)
+}
+
+@group(0) @binding(1) var<uniform> p: AttentionParams;
+@group(0) @binding(2) var<storage, read> q: array<vec2<f32>>;              // (n_tokens, n_head * head_dim / 2), roped
+@group(0) @binding(3) var<storage, read> kc: array<kv2>;                   // (n_ctx, n_head_kv * head_dim / 2), roped keys
+@group(0) @binding(4) var<storage, read> vc: array<kv2>;                   // (n_ctx, n_head_kv * head_dim / 2)
+@group(0) @binding(5) var<storage, read_write> part_o: array<vec2<f32>>;   // (n_tokens, n_head, n_splits, head_dim / 2)
+@group(0) @binding(6) var<storage, read_write> part_ml: array<vec2<f32>>;  // (n_tokens, n_head, n_splits): (max, sum)
+@group(0) @binding(7) var<storage, read_write> out: array<vec2<f32>>;      // (n_tokens, n_head * head_dim / 2)
+
+const CHUNK: u32 = WG;
+// Finite "minus infinity": keeps exp(m_old - m_new) free of inf - inf = NaN.
+const NEG: f32 = -1.0e30;
+
+var<workgroup> qs: array<vec2<f32>, 2 * WG>;  // the scaled query of this head
+var<workgroup> sc: array<f32, WG>;            // softmax numerators of the current block
+var<workgroup> red: array<f32, WG>;
+
+#ifdef SUBGROUPS
+fn wg_max(v: f32, lid: u32, sg_id: u32, sg_lane: u32, n_sg: u32) -> f32 {
+    let s = subgroupMax(v);
+    if sg_lane == 0u {
+        red[sg_id] = s;
+    }
+    workgroupBarrier();
+    var r = NEG;
+    for (var i = 0u; i < n_sg; i++) {
+        r = max(r, red[i]);
+    }
+    workgroupBarrier();
+    return r;
+}
+
+fn wg_sum(v: f32, lid: u32, sg_id: u32, sg_lane: u32, n_sg: u32) -> f32 {
+    let s = subgroupAdd(v);
+    if sg_lane == 0u {
+        red[sg_id] = s;
+    }
+    workgroupBarrier();
+    var r = 0.0;
+    for (var i = 0u; i < n_sg; i++) {
+        r += red[i];
+    }
+    workgroupBarrier();
+    return r;
+}
+#else
+fn wg_max(v: f32, lid: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn wg_sum(v: f32, lid: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            red[lid] += red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+#endif
+
+@compute @workgroup_size(WG)
+fn split(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+#ifdef SUBGROUPS
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+    @builtin(num_subgroups) n_sg: u32,
+#endif
+) {
+    let s = wid.x;
+    let h = wid.y;
+    let t = wid.z;
+    let half_hd = p.head_dim / 2u;
+    let q_pairs = p.n_head * half_hd;
+    let kv_pairs = p.n_head_kv * half_hd;
+    let kvh = h / (p.n_head / p.n_head_kv);
+
+    for (var i = lid; i < half_hd; i += WG) {
+        qs[i] = q[t * q_pairs + h * half_hd + i] * p.scale;
+    }
+    workgroupBarrier();
+
+    let kv_end = step.pos0 + t + 1u;
+    let split_len = step.chunks_per_split * CHUNK;
+    let start = s * split_len;
+    let end = min(start + split_len, kv_end);
+
+    var m_run = NEG;
+    var l_run = 0.0;
+    var acc = array<vec2<f32>, 2>(vec2<f32>(0.0), vec2<f32>(0.0));
+    for (var c0 = start; c0 < end; c0 += CHUNK) {
+        let pos = c0 + lid;
+        var score = NEG;
+        if pos < end {
+            let kb = pos * kv_pairs + kvh * half_hd;
+            var d = 0.0;
+            for (var i = 0u; i < half_hd; i++) {
+                d += dot(qs[i], vec2<f32>(kc[kb + i]));
+            }
+            score = d;
+        }
+#ifdef SUBGROUPS
+        let m_blk = wg_max(score, lid, sg_id, sg_lane, n_sg);
+#else
+        let m_blk = wg_max(score, lid);
+#endif
+        let m_new = max(m_run, m_blk);
+        var e = 0.0;
+        if pos < end {
+            e = exp(score - m_new);
+        }
+        sc[lid] = e;
+#ifdef SUBGROUPS
+        let l_blk = wg_sum(e, lid, sg_id, sg_lane, n_sg);
+#else
+        let l_blk = wg_sum(e, lid);
+#endif
+        let alpha = exp(m_run - m_new);
+        let n_valid = min(CHUNK, end - c0);
+        for (var r = 0u; r < 2u; r++) {
+            let d2 = lid + r * WG;
+            if d2 < half_hd {
+                var a = acc[r] * alpha;
+                for (var j = 0u; j < n_valid; j++) {
+                    a += sc[j] * vec2<f32>(vc[(c0 + j) * kv_pairs + kvh * half_hd + d2]);
+                }
+                acc[r] = a;
+            }
+        }
+        l_run = l_run * alpha + l_blk;
+        m_run = m_new;
+        workgroupBarrier();
+    }
+
+    let row = (t * p.n_head + h) * step.n_splits + s;
+    if lid == 0u {
+        part_ml[row] = vec2<f32>(m_run, l_run);
+    }
+    for (var r = 0u; r < 2u; r++) {
+        let d2 = lid + r * WG;
+        if d2 < half_hd {
+            part_o[row * half_hd + d2] = acc[r];
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = wid.x;
+    let t = wid.y;
+    let half_hd = p.head_dim / 2u;
+    let base = (t * p.n_head + h) * step.n_splits;
+    var m = NEG;
+    for (var s = 0u; s < step.n_splits; s++) {
+        m = max(m, part_ml[base + s].x);
+    }
+    var l = 0.0;
+    for (var s = 0u; s < step.n_splits; s++) {
+        let ml = part_ml[base + s];
+        l += exp(ml.x - m) * ml.y;
+    }
+    for (var i = lid; i < half_hd; i += WG) {
+        var o = vec2<f32>(0.0);
+        for (var s = 0u; s < step.n_splits; s++) {
+            o += exp(part_ml[base + s].x - m) * part_o[(base + s) * half_hd + i];
+        }
+        out[t * p.n_head * half_hd + h * half_hd + i] = o / l;
+    }
+}

@@ -1,0 +1,415 @@
+// Loaders and dequantizers for raw GGUF weight blocks, one type per variant.
+//
+// The op that includes this file declares the weights as
+//     var<storage, read> w: array<u32>; // raw GGUF blocks, row-major, rows of `row_bytes`
+// and defines exactly one TYPE_<name> flag (TYPE_Q4_0, TYPE_Q4_K, TYPE_IQ4_NL, ...). Blocks are
+// 18, 22, 34, 110, 210 ... bytes long, so they are not 4-byte aligned: every read goes through
+// byte-offset loaders on the u32 array. The bytes are never repacked, so what is on the GPU is
+// exactly what is in the file.
+//
+// Every type exposes one function:
+//     fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> array<vec4<wt>, 8>
+// returning elements [32u, 32u + 32) of the row whose first byte is `row_base`. A "unit" of 32
+// elements is a whole block for the 32-element types and one sub-block of the 256-element types;
+// for F32/F16/BF16 elements at or past `n_in` come back as 0, so rows of any length work.
+//
+// `wt` is the arithmetic type of dequantization: f16 in F16 variants (half the ALU work where
+// the GPU has double-rate f16; scales are f16 in the file anyway), else f32. Callers accumulate in
+// f32.
+
+#include "common.wgsl"
+
+#ifdef F16
+alias wt = f16;
+#else
+alias wt = f32;
+#endif
+
+alias Unit = array<vec4<wt>, 8>;
+
+// u32 at a 4-aligned byte offset. Q2_K (84), Q4_K (144), Q5_K (176) and IQ4_XS (136) blocks are
+// whole words long, so with 4-aligned rows (the part buffers start at row 0) their fields are too.
+fn w_u32_al(b: u32) -> u32 {
+    return w[b >> 2u];
+}
+
+fn w_u8(b: u32) -> u32 {
+    return (w[b >> 2u] >> ((b & 3u) * 8u)) & 0xffu;
+}
+
+// u16 at an even byte offset.
+fn w_u16(b: u32) -> u32 {
+    return (w[b >> 2u] >> ((b & 2u) * 8u)) & 0xffffu;
+}
+
+// IEEE half at an even byte offset, as f32.
+fn w_f16(b: u32) -> f32 {
+    return unpack2x16float(w_u16(b)).x;
+}
+
+// The four bytes of a word, lowest first.
+fn bytes4(x: u32) -> vec4<u32> {
+    return (vec4<u32>(x) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu);
+}
+
+// The four bytes of a word as signed int8, lowest first.
+fn sbytes4(x: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(vec4<u32>(x) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+}
+
+fn nib_lo(x: u32) -> vec4<u32> {
+    return bytes4(x) & vec4<u32>(15u);
+}
+
+fn nib_hi(x: u32) -> vec4<u32> {
+    return bytes4(x) >> vec4<u32>(4u);
+}
+
+// Bits `first`, first+1, first+2, first+3 of `x`, each as 0 or 1.
+fn bits4(x: u32, first: u32) -> vec4<u32> {
+    return (vec4<u32>(x) >> (vec4<u32>(0u, 1u, 2u, 3u) + vec4<u32>(first))) & vec4<u32>(1u);
+}
+
+// Reads the n consecutive u32 values starting at an even byte offset `b` with n + 1 word loads:
+// blocks of 18, 22, 34, 110, 210 bytes and f16 rows are 2-byte aligned, so each value is either a
+// whole word or the high half of one word joined to the low half of the next. `stream_begin`
+// returns the state; each `stream_next` yields one value. The one-word look-ahead may read a
+// word past the end of the buffer at its last block; WebGPU clamps such reads and the value is
+// discarded.
+struct Stream {
+    i: u32,     // index of the next word to load
+    cur: u32,   // the last word loaded
+    odd: bool,  // b % 4 == 2: values straddle two words
+}
+
+fn stream_begin(b: u32) -> Stream {
+    let i = b >> 2u;
+    return Stream(i + 1u, w[i], (b & 2u) != 0u);
+}
+
+fn stream_next(st: ptr<function, Stream>) -> u32 {
+    let nxt = w[(*st).i];
+    let v = select((*st).cur, ((*st).cur >> 16u) | (nxt << 16u), (*st).odd);
+    (*st).cur = nxt;
+    (*st).i += 1u;
+    return v;
+}
+
+#ifdef TYPE_F32
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    var o: Unit;
+    let i0 = (row_base >> 2u) + u * 32u;
+    for (var k = 0u; k < 8u; k++) {
+        let e = u * 32u + 4u * k;
+        let i = i0 + 4u * k;
+        let v = bitcast<vec4<f32>>(vec4<u32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]));
+        o[k] = select(vec4<wt>(0.0), vec4<wt>(v), (vec4<u32>(e) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(n_in));
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_F16
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    var o: Unit;
+    var st = stream_begin(row_base + 64u * u);
+    for (var k = 0u; k < 8u; k++) {
+        let e = u * 32u + 4u * k;
+        let v = vec4<f32>(unpack2x16float(stream_next(&st)), unpack2x16float(stream_next(&st)));
+        o[k] = select(vec4<wt>(0.0), vec4<wt>(v), (vec4<u32>(e) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(n_in));
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_BF16
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    var o: Unit;
+    var st = stream_begin(row_base + 64u * u);
+    for (var k = 0u; k < 8u; k++) {
+        let e = u * 32u + 4u * k;
+        let a = stream_next(&st);
+        let c = stream_next(&st);
+        let v = bitcast<vec4<f32>>(vec4<u32>(a << 16u, a & 0xffff0000u, c << 16u, c & 0xffff0000u));
+        o[k] = select(vec4<wt>(0.0), vec4<wt>(v), (vec4<u32>(e) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(n_in));
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_Q4_0
+// 18 bytes: d f16 @0, qs[16] @2; y[j] = d*((qs[j]&15)-8), y[j+16] = d*((qs[j]>>4)-8).
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + u * 18u;
+    let d = wt(w_f16(b));
+    var st = stream_begin(b + 2u);
+    var o: Unit;
+    for (var k = 0u; k < 4u; k++) {
+        let q = stream_next(&st);
+        o[k] = d * (vec4<wt>(nib_lo(q)) - vec4<wt>(8.0));
+        o[k + 4u] = d * (vec4<wt>(nib_hi(q)) - vec4<wt>(8.0));
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_Q4_1
+// 20 bytes: d @0, m @2, qs[16] @4; y = d*q + m.
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + u * 20u;
+    let d = wt(w_f16(b));
+    let m = wt(w_f16(b + 2u));
+    var st = stream_begin(b + 4u);
+    var o: Unit;
+    for (var k = 0u; k < 4u; k++) {
+        let q = stream_next(&st);
+        o[k] = d * vec4<wt>(nib_lo(q)) + m;
+        o[k + 4u] = d * vec4<wt>(nib_hi(q)) + m;
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_Q5_0
+// 22 bytes: d @0, qh u32 @2, qs[16] @6; the fifth bit of y[j] is bit j of qh, minus 16.
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + u * 22u;
+    let d = wt(w_f16(b));
+    var st = stream_begin(b + 2u);
+    let qh = stream_next(&st);
+    var o: Unit;
+    for (var k = 0u; k < 4u; k++) {
+        let q = stream_next(&st);
+        let lo = nib_lo(q) | (bits4(qh, 4u * k) << vec4<u32>(4u));
+        let hi = nib_hi(q) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
+        o[k] = d * (vec4<wt>(lo) - vec4<wt>(16.0));
+        o[k + 4u] = d * (vec4<wt>(hi) - vec4<wt>(16.0));
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_Q5_1
+// 24 bytes: d @0, m @2, qh @4, qs[16] @8; y = d*q + m with 5-bit q.
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + u * 24u;
+    let d = wt(w_f16(b));
+    let m = wt(w_f16(b + 2u));
+    var st = stream_begin(b + 4u);
+    let qh = stream_next(&st);
+    var o: Unit;
+    for (var k = 0u; k < 4u; k++) {
+        let q = stream_next(&st);
+        let lo = nib_lo(q) | (bits4(qh, 4u * k) << vec4<u32>(4u));
+        let hi = nib_hi(q) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
+        o[k] = d * vec4<wt>(lo) + m;
+        o[k + 4u] = d * vec4<wt>(hi) + m;
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_Q8_0
+// 34 bytes: d @0, int8 qs[32] @2; y = d*q.
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + u * 34u;
+    let d = wt(w_f16(b));
+    var st = stream_begin(b + 2u);
+    var o: Unit;
+    for (var k = 0u; k < 8u; k++) {
+        o[k] = d * vec4<wt>(sbytes4(stream_next(&st)));
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_IQ4_NL
+#define IQ4_TABLE 1
+#endif
+#ifdef TYPE_IQ4_XS
+#define IQ4_TABLE 1
+#endif
+
+#if IQ4_TABLE
+// The non-linear 4-bit codebook shared by IQ4_NL and IQ4_XS (ggml `kvalues_iq4nl`). (Packing it
+// into four words and extracting bytes with shifts measured slower on an H100 than this array.)
+var<private> IQ4_VALUES: array<f32, 16> = array<f32, 16>(
+    -127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0,
+    1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+
+fn iq4_lookup(q: vec4<u32>) -> vec4<wt> {
+    return vec4<wt>(vec4<f32>(IQ4_VALUES[q.x], IQ4_VALUES[q.y], IQ4_VALUES[q.z], IQ4_VALUES[q.w]));
+}
+#endif
+
+#ifdef TYPE_IQ4_NL
+// 18 bytes: d @0, qs[16] @2; y[j] = d*K[qs[j]&15], y[j+16] = d*K[qs[j]>>4].
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + u * 18u;
+    let d = wt(w_f16(b));
+    var st = stream_begin(b + 2u);
+    var o: Unit;
+    for (var k = 0u; k < 4u; k++) {
+        let q = stream_next(&st);
+        o[k] = d * iq4_lookup(nib_lo(q));
+        o[k + 4u] = d * iq4_lookup(nib_hi(q));
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_IQ4_XS
+// 136 bytes per 256: d @0, scales_h u16 @2, scales_l[4] @4, qs[128] @8. Sub-block s has the
+// 6-bit scale (nibble s of scales_l) | (bits 2s..2s+1 of scales_h) << 4, minus 32.
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + (u >> 3u) * 136u;
+    let s = u & 7u;
+    let d = w_f16(b);
+    let ls = ((w_u8(b + 4u + (s >> 1u)) >> (4u * (s & 1u))) & 15u) | (((w_u16(b + 2u) >> (2u * s)) & 3u) << 4u);
+    let dl = wt(d * f32(i32(ls) - 32));
+    var o: Unit;
+    for (var k = 0u; k < 4u; k++) {
+        let q = w_u32_al(b + 8u + 16u * s + 4u * k);
+        o[k] = dl * iq4_lookup(nib_lo(q));
+        o[k + 4u] = dl * iq4_lookup(nib_hi(q));
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_Q2_K
+// 84 bytes per 256: scales[16] @0 (low nibble scale, high nibble min), qs[64] @16, d @80,
+// dmin @82. Sub-block s = 4h + j takes 2-bit values (qs[32h + l] >> 2j) & 3, l < 32, with scale
+// byte 8h + 2j for l < 16 and 8h + 2j + 1 for l >= 16.
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + (u >> 3u) * 84u;
+    let s = u & 7u;
+    let h = s >> 2u;
+    let shift = 2u * (s & 3u);
+    let d = wt(w_f16(b + 80u));
+    let dmin = wt(w_f16(b + 82u));
+    let sc0 = w_u8(b + 2u * s);
+    let sc1 = w_u8(b + 2u * s + 1u);
+    var o: Unit;
+    for (var k = 0u; k < 8u; k++) {
+        let sc = select(sc1, sc0, k < 4u);
+        let q = (bytes4(w_u32_al(b + 16u + 32u * h + 4u * k)) >> vec4<u32>(shift)) & vec4<u32>(3u);
+        o[k] = d * wt(sc & 15u) * vec4<wt>(q) - vec4<wt>(dmin * wt(sc >> 4u));
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_Q3_K
+// 110 bytes per 256: hmask[32] @0, qs[64] @32, scales[12] @96 (16 packed 6-bit scales), d @108.
+fn q3k_scale(b: u32, i: u32) -> i32 {
+    let lo = (w_u8(b + 96u + (i & 7u)) >> (4u * (i >> 3u))) & 15u;
+    let hi = (w_u8(b + 104u + (i & 3u)) >> (2u * (i >> 2u))) & 3u;
+    return i32(lo | (hi << 4u)) - 32;
+}
+
+// Sub-block s = 4h + j: 2-bit values (qs[32h + l] >> 2j) & 3, minus 4 unless bit s of hmask[l]
+// is set; scale 8h + 2j (+1 for l >= 16).
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + (u >> 3u) * 110u;
+    let s = u & 7u;
+    let h = s >> 2u;
+    let shift = 2u * (s & 3u);
+    let d = w_f16(b + 108u);
+    let dl0 = wt(d * f32(q3k_scale(b, 2u * s)));
+    let dl1 = wt(d * f32(q3k_scale(b, 2u * s + 1u)));
+    var qs = stream_begin(b + 32u + 32u * h);
+    var hms = stream_begin(b);
+    var o: Unit;
+    for (var k = 0u; k < 8u; k++) {
+        let q = (bytes4(stream_next(&qs)) >> vec4<u32>(shift)) & vec4<u32>(3u);
+        let hm = (bytes4(stream_next(&hms)) >> vec4<u32>(s)) & vec4<u32>(1u);
+        let v = vec4<wt>(q) - vec4<wt>(4.0) + vec4<wt>(4.0) * vec4<wt>(hm);
+        o[k] = select(dl1, dl0, k < 4u) * v;
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_Q4_K
+#define K4_SCALES 1
+#endif
+#ifdef TYPE_Q5_K
+#define K4_SCALES 1
+#endif
+
+#if K4_SCALES
+// `get_scale_min_k4`: 6-bit scale and min j (0..8) from the 12 packed bytes at `sb`.
+fn k4_scale_min(sb: u32, j: u32) -> vec2<u32> {
+    if (j < 4u) {
+        return vec2<u32>(w_u8(sb + j) & 63u, w_u8(sb + j + 4u) & 63u);
+    }
+    let a = w_u8(sb + j + 4u);
+    return vec2<u32>((a & 15u) | ((w_u8(sb + j - 4u) >> 6u) << 4u), (a >> 4u) | ((w_u8(sb + j) >> 6u) << 4u));
+}
+#endif
+
+#ifdef TYPE_Q4_K
+// 144 bytes per 256: d @0, dmin @2, scales[12] @4, qs[128] @16. Sub-block s uses the low
+// (s even) or high (s odd) nibbles of qs[32(s/2) + l]: y = d*sc(s)*q - dmin*mn(s).
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + (u >> 3u) * 144u;
+    let s = u & 7u;
+    let sm = k4_scale_min(b + 4u, s);
+    let ds = wt(w_f16(b) * f32(sm.x));
+    let dm = wt(w_f16(b + 2u) * f32(sm.y));
+    let shift = 4u * (s & 1u);
+    var o: Unit;
+    for (var k = 0u; k < 8u; k++) {
+        let q = (bytes4(w_u32_al(b + 16u + 32u * (s >> 1u) + 4u * k)) >> vec4<u32>(shift)) & vec4<u32>(15u);
+        o[k] = ds * vec4<wt>(q) - vec4<wt>(dm);
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_Q5_K
+// 176 bytes per 256: d @0, dmin @2, scales[12] @4, qh[32] @16, qs[128] @48. As Q4_K with a
+// fifth bit: bit s of qh[l].
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + (u >> 3u) * 176u;
+    let s = u & 7u;
+    let sm = k4_scale_min(b + 4u, s);
+    let ds = wt(w_f16(b) * f32(sm.x));
+    let dm = wt(w_f16(b + 2u) * f32(sm.y));
+    let shift = 4u * (s & 1u);
+    var o: Unit;
+    for (var k = 0u; k < 8u; k++) {
+        let q = (bytes4(w_u32_al(b + 48u + 32u * (s >> 1u) + 4u * k)) >> vec4<u32>(shift)) & vec4<u32>(15u);
+        let hb = (bytes4(w_u32_al(b + 16u + 4u * k)) >> vec4<u32>(s)) & vec4<u32>(1u);
+        o[k] = ds * vec4<wt>(q | (hb << vec4<u32>(4u))) - vec4<wt>(dm);
+    }
+    return o;
+}
+#endif
+
+#ifdef TYPE_Q6_K
+// 210 bytes per 256: ql[128] @0, qh[64] @128, int8 scales[16] @192, d @208. Sub-block s = 4n + c:
+// low 4 bits from ql[64n + 32(c&1) + l] (high nibble when c >= 2), 2 high bits
+// (qh[32n + l] >> 2c) & 3, minus 32; scale 8n + 2c (+1 for l >= 16).
+fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
+    let b = row_base + (u >> 3u) * 210u;
+    let s = u & 7u;
+    let n = s >> 2u;
+    let c = s & 3u;
+    let d = w_f16(b + 208u);
+    let si = b + 192u + 8u * n + 2u * c;
+    let dl0 = wt(d * f32(bitcast<i32>(w_u8(si) << 24u) >> 24u));
+    let dl1 = wt(d * f32(bitcast<i32>(w_u8(si + 1u) << 24u) >> 24u));
+    let lshift = 4u * (c >> 1u);
+    var qls = stream_begin(b + 64u * n + 32u * (c & 1u));
+    var qhs = stream_begin(b + 128u + 32u * n);
+    var o: Unit;
+    for (var k = 0u; k < 8u; k++) {
+        let ql = (bytes4(stream_next(&qls)) >> vec4<u32>(lshift)) & vec4<u32>(15u);
+        let qh = (bytes4(stream_next(&qhs)) >> vec4<u32>(2u * c)) & vec4<u32>(3u);
+        o[k] = select(dl1, dl0, k < 4u) * (vec4<wt>(ql | (qh << vec4<u32>(4u))) - vec4<wt>(32.0));
+    }
+    return o;
+}
+#endif

@@ -1,0 +1,15 @@
+// Per-submit parameters shared by the position-dependent kernels (rms_norm
+// LAST_ROW, rope, attention, elementwise, sample). The engine writes this one
+// small uniform per queue submit; everything else is static and prebuilt.
+struct StepParams {
+    n_tokens: u32,          // tokens in this batch
+    pos0: u32,              // position of the batch's first token
+    chunks_per_split: u32,  // attention: CHUNK-sized key blocks per split
+    n_splits: u32,          // attention: splits of the longest row
+    rng_step: u32,          // sampler: RNG stream index of this draw
+    n_recent: u32,          // sampler: valid entries of the recent-token window
+    recent_head: u32,       // sampler: ring slot the sampled token is written to
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> step: StepParams;

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# One-call GPU benchmark for a lent machine with no network (see BENCHMARKS.md).
+# Needs: a release `ahma` binary built elsewhere (AHMA_BIN, default .devbin/ahma),
+# the Vulkan loader .debs in .gl/ (unpacked here), PyTorch + transformers for the
+# peer row. Writes everything to ${OUT:-/tmp/ahma-bench}. Finishes in a few minutes.
+set -uo pipefail
+SECONDS=0
+cd "$(dirname "$0")/../.."
+OUT="${OUT:-/tmp/ahma-bench}"
+mkdir -p "$OUT"
+BIN="${AHMA_BIN:-.devbin/ahma}"
+MODELS="${MODELS_DIR:-/tmp/ahma-models}"
+mkdir -p "$MODELS"
+log() { echo "== $*" | tee -a "$OUT/log.txt"; }
+
+if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+fi
+if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && [ -z "${VK_DRIVER_FILES:-}" ]; then
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+
+log "machine"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv; nproc; } 2>&1 | tee -a "$OUT/log.txt"
+
+log "measured device bandwidth (PyTorch device-to-device copy, bytes read + written)"
+python3 - <<'PY' 2>&1 | tee "$OUT/bandwidth.txt" | tee -a "$OUT/log.txt"
+import torch, time
+n = 2 * 1024**3 // 4
+a = torch.empty(n, dtype=torch.float32, device="cuda"); b = torch.empty_like(a)
+for _ in range(3): b.copy_(a)
+torch.cuda.synchronize(); t = time.perf_counter(); r = 20
+for _ in range(r): b.copy_(a)
+torch.cuda.synchronize(); dt = (time.perf_counter() - t) / r
+print(f"copy_GBps {2 * a.numel() * 4 / dt / 1e9:.1f}")
+PY
+
+run_bench() { # name, args...
+    local name="$1"; shift
+    if [ "$SECONDS" -gt "${BUDGET_S:-270}" ]; then log "skip $name (time budget)"; return; fi
+    log "bench $name: $*"
+    timeout 90 "$BIN" bench "$@" --json > "$OUT/bench-$name.json" 2>> "$OUT/log.txt"
+    echo "rc=$?" >> "$OUT/log.txt"; cat "$OUT/bench-$name.json" | tee -a "$OUT/log.txt"
+}
+synth() { # preset, mix
+    local f="$MODELS/$1-$2.gguf"
+    [ -f "$f" ] || "$BIN" synth "$f" --preset "$1" --mix "$2" >/dev/null || log "synth $1 $2 failed" >&2
+    echo "$f"
+}
+# Most important first: the run may be cut short by the lease.
+M=$(synth ahma-3b q4km)
+run_bench 3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
+log "peer: PyTorch + transformers fp16, Ahma-3B shape, random weights, greedy decode with KV cache"
+timeout 100 python3 - <<'PY' 2>&1 | tee "$OUT/torch.txt" | tee -a "$OUT/log.txt"
+import time, torch, transformers
+from transformers import LlamaConfig, LlamaForCausalLM
+cfg = LlamaConfig(vocab_size=64256, hidden_size=3200, intermediate_size=8640, num_hidden_layers=26,
+                  num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048,
+                  rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=False)
+torch.manual_seed(0)
+with torch.device("cuda"):
+    model = LlamaForCausalLM(cfg).to(torch.float16).eval()
+print("transformers", transformers.__version__, "torch", torch.__version__)
+for prompt_len, gen in ((128, 128), (1024, 64)):
+    ids = torch.randint(7, 64256, (1, prompt_len), device="cuda")
+    with torch.no_grad():
+        model.generate(ids, max_new_tokens=8, min_new_tokens=8, do_sample=False)
+        torch.cuda.synchronize(); t = time.perf_counter()
+        out = model(ids, use_cache=True); torch.cuda.synchronize(); tp = time.perf_counter() - t
+        t = time.perf_counter()
+        model.generate(ids, max_new_tokens=gen, min_new_tokens=gen, do_sample=False)
+        torch.cuda.synchronize(); tg = time.perf_counter() - t
+    print(f"torch_fp16 prompt={prompt_len} prefill_tok_s={prompt_len/tp:.1f} decode_tok_s={gen/(tg-tp):.1f} (generate {gen} tokens incl. prefill {tg:.3f}s)")
+PY
+run_bench 3b-q4km-ctx16 "$M" --prompt-tokens 16 --gen-tokens 128 --ctx 2048
+run_bench 3b-q4km-f32 "$M" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --force-f32
+run_bench 3b-q4_0 "$(synth ahma-3b q4-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
+run_bench 3b-q8_0 "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
+run_bench 3b-q4km-p512 "$M" --prompt-tokens 512 --gen-tokens 32 --ctx 2048
+run_bench 3b-q4km-ctx1024 "$M" --prompt-tokens 1024 --gen-tokens 64 --ctx 2048
+run_bench 7b-q4km "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048
+log "done"

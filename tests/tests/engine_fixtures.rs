@@ -1,0 +1,361 @@
+//! The GPU engine against llama.cpp on the random model fixtures of
+//! `tests/gen/gen_model_fixtures.py`: logits of every prompt position (NMSE
+//! gate 1e-5 on the f32 path, 1e-4 with the f16 KV cache), the 32-token greedy
+//! continuation, the logits after it through the KV cache, and batched prefill
+//! against token-by-token decode. Both paths run on every adapter (`force_f32`
+//! gives the f32 one). Run with `--nocapture` to see the NMSE per fixture.
+
+use std::sync::{Arc, OnceLock};
+
+use ahma_engine::{load_file, EngineError, LoadOptions, Model, ModelLoader, SamplingParams};
+use ahma_kernels::{ContextOptions, GpuContext};
+use ahma_tests::{fixture, nmse};
+
+const FIXTURES: [&str; 2] = ["ahma_like_legacy", "kquant_gqa"];
+
+struct Expected {
+    prompt: Vec<u32>,
+    n_vocab: usize,
+    logits: Vec<Vec<f32>>,
+    positions: Vec<usize>,
+    greedy: Vec<u32>,
+}
+
+fn load_expected(name: &str) -> Expected {
+    let json = std::fs::read_to_string(fixture(&format!("models/{name}.json"))).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let nums = |key: &str| -> Vec<u64> {
+        j[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
+    };
+    let shape = nums("logits_shape");
+    let bytes = std::fs::read(fixture(&format!(
+        "models/{}",
+        j["logits_file"].as_str().unwrap()
+    )))
+    .unwrap();
+    let flat: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(flat.len() as u64, shape[0] * shape[1]);
+    Expected {
+        prompt: nums("prompt_ids").into_iter().map(|v| v as u32).collect(),
+        n_vocab: shape[1] as usize,
+        logits: flat
+            .chunks_exact(shape[1] as usize)
+            .map(<[f32]>::to_vec)
+            .collect(),
+        positions: nums("logits_positions")
+            .into_iter()
+            .map(|v| v as usize)
+            .collect(),
+        greedy: nums("greedy_ids").into_iter().map(|v| v as u32).collect(),
+    }
+}
+
+/// One context per path for the whole test binary, so compiled pipelines are
+/// shared between the models the tests load (compiling is most of the time
+/// on lavapipe).
+fn context(force_f32: bool) -> Arc<GpuContext> {
+    static CTX: [OnceLock<Arc<GpuContext>>; 2] = [OnceLock::new(), OnceLock::new()];
+    CTX[usize::from(force_f32)]
+        .get_or_init(|| {
+            let opts = ContextOptions {
+                force_f32,
+                ..Default::default()
+            };
+            let ctx = pollster::block_on(GpuContext::new(opts)).unwrap_or_else(|e| {
+                panic!("GPU tests need an adapter (install lavapipe: mesa-vulkan-drivers): {e}")
+            });
+            Arc::new(ctx)
+        })
+        .clone()
+}
+
+fn load(name: &str, force_f32: bool, max_batch: usize) -> Model {
+    let opts = LoadOptions {
+        n_ctx: 64,
+        max_batch,
+        ..Default::default()
+    };
+    pollster::block_on(load_file(
+        context(force_f32),
+        fixture(&format!("models/{name}.gguf")),
+        opts,
+    ))
+    .unwrap()
+}
+
+fn check(name: &str, force_f32: bool) {
+    let start = std::time::Instant::now();
+    let e = load_expected(name);
+    let mut model = load(name, force_f32, 64);
+    let f16 = model.context().use_f16();
+    let gate = if f16 { 1e-4 } else { 1e-5 };
+    assert_eq!(model.config().n_vocab, e.n_vocab);
+
+    // 1. Logits of every prompt position in one batched prefill.
+    let got = pollster::block_on(model.logits(&e.prompt)).unwrap();
+    let n = e.prompt.len();
+    let want: Vec<f32> = e.logits[..n].concat();
+    let total = nmse(&got, &want);
+    let worst = (0..n)
+        .map(|p| {
+            assert_eq!(e.positions[p], p);
+            nmse(&got[p * e.n_vocab..][..e.n_vocab], &e.logits[p])
+        })
+        .fold(0.0, f64::max);
+    println!("{name} f16_kv={f16}: prompt logits NMSE {total:.3e} (worst position {worst:.3e})");
+    assert!(
+        total <= gate,
+        "{name} f16_kv={f16}: NMSE {total:e} > {gate:e}"
+    );
+
+    // 2. Greedy continuation: prefill samples the first token, then decode.
+    model.reset();
+    model.set_sampling(SamplingParams::greedy()).unwrap();
+    let mut ids = vec![pollster::block_on(model.prefill(&e.prompt)).unwrap()];
+    while ids.len() < e.greedy.len() {
+        ids.push(pollster::block_on(model.decode()).unwrap());
+    }
+    assert_eq!(
+        ids, e.greedy,
+        "{name} f16_kv={f16}: greedy continuation differs from llama.cpp"
+    );
+
+    // 3. Logits of the last greedy token, at position 47, through the cache.
+    model.discard_pending();
+    let last = pollster::block_on(model.logits(&ids[ids.len() - 1..])).unwrap();
+    let pos = n + ids.len() - 1;
+    assert_eq!(*e.positions.last().unwrap(), pos);
+    let tail = nmse(&last, e.logits.last().unwrap());
+    println!(
+        "{name} f16_kv={f16}: logits at position {pos} NMSE {tail:.3e} ({:.1?})",
+        start.elapsed()
+    );
+    assert!(
+        tail <= gate,
+        "{name} f16_kv={f16}: NMSE at {pos} {tail:e} > {gate:e}"
+    );
+}
+
+#[test]
+fn engine_matches_llama_cpp_f32_path() {
+    for name in FIXTURES {
+        check(name, true);
+    }
+}
+
+#[test]
+fn engine_matches_llama_cpp_f16_path() {
+    for name in FIXTURES {
+        check(name, false);
+    }
+}
+
+/// Prefill of a batch gives the same logits as feeding the tokens one by one
+/// (matrix-matrix vs matrix-vector kernels, one attention pass over many
+/// queries vs many passes).
+#[test]
+fn prefill_then_decode_equals_decode_only() {
+    for name in FIXTURES {
+        let e = load_expected(name);
+        let mut batched = load(name, false, 64);
+        let got = pollster::block_on(batched.logits(&e.prompt)).unwrap();
+        let mut single = load(name, false, 1);
+        let mut want = Vec::new();
+        for &t in &e.prompt {
+            want.extend(pollster::block_on(single.logits(&[t])).unwrap());
+        }
+        let err = nmse(&got, &want);
+        println!("{name}: batched vs token-by-token NMSE {err:.3e}");
+        assert!(
+            err < 1e-9,
+            "{name}: batched prefill differs from decode: NMSE {err:e}"
+        );
+        // A prompt longer than the batch: inner batches without an output head,
+        // the last one sampling from its last row.
+        let mut small = load(name, false, 5);
+        let first = pollster::block_on(small.prefill(&e.prompt)).unwrap();
+        let second = pollster::block_on(small.decode()).unwrap();
+        assert_eq!(
+            [first, second],
+            [e.greedy[0], e.greedy[1]],
+            "{name}: multi-batch prefill"
+        );
+    }
+}
+
+/// A prompt longer than the room left is a typed error, and the model stays usable.
+#[test]
+fn context_overflow_is_an_error() {
+    let e = load_expected("kquant_gqa");
+    let mut model = load("kquant_gqa", false, 64);
+    let too_long: Vec<u32> = (0..65).map(|i| e.prompt[i % e.prompt.len()]).collect();
+    let err = pollster::block_on(model.logits(&too_long)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::ContextOverflow {
+                requested: 65,
+                room: 64,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let bad = pollster::block_on(model.logits(&[e.n_vocab as u32])).unwrap_err();
+    assert!(matches!(bad, EngineError::BadToken { .. }), "{bad}");
+    let ok = pollster::block_on(model.logits(&e.prompt)).unwrap();
+    assert_eq!(ok.len(), e.prompt.len() * e.n_vocab);
+    let fill: Vec<u32> = vec![e.prompt[1]; 64 - e.prompt.len()];
+    pollster::block_on(model.logits(&fill)).unwrap();
+    assert_eq!(model.room(), 0);
+    let full = pollster::block_on(model.logits(&[1])).unwrap_err();
+    assert!(
+        matches!(full, EngineError::ContextOverflow { room: 0, .. }),
+        "{full}"
+    );
+}
+
+/// Sampling with a seed reproduces the same tokens after a reset.
+#[test]
+fn seeded_generation_is_reproducible() {
+    let e = load_expected("ahma_like_legacy");
+    let mut model = load("ahma_like_legacy", false, 64);
+    let params = SamplingParams {
+        temperature: 0.9,
+        top_k: 40,
+        top_p: 0.95,
+        repeat_penalty: 1.1,
+        seed: 42,
+    };
+    let run = |m: &mut Model| -> Vec<u32> {
+        m.reset();
+        m.set_sampling(params.clone()).unwrap();
+        let mut ids = vec![pollster::block_on(m.prefill(&e.prompt)).unwrap()];
+        for _ in 0..8 {
+            ids.push(pollster::block_on(m.decode()).unwrap());
+        }
+        ids
+    };
+    let a = run(&mut model);
+    let b = run(&mut model);
+    assert_eq!(a, b);
+}
+
+/// The streaming loader gives the same model whatever the chunking, reports
+/// a truncated stream, and refuses a model that does not fit before
+/// uploading anything.
+#[test]
+fn loader_streams_any_chunking_and_refuses_what_does_not_fit() {
+    let name = "kquant_gqa";
+    let e = load_expected(name);
+    let bytes = std::fs::read(fixture(&format!("models/{name}.gguf"))).unwrap();
+    let opts = LoadOptions {
+        n_ctx: 64,
+        ..Default::default()
+    };
+    let mut whole = load(name, false, 64);
+    let want = pollster::block_on(whole.logits(&e.prompt[..4])).unwrap();
+
+    // Odd chunk sizes that split headers, blocks and words.
+    let mut loader = ModelLoader::new(context(false), opts.clone()).unwrap();
+    for chunk in bytes.chunks(4099) {
+        pollster::block_on(loader.push(chunk)).unwrap();
+    }
+    assert_eq!(loader.progress().bytes, loader.progress().total.unwrap());
+    let mut streamed = pollster::block_on(loader.finish()).unwrap();
+    let got = pollster::block_on(streamed.logits(&e.prompt[..4])).unwrap();
+    assert_eq!(got, want, "chunked load differs from the file load");
+
+    // A stream that stops early.
+    let mut loader = ModelLoader::new(context(false), opts.clone()).unwrap();
+    pollster::block_on(loader.push(&bytes[..bytes.len() - 1000])).unwrap();
+    let err = pollster::block_on(loader.finish())
+        .err()
+        .expect("truncated stream accepted");
+    assert!(
+        matches!(err, EngineError::Gguf(_) | EngineError::Incomplete(_)),
+        "{err}"
+    );
+
+    // A memory budget below weights + KV cache + scratch.
+    let small = LoadOptions {
+        memory_budget: Some(1 << 20),
+        ..opts.clone()
+    };
+    let mut loader = ModelLoader::new(context(false), small).unwrap();
+    let err = pollster::block_on(loader.push(&bytes)).unwrap_err();
+    assert!(matches!(err, EngineError::DoesNotFit { .. }), "{err}");
+    println!("refused: {err}");
+
+    // A context whose per-layer KV cache exceeds the binding limit.
+    let huge = LoadOptions {
+        n_ctx: 1 << 28,
+        ..opts
+    };
+    let mut loader = ModelLoader::new(context(false), huge).unwrap();
+    let err = pollster::block_on(loader.push(&bytes)).unwrap_err();
+    assert!(matches!(err, EngineError::DoesNotFit { .. }), "{err}");
+    println!("refused: {err}");
+}
+
+/// A lost device comes back as a typed error that tells the app to recreate
+/// the context, not as a panic.
+#[test]
+fn device_loss_is_a_typed_error() {
+    let e = load_expected("kquant_gqa");
+    let ctx = pollster::block_on(GpuContext::new(ContextOptions::default())).unwrap();
+    let opts = LoadOptions {
+        n_ctx: 64,
+        ..Default::default()
+    };
+    let path = fixture("models/kquant_gqa.gguf");
+    let mut model = pollster::block_on(load_file(Arc::new(ctx), path, opts)).unwrap();
+    model.context().device().destroy();
+    let err = pollster::block_on(model.logits(&e.prompt)).unwrap_err();
+    assert!(err.needs_new_device(), "{err:?}");
+    println!("after destroy: {err}");
+}
+
+/// `ahma logits --backend gpu --all --json` gives llama.cpp's logits.
+#[test]
+fn cli_gpu_logits_match_llama_cpp() {
+    let e = load_expected("ahma_like_legacy");
+    let model = fixture("models/ahma_like_legacy.gguf");
+    let ids: Vec<String> = e.prompt.iter().map(u32::to_string).collect();
+    let args = [
+        "ahma",
+        "logits",
+        model.to_str().unwrap(),
+        "--tokens",
+        &ids.join(","),
+        "--backend",
+        "gpu",
+        "--all",
+        "--json",
+    ];
+    let mut out = Vec::new();
+    ahma_cli::run(args, &mut out).unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let got: Vec<f32> = j["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect();
+    let want: Vec<f32> = e.logits[..e.prompt.len()].concat();
+    let err = nmse(&got, &want);
+    assert!(err <= 1e-4, "CLI GPU logits NMSE {err:e}");
+}

@@ -52,6 +52,16 @@ fn tokenize_json_equals_autotokenizer() -> Result<()> {
 
 #[test]
 fn chat_streams_the_greedy_answer_of_the_reference() -> Result<()> {
+    chat_greedy_answer_equals_reference("cpu")
+}
+
+#[test]
+fn chat_on_the_gpu_engine_streams_the_greedy_answer_of_the_reference() -> Result<()> {
+    chat_greedy_answer_equals_reference("gpu")
+}
+
+/// `ahma chat --backend BACKEND`, greedy, against the CPU reference's own greedy loop.
+fn chat_greedy_answer_equals_reference(backend: &str) -> Result<()> {
     let model = fixture("models", "ahma_like_legacy.gguf");
     let tok = Tokenizer::from_json_file(fixture("tokenizer", "tokenizer.json"))?;
     let question = "Mikä on Suomen pääkaupunki?";
@@ -72,6 +82,8 @@ fn chat_streams_the_greedy_answer_of_the_reference() -> Result<()> {
         "ahma",
         "chat",
         &model,
+        "--backend",
+        backend,
         "--no-system",
         "--temperature",
         "0",

@@ -191,6 +191,32 @@ fn prefill_then_decode_equals_decode_only() {
     }
 }
 
+/// Rewinding keeps the shared prefix: re-evaluating a different tail after `rewind`
+/// gives the logits a fresh model computes for that sequence.
+#[test]
+fn rewind_keeps_the_prefix_and_forgets_the_rest() {
+    let e = load_expected("kquant_gqa");
+    let (head, tail) = e.prompt.split_at(e.prompt.len() / 2);
+    let mut model = load("kquant_gqa", false, 64);
+    pollster::block_on(model.logits(head)).unwrap();
+    // A detour that must be forgotten.
+    pollster::block_on(model.logits(&tail[..3])).unwrap();
+    pollster::block_on(model.logits(&[e.greedy[0], e.greedy[1]])).unwrap();
+    model.rewind(head.len()).unwrap();
+    assert_eq!(model.n_past(), head.len());
+    let got = pollster::block_on(model.logits(tail)).unwrap();
+    let mut fresh = load("kquant_gqa", false, 64);
+    let all = pollster::block_on(fresh.logits(&e.prompt)).unwrap();
+    let want = &all[head.len() * (all.len() / e.prompt.len())..];
+    let err = nmse(&got, want);
+    assert!(err < 1e-9, "rewound logits differ: NMSE {err:e}");
+    let past = model.n_past();
+    assert!(matches!(
+        model.rewind(past + 1),
+        Err(EngineError::InvalidArgument(_))
+    ));
+}
+
 /// A prompt longer than the room left is a typed error, and the model stays usable.
 #[test]
 fn context_overflow_is_an_error() {

@@ -22,6 +22,20 @@ pub trait LanguageModel {
     fn context_len(&self) -> usize;
 }
 
+/// A boxed model is a model, so a caller can choose the backend at run time.
+impl<M: LanguageModel + ?Sized> LanguageModel for Box<M> {
+    fn forward(
+        &mut self,
+        token: u32,
+        pos: usize,
+    ) -> std::result::Result<Vec<f32>, Box<dyn std::error::Error + Send + Sync>> {
+        (**self).forward(token, pos)
+    }
+    fn context_len(&self) -> usize {
+        (**self).context_len()
+    }
+}
+
 /// Why generation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {

@@ -397,6 +397,24 @@ impl Model {
         self.pending = false;
     }
 
+    /// Forgets every cached position from `n_past` on, keeping the first
+    /// `n_past` (a chat that edits or regenerates its last turn reuses the
+    /// shared prefix). The later KV entries are simply overwritten by the next
+    /// evaluation. The penalty window is cleared, since the tokens it held may
+    /// be the ones forgotten.
+    pub fn rewind(&mut self, n_past: usize) -> Result<(), EngineError> {
+        if n_past > self.n_past {
+            return Err(EngineError::InvalidArgument(format!(
+                "cannot rewind to position {n_past}: only {} positions are cached",
+                self.n_past
+            )));
+        }
+        self.n_past = n_past;
+        self.n_seen = 0;
+        self.pending = false;
+        Ok(())
+    }
+
     /// Sets how [`Model::prefill`] and [`Model::decode`] choose tokens; also
     /// restarts the RNG stream so a seed reproduces a generation.
     pub fn set_sampling(&mut self, params: SamplingParams) -> Result<(), EngineError> {

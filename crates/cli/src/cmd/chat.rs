@@ -1,8 +1,9 @@
 //! `ahma chat MODEL [--tokenizer tokenizer.json] [--system TEXT]`: an interactive chat
 //! in the terminal, with the answer streamed as it is generated.
 //!
-//! Runs on the CPU reference (crate `ahma-reference`) through `ahma_chat::LanguageModel`,
-//! the same trait the GPU engine implements. The model card's generation settings are
+//! Runs on the GPU engine (crate `ahma-engine`, the default) or on the CPU reference
+//! (`--backend cpu`), both through `ahma_chat::LanguageModel`, so the conversation,
+//! template, sampling and streaming code is one. The model card's generation settings are
 //! the defaults. Lines typed are user messages; `/reset` starts over, `/exit` (or end of
 //! input) quits. When the conversation outgrows the context, the oldest turns are
 //! dropped (never the system prompt) and a note says so.
@@ -16,10 +17,25 @@ use ahma_chat::{
 };
 use anyhow::Context;
 
+/// Which implementation runs the model.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The GPU engine (crate `ahma-engine`).
+    Gpu,
+    /// The plain f32 CPU reference (crate `ahma-reference`); slow, for checking.
+    Cpu,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Path of the GGUF model file.
     pub model: PathBuf,
+    /// Backend that runs the model.
+    #[arg(long, value_enum, default_value_t = Backend::Gpu)]
+    pub backend: Backend,
+    /// Context length to allocate on the GPU (default: the model's training context).
+    #[arg(long)]
+    pub ctx: Option<usize>,
     /// A Hugging Face tokenizer.json to use instead of the GGUF vocabulary.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
@@ -74,6 +90,46 @@ impl LanguageModel for CpuModel {
     }
 }
 
+/// The GPU engine as a [`LanguageModel`]: one evaluation per token with its logits read
+/// back, so the chat's CPU sampler applies the model card's settings exactly (min_length
+/// included) on both backends.
+pub struct GpuModel(pub ahma_engine::Model);
+
+impl GpuModel {
+    /// Loads `path` on a new GPU context with room for `n_ctx` positions.
+    pub fn load(path: &std::path::Path, n_ctx: Option<usize>) -> anyhow::Result<Self> {
+        let ctx = pollster::block_on(ahma_kernels::GpuContext::new(Default::default()))
+            .context("no usable GPU")?;
+        let (header, _) = ahma_gguf::Gguf::open(path)
+            .with_context(|| format!("cannot open model {}", path.display()))?;
+        let cfg = ahma_gguf::LlamaConfig::from_gguf(&header)?;
+        let opts = ahma_engine::LoadOptions {
+            n_ctx: n_ctx.unwrap_or(cfg.n_ctx_train),
+            ..Default::default()
+        };
+        let model =
+            pollster::block_on(ahma_engine::load_file(std::sync::Arc::new(ctx), path, opts))
+                .with_context(|| format!("cannot load model {}", path.display()))?;
+        Ok(GpuModel(model))
+    }
+}
+
+impl LanguageModel for GpuModel {
+    fn forward(
+        &mut self,
+        token: u32,
+        pos: usize,
+    ) -> Result<Vec<f32>, Box<dyn std::error::Error + Send + Sync>> {
+        if pos != self.0.n_past() {
+            self.0.rewind(pos)?;
+        }
+        Ok(pollster::block_on(self.0.logits(&[token]))?)
+    }
+    fn context_len(&self) -> usize {
+        self.0.options().n_ctx
+    }
+}
+
 pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
@@ -99,9 +155,14 @@ pub fn run_with_input(
     let mut tok = super::tokenize::load_tokenizer(&args.model, args.tokenizer.as_deref())?;
     tok.set_nfkc(args.nfkc);
     let template = ChatTemplate::for_tokenizer(&tok)?;
-    let model = ahma_reference::Model::load(&args.model)
-        .with_context(|| format!("cannot load model {}", args.model.display()))?;
-    let mut session = Session::new(CpuModel(model));
+    let model: Box<dyn LanguageModel> = match args.backend {
+        Backend::Gpu => Box::new(GpuModel::load(&args.model, args.ctx)?),
+        Backend::Cpu => Box::new(CpuModel(
+            ahma_reference::Model::load(&args.model)
+                .with_context(|| format!("cannot load model {}", args.model.display()))?,
+        )),
+    };
+    let mut session = Session::new(model);
     let context = session
         .model()
         .context_len()

@@ -93,7 +93,6 @@ impl Embed {
         )?;
         let k = key(m.ty());
         let pipeline = ctx.pipeline(&k).await?;
-        let layout = pipeline.get_bind_group_layout(0);
         let units = (m.n_in() as u32).div_ceil(32);
         let mut dispatches = Vec::new();
         let mut params = Vec::new();
@@ -109,28 +108,12 @@ impl Embed {
                 units,
             };
             let uniform = ctx.uniform_buffer(&format!("{k} params"), &p)?;
-            let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(&k.to_string()),
-                layout: &layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: uniform.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: part.buffer.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: tokens.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: y.as_entire_binding(),
-                    },
-                ],
-            });
+            let bind_group = crate::step::bind_group(
+                ctx,
+                &k.to_string(),
+                &pipeline,
+                &[Some(&uniform), Some(&part.buffer), Some(tokens), Some(y)],
+            );
             let groups = (units.div_ceil(WG), max_tokens);
             dispatches.push(Dispatch {
                 pipeline: pipeline.clone(),

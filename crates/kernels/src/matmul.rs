@@ -130,7 +130,6 @@ impl MatMul {
         )?;
         let k = key(m.ty(), ctx.use_f16(), opts.accumulate);
         let pipeline = ctx.pipeline(&k).await?;
-        let layout = pipeline.get_bind_group_layout(0);
         let mut dispatches = Vec::new();
         let mut params = Vec::new();
         for part in m.parts() {
@@ -152,28 +151,12 @@ impl MatMul {
                 y_stride,
             };
             let uniform = ctx.uniform_buffer(&format!("{k} params"), &p)?;
-            let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(&k.to_string()),
-                layout: &layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: uniform.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: part.buffer.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: x.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: y.as_entire_binding(),
-                    },
-                ],
-            });
+            let bind_group = crate::step::bind_group(
+                ctx,
+                &k.to_string(),
+                &pipeline,
+                &[Some(&uniform), Some(&part.buffer), Some(x), Some(y)],
+            );
             let groups = (row_tiles, max_tokens.div_ceil(TILE));
             dispatches.push(Dispatch {
                 pipeline: pipeline.clone(),

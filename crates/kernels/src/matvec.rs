@@ -185,7 +185,6 @@ impl MatVec {
         check_len(y, opts.y_offset as u64 + n_out, "matvec output")?;
         let k = key(m.ty(), ctx.use_f16(), ctx.use_subgroups(), &opts);
         let pipeline = ctx.pipeline(&k).await?;
-        let layout = pipeline.get_bind_group_layout(0);
         let mut dispatches = Vec::new();
         for part in m.parts() {
             let (n_rows, up_rows) = if opts.swiglu {
@@ -205,28 +204,12 @@ impl MatVec {
                 ..Default::default()
             };
             let uniform = ctx.uniform_buffer(&format!("{k} params"), &params)?;
-            let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(&k.to_string()),
-                layout: &layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: uniform.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: part.buffer.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: x.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: y.as_entire_binding(),
-                    },
-                ],
-            });
+            let bind_group = crate::step::bind_group(
+                ctx,
+                &k.to_string(),
+                &pipeline,
+                &[Some(&uniform), Some(&part.buffer), Some(x), Some(y)],
+            );
             dispatches.push(Dispatch {
                 pipeline: pipeline.clone(),
                 bind_group,

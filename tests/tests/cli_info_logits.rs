@@ -27,17 +27,7 @@ fn fixture_json(name: &str) -> Value {
 
 /// llama.cpp's logits row `row` of a fixture.
 fn llama_cpp_logits(name: &str, row: usize) -> Vec<f32> {
-    let j = fixture_json(name);
-    let n_vocab = j["logits_shape"][1].as_u64().unwrap() as usize;
-    let bytes = std::fs::read(fixture(&format!(
-        "models/{}",
-        j["logits_file"].as_str().unwrap()
-    )))
-    .unwrap();
-    bytes[row * n_vocab * 4..(row + 1) * n_vocab * 4]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+    ahma_tests::ModelFixture::load(name).unwrap().logits[row].clone()
 }
 
 fn prompt(name: &str) -> Vec<u64> {

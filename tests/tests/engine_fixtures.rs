@@ -13,49 +13,10 @@ use ahma_tests::{fixture, nmse};
 
 const FIXTURES: [&str; 2] = ["ahma_like_legacy", "kquant_gqa"];
 
-struct Expected {
-    prompt: Vec<u32>,
-    n_vocab: usize,
-    logits: Vec<Vec<f32>>,
-    positions: Vec<usize>,
-    greedy: Vec<u32>,
-}
+use ahma_tests::ModelFixture as Expected;
 
 fn load_expected(name: &str) -> Expected {
-    let json = std::fs::read_to_string(fixture(&format!("models/{name}.json"))).unwrap();
-    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let nums = |key: &str| -> Vec<u64> {
-        j[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .collect()
-    };
-    let shape = nums("logits_shape");
-    let bytes = std::fs::read(fixture(&format!(
-        "models/{}",
-        j["logits_file"].as_str().unwrap()
-    )))
-    .unwrap();
-    let flat: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    assert_eq!(flat.len() as u64, shape[0] * shape[1]);
-    Expected {
-        prompt: nums("prompt_ids").into_iter().map(|v| v as u32).collect(),
-        n_vocab: shape[1] as usize,
-        logits: flat
-            .chunks_exact(shape[1] as usize)
-            .map(<[f32]>::to_vec)
-            .collect(),
-        positions: nums("logits_positions")
-            .into_iter()
-            .map(|v| v as usize)
-            .collect(),
-        greedy: nums("greedy_ids").into_iter().map(|v| v as u32).collect(),
-    }
+    Expected::load(name).unwrap()
 }
 
 /// One context per path for the whole test binary, so compiled pipelines are

@@ -12,56 +12,10 @@ use ahma_tests::{fixture, nmse};
 /// that floor near 2e-6 for these fixtures (recorded in their JSON).
 const MAX_NMSE: f64 = 1e-5;
 
-struct Expected {
-    prompt: Vec<u32>,
-    n_vocab: usize,
-    /// Rows at `positions`: every prompt position, then the last of prompt + greedy.
-    logits: Vec<Vec<f32>>,
-    positions: Vec<usize>,
-    greedy: Vec<u32>,
-    floor: f64,
-}
+use ahma_tests::ModelFixture as Expected;
 
 fn load_expected(name: &str) -> Expected {
-    let json = std::fs::read_to_string(fixture(&format!("models/{name}.json"))).unwrap();
-    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let ids = |key: &str| -> Vec<u32> {
-        j[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect()
-    };
-    let shape: Vec<usize> = j["logits_shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
-        .collect();
-    let bytes = std::fs::read(fixture(&format!(
-        "models/{}",
-        j["logits_file"].as_str().unwrap()
-    )))
-    .unwrap();
-    assert_eq!(bytes.len(), shape[0] * shape[1] * 4, "logits file size");
-    let flat: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    Expected {
-        prompt: ids("prompt_ids"),
-        n_vocab: shape[1],
-        logits: flat.chunks_exact(shape[1]).map(<[f32]>::to_vec).collect(),
-        positions: j["logits_positions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect(),
-        greedy: ids("greedy_ids"),
-        floor: j["exact_f64_vs_llama_cpp_nmse"].as_f64().unwrap(),
-    }
+    Expected::load(name).unwrap()
 }
 
 fn check_fixture(name: &str) {

@@ -44,7 +44,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test (workspace; GPU tests on lavapipe)"
 cargo test --workspace --locked
 
-log "wasm32 build of the browser-side crates"
-cargo check --locked --target wasm32-unknown-unknown -p ahma-gguf -p ahma-chat -p ahma-kernels -p ahma-engine
+# The wasm32 build of the browser-side crates (gguf, chat, kernels, engine, web)
+# is part of the browser tests: tests/web/run.sh builds the app with web/build.sh.
+log "browser tests (Chromium, WebGPU on SwiftShader)"
+bash tests/web/run.sh
 
 log "all tests passed"

@@ -48,6 +48,26 @@ synth() { # preset, mix
     [ -f "$f" ] || "$BIN" synth "$f" --preset "$1" --mix "$2" >/dev/null || log "synth $1 $2 failed" >&2
     echo "$f"
 }
+log "correctness on this GPU: greedy continuations of the llama.cpp fixtures"
+for fx in tests/fixtures/models/*.json; do
+    python3 - "$BIN" "$fx" <<'PY' 2>&1 | tee -a "$OUT/log.txt"
+import json, subprocess, sys, os
+binary, fx = sys.argv[1], sys.argv[2]
+d = json.load(open(fx))
+gguf = os.path.join(os.path.dirname(fx), d["gguf"])
+for extra in ([], ["--force-f32"]):
+    cmd = [binary, "generate", gguf, "--tokens", ",".join(map(str, d["prompt_ids"])), "--greedy",
+           "-n", str(len(d["greedy_ids"])), "--ignore-eos", "--json"] + extra
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    try:
+        ids = json.loads(r.stdout)["ids"]
+    except Exception:
+        print(f"{d['name']} {extra}: FAILED to run: {r.stderr[-500:]}"); continue
+    ok = ids == d["greedy_ids"]
+    print(f"{d['name']} {' '.join(extra) or 'default path'}: greedy {len(ids)} ids {'EQUAL to llama.cpp' if ok else 'DIFFER from llama.cpp: ' + str(ids)}")
+PY
+done
+
 # Most important first: the run may be cut short by the lease.
 M=$(synth ahma-3b q4km)
 run_bench 3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048

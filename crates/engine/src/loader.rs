@@ -99,6 +99,11 @@ impl ModelLoader {
         self.st.as_ref().map(|s| (&s.cfg, &s.plan))
     }
 
+    /// The parsed GGUF header (metadata, vocabulary, tensor table), once complete.
+    pub fn header(&self) -> Option<&Gguf> {
+        self.st.as_ref().map(|s| &s.gguf)
+    }
+
     /// Feeds the next bytes of the file. Fails early (at the header) with
     /// [`EngineError::DoesNotFit`] if the model cannot fit this adapter.
     pub async fn push(&mut self, chunk: &[u8]) -> Result<(), EngineError> {

@@ -13,13 +13,18 @@
 
 struct MatMulParams {
     n_in: u32,       // row length of W and X in elements
-    n_rows: u32,     // rows of W in this part
+    n_rows: u32,     // rows of W this dispatch covers
     row_bytes: u32,  // bytes per row of W
     n_tokens: u32,   // rows of X and Y
     x_offset: u32,   // first element of X
     x_stride: u32,   // elements between rows of X
     y_offset: u32,   // element of Y receiving (token 0, row 0 of this part)
     y_stride: u32,   // elements between rows of Y
+    w_row0: u32,     // first row of the part's buffer this dispatch covers (a row range of a
+                     // stacked matrix)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: MatMulParams;
@@ -70,7 +75,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let row = row0 + t;
             var wu: Unit;
             if (row < p.n_rows) {
-                wu = dequant_unit(row * p.row_bytes, u, p.n_in);
+                wu = dequant_unit((p.w_row0 + row) * p.row_bytes, u, p.n_in);
             }
             for (var k = 0u; k < 8u; k++) {
                 let v = wu[k];

@@ -2,30 +2,49 @@
 // (or += with ACCUMULATE, e.g. to add the residual in place) for the rows of one part of a
 // QuantMatrix.
 //
-// Each workgroup owns ROWS consecutive rows. Its WG threads walk the row in 32-element units
-// (thread t takes units t, t + WG, ...): each unit of x is loaded once and reused for all ROWS
-// rows, each weight block is read once, dequantized in registers and dotted in f32. The per-
-// thread sums are reduced with subgroupAdd plus a small workgroup array (SUBGROUPS), or with a
+// Layout of the work. Each workgroup owns ROWS consecutive rows. Its WG threads walk the rows in
+// 32-element units, four threads per unit: thread t takes quarter j = t % 4 of units t / 4,
+// t / 4 + WG / 4, ... (`dequant_q` in quant.wgsl: 4 or 8 bytes of quants each). So the threads
+// of a subgroup read consecutive words of consecutive blocks (eight blocks per 32 threads), every
+// weight byte is read once, and each thread loads its 8 elements of x once per unit and reuses
+// them for all ROWS rows (so x is read once per workgroup). Rows are dotted in f32 and the
+// per-thread sums reduced with subgroupAdd plus a small workgroup array (SUBGROUPS), or with a
 // workgroup-memory tree.
+//
+// NORM fuses the RMSNorm in front of the product (llama.cpp `rms_norm` + `mul` + `mul_mat`):
+// x is the raw residual stream and nw the norm weight, and the kernel computes
+//     y[r] = dot(W[r, :], x * nw) / sqrt(mean(x^2) + eps)
+// The threads of a workgroup between them load every element of x exactly once, so the sum of
+// squares is accumulated on the way and reduced with the row sums: no extra pass, no extra
+// dispatch, and the normalized vector never touches memory.
 //
 // SWIGLU fuses the feed-forward gate: the matrix holds the gate rows followed by the up rows
 // (stacked at load time), and y[r] = silu(gate_r . x) * (up_r . x) with up_r = row r + up_rows.
-// x is then loaded once for both matrices and the (n_ff)-wide gate and up vectors never touch
-// memory.
 //
-// Defines: TYPE_<ggml type> (one), WG (power of two), ROWS, F16, SUBGROUPS, ACCUMULATE, SWIGLU.
+// Y2 / Y3 split the rows over two or three outputs (a stacked q/k/v matrix writing q, k and v):
+// rows below seg1 go to y, rows in [seg1, seg2) to y2, rows from seg2 on to y3; output k
+// receives row r at element y<k>_offset + r (offsets may wrap below zero as u32, so that a part
+// of a split matrix that starts inside a segment indexes it correctly).
+//
+// Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
+// ACCUMULATE, SWIGLU, NORM, Y2, Y3.
 
 #ifndef WG
-#define WG 64
+#define WG 128
 #endif
 #ifndef ROWS
 #define ROWS 4
 #endif
-// Sums per thread: one per row, or a gate and an up sum per row.
+// Sums per thread: one per row, or a gate and an up sum per row, plus the sum of squares of x.
 #ifdef SWIGLU
 const NACC: u32 = 2u * ROWS;
 #else
 const NACC: u32 = ROWS;
+#endif
+#ifdef NORM
+const NRED: u32 = NACC + 1u;
+#else
+const NRED: u32 = NACC;
 #endif
 
 struct MatVecParams {
@@ -36,17 +55,31 @@ struct MatVecParams {
     y_offset: u32,   // element of y receiving row 0 of this part
     groups_x: u32,   // workgroups along x in the dispatch grid (rows may need a 2D grid)
     up_rows: u32,    // SWIGLU: index of the first up row (= n_ff); else 0
-    _pad: u32,
+    eps_bits: u32,   // NORM: rms_norm_eps as f32 bits
+    seg1: u32,       // Y2: first row (of this part) written to y2; else n_rows
+    seg2: u32,       // Y3: first row (of this part) written to y3; else n_rows
+    y2_offset: u32,  // Y2: element of y2 receiving row 0 of this part (wrapping)
+    y3_offset: u32,  // Y3: element of y3 receiving row 0 of this part (wrapping)
 }
 
 @group(0) @binding(0) var<uniform> p: MatVecParams;
 @group(0) @binding(1) var<storage, read> w: array<u32>;        // (n_rows, row_bytes) raw GGUF blocks
 @group(0) @binding(2) var<storage, read> x: array<f32>;        // (x_offset + n_in)
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (y_offset + n_rows)
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (y_offset + rows below seg1)
+#ifdef NORM
+@group(0) @binding(4) var<storage, read> nw: array<f32>;       // (n_in) norm weight
+#endif
+#ifdef Y2
+@group(0) @binding(5) var<storage, read_write> y2: array<f32>; // rows [seg1, seg2)
+#endif
+#ifdef Y3
+@group(0) @binding(6) var<storage, read_write> y3: array<f32>; // rows [seg2, n_rows)
+#endif
 
 #include "quant.wgsl"
 
-var<workgroup> partial: array<f32, NACC * WG>;
+// Reduction scratch: per subgroup (at least 4 lanes each) or per thread, NRED sums.
+var<workgroup> partial: array<f32, NRED * WG>;
 
 fn load_x4(i: u32, end: u32) -> vec4<f32> {
     let idx = vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u);
@@ -54,31 +87,61 @@ fn load_x4(i: u32, end: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, idx < vec4<u32>(end));
 }
 
-fn dot_unit(row: u32, u: u32, xv: ptr<function, array<vec4<f32>, 8>>) -> f32 {
-    let wu = dequant_unit(row * p.row_bytes, u, p.n_in);
-    var s = 0.0;
-    for (var k = 0u; k < 8u; k++) {
-        s += dot(vec4<f32>(wu[k]), (*xv)[k]);
-    }
-    return s;
+#ifdef NORM
+fn load_nw4(i: u32) -> vec4<f32> {
+    let idx = vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u);
+    let v = vec4<f32>(nw[idx.x], nw[idx.y], nw[idx.z], nw[idx.w]);
+    return select(vec4<f32>(0.0), v, idx < vec4<u32>(p.n_in));
+}
+#endif
+
+fn put(at: u32, s: f32) {
+#ifdef ACCUMULATE
+    y[at] += s;
+#else
+    y[at] = s;
+#endif
 }
 
-// Writes output row `row` from its reduced sums: `g` (the row's dot product, or the gate's) and
-// `v` (the up row's; unused without SWIGLU).
-fn store_row(row: u32, g: f32, v: f32) {
+// Writes output row `row` from its reduced sums: `g` (the row's dot product, or the gate's),
+// `v` (the up row's; unused without SWIGLU) and `ss` (sum of squares of x; NORM only).
+fn store_row(row: u32, g_in: f32, v_in: f32, ss: f32) {
     if (row >= p.n_rows) {
         return;
     }
+    var g = g_in;
+    var v = v_in;
+#ifdef NORM
+    let scale = 1.0 / sqrt(ss / f32(p.n_in) + bitcast<f32>(p.eps_bits));
+    g *= scale;
+    v *= scale;
+#endif
 #ifdef SWIGLU
     let s = g / (1.0 + exp(-g)) * v;
 #else
     let s = g;
 #endif
+#ifdef Y3
+    if (row >= p.seg2) {
 #ifdef ACCUMULATE
-    y[p.y_offset + row] += s;
+        y3[p.y3_offset + row] += s;
 #else
-    y[p.y_offset + row] = s;
+        y3[p.y3_offset + row] = s;
 #endif
+        return;
+    }
+#endif
+#ifdef Y2
+    if (row >= p.seg1) {
+#ifdef ACCUMULATE
+        y2[p.y2_offset + row] += s;
+#else
+        y2[p.y2_offset + row] = s;
+#endif
+        return;
+    }
+#endif
+    put(p.y_offset + row, s);
 }
 
 @compute @workgroup_size(WG)
@@ -93,22 +156,32 @@ fn main(
     let row0 = (wid.x + wid.y * p.groups_x) * ROWS;
     let units = (p.n_in + 31u) / 32u;
     let x_end = p.x_offset + p.n_in;
-    // acc[r]: row r (or gate row r); acc[ROWS + r]: up row r. (A vec4 pair instead of this array
-    // was not faster on an H100, unlike the accumulators in matmul.wgsl.)
-    var acc: array<f32, NACC>;
-    for (var u = t; u < units; u += WG) {
-        var xv: array<vec4<f32>, 8>;
-        for (var k = 0u; k < 8u; k++) {
-            xv[k] = load_x4(p.x_offset + u * 32u + 4u * k, x_end);
-        }
-        for (var r = 0u; r < ROWS; r++) {
-            let row = row0 + r;
-            if (row < p.n_rows) {
-                acc[r] += dot_unit(row, u, &xv);
+    let j = t & 3u;
+    let e = q_elems(j);
+    // Byte offset of each row this workgroup reads. Rows past the end repeat the last row (their
+    // sums are discarded), so the loop below needs no per-row branch.
+    var base: array<u32, NACC>;
+    for (var r = 0u; r < ROWS; r++) {
+        let row = min(row0 + r, p.n_rows - 1u);
+        base[r] = row * p.row_bytes;
 #ifdef SWIGLU
-                acc[ROWS + r] += dot_unit(row + p.up_rows, u, &xv);
+        base[ROWS + r] = (row + p.up_rows) * p.row_bytes;
 #endif
-            }
+    }
+    // acc[r]: row r (or gate row r); acc[ROWS + r]: up row r; acc[NACC]: sum of squares of x.
+    var acc: array<f32, NRED>;
+    for (var u = t >> 2u; u < units; u += WG / 4u) {
+        let xi = p.x_offset + u * 32u;
+        var xa = load_x4(xi + e.x, x_end);
+        var xb = load_x4(xi + e.y, x_end);
+#ifdef NORM
+        acc[NACC] += dot(xa, xa) + dot(xb, xb);
+        xa *= load_nw4(u * 32u + e.x);
+        xb *= load_nw4(u * 32u + e.y);
+#endif
+        for (var r = 0u; r < NACC; r++) {
+            let q = dequant_q(base[r], u, j, p.n_in);
+            acc[r] += dot(vec4<f32>(q[0]), xa) + dot(vec4<f32>(q[1]), xb);
         }
     }
 
@@ -117,43 +190,51 @@ fn main(
     // implementation of 1D workgroups we know of.
     let sg_id = t / sg_size;
     let n_sg = (WG + sg_size - 1u) / sg_size;
-    for (var r = 0u; r < NACC; r++) {
+    for (var r = 0u; r < NRED; r++) {
         let s = subgroupAdd(acc[r]);
         if (sg_lane == 0u) {
-            partial[sg_id * NACC + r] = s;
+            partial[sg_id * NRED + r] = s;
         }
     }
     workgroupBarrier();
     if (t < ROWS) {
         var g = 0.0;
         var v = 0.0;
+        var ss = 0.0;
         for (var i = 0u; i < n_sg; i++) {
-            g += partial[i * NACC + t];
+            g += partial[i * NRED + t];
 #ifdef SWIGLU
-            v += partial[i * NACC + ROWS + t];
+            v += partial[i * NRED + ROWS + t];
+#endif
+#ifdef NORM
+            ss += partial[i * NRED + NACC];
 #endif
         }
-        store_row(row0 + t, g, v);
+        store_row(row0 + t, g, v, ss);
     }
 #else
-    for (var r = 0u; r < NACC; r++) {
+    for (var r = 0u; r < NRED; r++) {
         partial[r * WG + t] = acc[r];
     }
     workgroupBarrier();
     for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
         if (t < stride) {
-            for (var r = 0u; r < NACC; r++) {
+            for (var r = 0u; r < NRED; r++) {
                 partial[r * WG + t] += partial[r * WG + t + stride];
             }
         }
         workgroupBarrier();
     }
     if (t < ROWS) {
+        var v = 0.0;
+        var ss = 0.0;
 #ifdef SWIGLU
-        store_row(row0 + t, partial[t * WG], partial[(ROWS + t) * WG]);
-#else
-        store_row(row0 + t, partial[t * WG], 0.0);
+        v = partial[(ROWS + t) * WG];
 #endif
+#ifdef NORM
+        ss = partial[NACC * WG];
+#endif
+        store_row(row0 + t, partial[t * WG], v, ss);
     }
 #endif
 }

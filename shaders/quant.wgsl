@@ -413,3 +413,269 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     return o;
 }
 #endif
+
+// ---------------------------------------------------------------------------------------------
+// Quarter units for the mat-vec kernel. Four neighbouring threads share one 32-element unit:
+// thread j (0..3) of the unit reads its own 4 or 8 bytes of quants (the block header is read by
+// all four; it is one cache line and the loads are broadcast), so a subgroup reads consecutive
+// words of consecutive blocks. `dequant_q(row_base, u, j, n_in)` returns 8 elements of unit `u`:
+// vector 0 holds elements q_elems(j).x .. +4 of the unit, vector 1 elements q_elems(j).y .. +4.
+// Types whose quants pack element l and l + 16 in one byte ("nibble" layouts) give elements
+// 4j.. and 16 + 4j..; every other type gives the 8 consecutive elements 8j.. .
+
+alias Q8 = array<vec4<wt>, 2>;
+
+// u32 at an even byte offset: one load when 4-aligned, else the halves of two words.
+fn w_u32_2(b: u32) -> u32 {
+    let i = b >> 2u;
+    let lo = w[i];
+    let hi = w[i + 1u];
+    return select(lo, (lo >> 16u) | (hi << 16u), (b & 2u) != 0u);
+}
+
+// Two consecutive u32 at an even byte offset (three loads, no branch: neighbouring blocks of
+// 34 or 210 bytes alternate between the two alignments, so a branch would diverge).
+fn w_u32x2_2(b: u32) -> vec2<u32> {
+    let i = b >> 2u;
+    let a = w[i];
+    let c = w[i + 1u];
+    let e = w[i + 2u];
+    let odd = vec2<bool>((b & 2u) != 0u);
+    return select(vec2<u32>(a, c), vec2<u32>((a >> 16u) | (c << 16u), (c >> 16u) | (e << 16u)), odd);
+}
+
+// Two consecutive u32 at a 4-aligned byte offset.
+fn w_u32x2_al(b: u32) -> vec2<u32> {
+    let i = b >> 2u;
+    return vec2<u32>(w[i], w[i + 1u]);
+}
+
+#ifdef TYPE_Q4_0
+#define Q_NIBBLES 1
+#endif
+#ifdef TYPE_Q4_1
+#define Q_NIBBLES 1
+#endif
+#ifdef TYPE_Q5_0
+#define Q_NIBBLES 1
+#endif
+#ifdef TYPE_Q5_1
+#define Q_NIBBLES 1
+#endif
+#ifdef TYPE_IQ4_NL
+#define Q_NIBBLES 1
+#endif
+#ifdef TYPE_IQ4_XS
+#define Q_NIBBLES 1
+#endif
+
+#if Q_NIBBLES
+fn q_elems(j: u32) -> vec2<u32> {
+    return vec2<u32>(4u * j, 16u + 4u * j);
+}
+#else
+fn q_elems(j: u32) -> vec2<u32> {
+    return vec2<u32>(8u * j, 8u * j + 4u);
+}
+#endif
+
+// Elements e .. e + 3 that lie below n_in (for the plain float types, whose rows may end inside
+// a unit).
+fn q_mask(e: u32, n_in: u32) -> vec4<bool> {
+    return (vec4<u32>(e) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(n_in);
+}
+
+#ifdef TYPE_F32
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let e = u * 32u + 8u * j;
+    let i = (row_base >> 2u) + e;
+    let a = bitcast<vec4<f32>>(vec4<u32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]));
+    let c = bitcast<vec4<f32>>(vec4<u32>(w[i + 4u], w[i + 5u], w[i + 6u], w[i + 7u]));
+    return Q8(select(vec4<wt>(0.0), vec4<wt>(a), q_mask(e, n_in)),
+              select(vec4<wt>(0.0), vec4<wt>(c), q_mask(e + 4u, n_in)));
+}
+#endif
+
+#ifdef TYPE_F16
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let e = u * 32u + 8u * j;
+    let b = row_base + 2u * e;
+    let lo = w_u32x2_2(b);
+    let hi = w_u32x2_2(b + 8u);
+    let a = vec4<f32>(unpack2x16float(lo.x), unpack2x16float(lo.y));
+    let c = vec4<f32>(unpack2x16float(hi.x), unpack2x16float(hi.y));
+    return Q8(select(vec4<wt>(0.0), vec4<wt>(a), q_mask(e, n_in)),
+              select(vec4<wt>(0.0), vec4<wt>(c), q_mask(e + 4u, n_in)));
+}
+#endif
+
+#ifdef TYPE_BF16
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let e = u * 32u + 8u * j;
+    let b = row_base + 2u * e;
+    let lo = w_u32x2_2(b);
+    let hi = w_u32x2_2(b + 8u);
+    let a = bitcast<vec4<f32>>(vec4<u32>(lo.x << 16u, lo.x & 0xffff0000u, lo.y << 16u, lo.y & 0xffff0000u));
+    let c = bitcast<vec4<f32>>(vec4<u32>(hi.x << 16u, hi.x & 0xffff0000u, hi.y << 16u, hi.y & 0xffff0000u));
+    return Q8(select(vec4<wt>(0.0), vec4<wt>(a), q_mask(e, n_in)),
+              select(vec4<wt>(0.0), vec4<wt>(c), q_mask(e + 4u, n_in)));
+}
+#endif
+
+#ifdef TYPE_Q4_0
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + u * 18u;
+    let d = wt(w_f16(b));
+    let q = w_u32_2(b + 2u + 4u * j);
+    return Q8(d * (vec4<wt>(nib_lo(q)) - vec4<wt>(8.0)), d * (vec4<wt>(nib_hi(q)) - vec4<wt>(8.0)));
+}
+#endif
+
+#ifdef TYPE_Q4_1
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + u * 20u;
+    let dm = unpack2x16float(w_u32_2(b));
+    let d = wt(dm.x);
+    let m = wt(dm.y);
+    let q = w_u32_2(b + 4u + 4u * j);
+    return Q8(d * vec4<wt>(nib_lo(q)) + m, d * vec4<wt>(nib_hi(q)) + m);
+}
+#endif
+
+#ifdef TYPE_Q5_0
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + u * 22u;
+    let d = wt(w_f16(b));
+    let qh = w_u32_2(b + 2u);
+    let q = w_u32_2(b + 6u + 4u * j);
+    let lo = nib_lo(q) | (bits4(qh, 4u * j) << vec4<u32>(4u));
+    let hi = nib_hi(q) | (bits4(qh, 16u + 4u * j) << vec4<u32>(4u));
+    return Q8(d * (vec4<wt>(lo) - vec4<wt>(16.0)), d * (vec4<wt>(hi) - vec4<wt>(16.0)));
+}
+#endif
+
+#ifdef TYPE_Q5_1
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + u * 24u;
+    let dm = unpack2x16float(w_u32_2(b));
+    let d = wt(dm.x);
+    let m = wt(dm.y);
+    let qh = w_u32_2(b + 4u);
+    let q = w_u32_2(b + 8u + 4u * j);
+    let lo = nib_lo(q) | (bits4(qh, 4u * j) << vec4<u32>(4u));
+    let hi = nib_hi(q) | (bits4(qh, 16u + 4u * j) << vec4<u32>(4u));
+    return Q8(d * vec4<wt>(lo) + m, d * vec4<wt>(hi) + m);
+}
+#endif
+
+#ifdef TYPE_Q8_0
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + u * 34u;
+    let d = wt(w_f16(b));
+    let q = w_u32x2_2(b + 2u + 8u * j);
+    return Q8(d * vec4<wt>(sbytes4(q.x)), d * vec4<wt>(sbytes4(q.y)));
+}
+#endif
+
+#ifdef TYPE_IQ4_NL
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + u * 18u;
+    let d = wt(w_f16(b));
+    let q = w_u32_2(b + 2u + 4u * j);
+    return Q8(d * iq4_lookup(nib_lo(q)), d * iq4_lookup(nib_hi(q)));
+}
+#endif
+
+#ifdef TYPE_IQ4_XS
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + (u >> 3u) * 136u;
+    let s = u & 7u;
+    let d = w_f16(b);
+    let ls = ((w_u8(b + 4u + (s >> 1u)) >> (4u * (s & 1u))) & 15u) | (((w_u16(b + 2u) >> (2u * s)) & 3u) << 4u);
+    let dl = wt(d * f32(i32(ls) - 32));
+    let q = w_u32_al(b + 8u + 16u * s + 4u * j);
+    return Q8(dl * iq4_lookup(nib_lo(q)), dl * iq4_lookup(nib_hi(q)));
+}
+#endif
+
+#ifdef TYPE_Q2_K
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + (u >> 3u) * 84u;
+    let s = u & 7u;
+    let shift = 2u * (s & 3u);
+    let dd = unpack2x16float(w_u32_al(b + 80u));
+    let sc = w_u8(b + 2u * s + (j >> 1u));
+    let dl = wt(dd.x * f32(sc & 15u));
+    let ml = wt(dd.y * f32(sc >> 4u));
+    let q = w_u32x2_al(b + 16u + 32u * (s >> 2u) + 8u * j);
+    let q0 = (bytes4(q.x) >> vec4<u32>(shift)) & vec4<u32>(3u);
+    let q1 = (bytes4(q.y) >> vec4<u32>(shift)) & vec4<u32>(3u);
+    return Q8(dl * vec4<wt>(q0) - vec4<wt>(ml), dl * vec4<wt>(q1) - vec4<wt>(ml));
+}
+#endif
+
+#ifdef TYPE_Q3_K
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + (u >> 3u) * 110u;
+    let s = u & 7u;
+    let shift = 2u * (s & 3u);
+    let dl = wt(w_f16(b + 108u) * f32(q3k_scale(b, 2u * s + (j >> 1u))));
+    let q = w_u32x2_2(b + 32u + 32u * (s >> 2u) + 8u * j);
+    let hm = w_u32x2_2(b + 8u * j);
+    let q0 = vec4<wt>((bytes4(q.x) >> vec4<u32>(shift)) & vec4<u32>(3u));
+    let q1 = vec4<wt>((bytes4(q.y) >> vec4<u32>(shift)) & vec4<u32>(3u));
+    let h0 = vec4<wt>((bytes4(hm.x) >> vec4<u32>(s)) & vec4<u32>(1u));
+    let h1 = vec4<wt>((bytes4(hm.y) >> vec4<u32>(s)) & vec4<u32>(1u));
+    return Q8(dl * (q0 - vec4<wt>(4.0) + vec4<wt>(4.0) * h0), dl * (q1 - vec4<wt>(4.0) + vec4<wt>(4.0) * h1));
+}
+#endif
+
+#ifdef TYPE_Q4_K
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + (u >> 3u) * 144u;
+    let s = u & 7u;
+    let sm = k4_scale_min(b + 4u, s);
+    let dd = unpack2x16float(w_u32_al(b));
+    let ds = wt(dd.x * f32(sm.x));
+    let dm = wt(dd.y * f32(sm.y));
+    let shift = 4u * (s & 1u);
+    let q = w_u32x2_al(b + 16u + 32u * (s >> 1u) + 8u * j);
+    let q0 = (bytes4(q.x) >> vec4<u32>(shift)) & vec4<u32>(15u);
+    let q1 = (bytes4(q.y) >> vec4<u32>(shift)) & vec4<u32>(15u);
+    return Q8(ds * vec4<wt>(q0) - vec4<wt>(dm), ds * vec4<wt>(q1) - vec4<wt>(dm));
+}
+#endif
+
+#ifdef TYPE_Q5_K
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + (u >> 3u) * 176u;
+    let s = u & 7u;
+    let sm = k4_scale_min(b + 4u, s);
+    let dd = unpack2x16float(w_u32_al(b));
+    let ds = wt(dd.x * f32(sm.x));
+    let dm = wt(dd.y * f32(sm.y));
+    let shift = 4u * (s & 1u);
+    let q = w_u32x2_al(b + 48u + 32u * (s >> 1u) + 8u * j);
+    let h = w_u32x2_al(b + 16u + 8u * j);
+    let q0 = ((bytes4(q.x) >> vec4<u32>(shift)) & vec4<u32>(15u)) | (((bytes4(h.x) >> vec4<u32>(s)) & vec4<u32>(1u)) << vec4<u32>(4u));
+    let q1 = ((bytes4(q.y) >> vec4<u32>(shift)) & vec4<u32>(15u)) | (((bytes4(h.y) >> vec4<u32>(s)) & vec4<u32>(1u)) << vec4<u32>(4u));
+    return Q8(ds * vec4<wt>(q0) - vec4<wt>(dm), ds * vec4<wt>(q1) - vec4<wt>(dm));
+}
+#endif
+
+#ifdef TYPE_Q6_K
+fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
+    let b = row_base + (u >> 3u) * 210u;
+    let s = u & 7u;
+    let n = s >> 2u;
+    let c = s & 3u;
+    let sc = bitcast<i32>(w_u8(b + 192u + 8u * n + 2u * c + (j >> 1u)) << 24u) >> 24u;
+    let dl = wt(w_f16(b + 208u) * f32(sc));
+    let lshift = 4u * (c >> 1u);
+    let ql = w_u32x2_2(b + 64u * n + 32u * (c & 1u) + 8u * j);
+    let qh = w_u32x2_2(b + 128u + 32u * n + 8u * j);
+    let q0 = ((bytes4(ql.x) >> vec4<u32>(lshift)) & vec4<u32>(15u)) | (((bytes4(qh.x) >> vec4<u32>(2u * c)) & vec4<u32>(3u)) << vec4<u32>(4u));
+    let q1 = ((bytes4(ql.y) >> vec4<u32>(lshift)) & vec4<u32>(15u)) | (((bytes4(qh.y) >> vec4<u32>(2u * c)) & vec4<u32>(3u)) << vec4<u32>(4u));
+    return Q8(dl * (vec4<wt>(q0) - vec4<wt>(32.0)), dl * (vec4<wt>(q1) - vec4<wt>(32.0)));
+}
+#endif

@@ -15,14 +15,67 @@ use crate::EngineError;
 /// A weight matrix as raw GGUF blocks on the GPU, filled while streaming.
 pub(crate) struct Matrix(pub QuantMatrix);
 
-impl Matrix {
-    /// An empty matrix for tensor `t` (dims `[n_in, n_out]`).
-    pub fn new(ctx: &GpuContext, t: &TensorInfo) -> Result<Self, EngineError> {
-        Ok(Matrix(QuantMatrix::new(
-            ctx, &t.name, t.ty, t.dims[0], t.dims[1],
-        )?))
+/// One tensor's rows inside a [`Stack`].
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    pub name: String,
+    pub first_row: u64,
+    pub rows: u64,
+}
+
+/// The rows of one or more tensors of the same type and row length in one matrix (q/k/v,
+/// gate/up), in order, so that one decode dispatch computes all of them. A stack of several
+/// members always fits one buffer.
+pub(crate) struct Stack {
+    pub m: Matrix,
+    pub members: Vec<Member>,
+}
+
+impl Stack {
+    /// An empty stack of the tensors `ts` (all of one type and row length).
+    pub fn new(ctx: &GpuContext, ts: &[&TensorInfo]) -> Result<Self, EngineError> {
+        let t0 = ts[0];
+        let mut members = Vec::with_capacity(ts.len());
+        let mut rows = 0;
+        for t in ts {
+            if t.ty != t0.ty || t.dims[0] != t0.dims[0] {
+                return Err(EngineError::BadTensor {
+                    name: t.name.clone(),
+                    reason: format!("cannot stack with {}", t0.name),
+                });
+            }
+            members.push(Member {
+                name: t.name.clone(),
+                first_row: rows,
+                rows: t.dims[1],
+            });
+            rows += t.dims[1];
+        }
+        let label = ts
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join("+");
+        let m = QuantMatrix::new(ctx, &label, t0.ty, t0.dims[0], rows)?;
+        if ts.len() > 1 && m.parts().len() != 1 {
+            return Err(EngineError::BadTensor {
+                name: label,
+                reason: "stacked matrix does not fit one buffer".into(),
+            });
+        }
+        Ok(Stack {
+            m: Matrix(m),
+            members,
+        })
     }
 
+    /// Byte offset of member `i` in the matrix.
+    pub fn offset(&self, i: usize) -> u64 {
+        self.members[i].first_row * self.m.0.row_bytes()
+    }
+}
+
+impl Matrix {
     pub fn write(
         &mut self,
         ctx: &GpuContext,
@@ -37,16 +90,62 @@ impl Matrix {
     }
 }
 
+/// The tiled matrix-matrix product of a batch over rows `first_row .. first_row + rows` of a
+/// matrix (all of it, or one member of a [`Stack`]), for prefill.
+pub(crate) struct Batch {
+    op: MatMul,
+    /// Token count the uniforms currently hold.
+    n: u32,
+}
+
+impl Batch {
+    /// `x` holds `(max_tokens, n_in)` f32 and `y` `(max_tokens, rows)` f32.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn new(
+        ctx: &GpuContext,
+        w: &Matrix,
+        first_row: u64,
+        rows: u64,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        max_tokens: u32,
+        accumulate: bool,
+    ) -> Result<Self, EngineError> {
+        let opts = MatMulOptions {
+            accumulate,
+            first_row,
+            n_rows: rows,
+            ..Default::default()
+        };
+        Ok(Batch {
+            op: MatMul::new(ctx, &w.0, x, y, max_tokens, opts).await?,
+            n: max_tokens,
+        })
+    }
+
+    /// Makes the next submit cover `n_tokens` rows (writes the uniforms only when the count
+    /// changes).
+    pub fn prepare(&mut self, ctx: &GpuContext, n_tokens: u32) -> Result<(), EngineError> {
+        if n_tokens != self.n {
+            self.op.set_n_tokens(ctx, n_tokens)?;
+            self.n = n_tokens;
+        }
+        Ok(())
+    }
+
+    /// Records the product; returns the number of dispatches.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) -> u64 {
+        self.op.encode(pass);
+        self.op.dispatch_count()
+    }
+}
+
 /// `y = W x` (or `y += W x`, fusing a residual add) for the rows of a batch:
 /// matrix-vector for one token (decode), tiled matrix-matrix for more
 /// (prefill).
 pub(crate) struct Linear {
     single: MatVec,
-    batch: Option<MatMul>,
-    /// Token count the matrix-matrix uniforms currently hold.
-    batch_n: u32,
-    /// Dispatches per product: one per buffer the matrix is split across.
-    parts: u64,
+    batch: Option<Batch>,
 }
 
 impl Linear {
@@ -71,32 +170,21 @@ impl Linear {
         )
         .await?;
         let batch = if max_tokens > 1 {
-            let opts = MatMulOptions {
-                accumulate,
-                ..Default::default()
-            };
-            Some(MatMul::new(ctx, &w.0, x, y, max_tokens, opts).await?)
+            let rows = w.0.n_out();
+            Some(Batch::new(ctx, w, 0, rows, x, y, max_tokens, accumulate).await?)
         } else {
             None
         };
-        Ok(Linear {
-            single,
-            batch,
-            batch_n: max_tokens,
-            parts: w.0.parts().len() as u64,
-        })
+        Ok(Linear { single, batch })
     }
 
     /// Makes the next submit's matrix-matrix product cover `n_tokens` rows
     /// (writes its uniforms only when the count changes).
     pub fn prepare(&mut self, ctx: &GpuContext, n_tokens: u32) -> Result<(), EngineError> {
-        if let Some(b) = &mut self.batch {
-            if n_tokens > 1 && n_tokens != self.batch_n {
-                b.set_n_tokens(ctx, n_tokens)?;
-                self.batch_n = n_tokens;
-            }
+        match &mut self.batch {
+            Some(b) if n_tokens > 1 => b.prepare(ctx, n_tokens),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Records the product for `n_tokens` rows (after [`Linear::prepare`]);
@@ -104,9 +192,11 @@ impl Linear {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32) -> u64 {
         match &self.batch {
             Some(b) if n_tokens > 1 => b.encode(pass),
-            _ => self.single.encode(pass),
+            _ => {
+                self.single.encode(pass);
+                self.single.dispatch_count()
+            }
         }
-        self.parts
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use ahma_kernels::GpuContext;
 
-use crate::linear::Matrix;
+use crate::linear::{Matrix, Stack};
 use crate::model::{LayerWeights, Weights};
 use crate::plan::{plan, DeviceBudget, MemoryPlan};
 use crate::readback::wait_idle;
@@ -27,8 +27,9 @@ use crate::{EngineError, LoadOptions, Model};
 
 /// Where one tensor's bytes go.
 enum Dest {
-    /// A weight matrix (raw blocks, split across buffers by the kernels crate).
-    Matrix(Matrix),
+    /// Rows of a weight matrix (raw blocks, split across buffers by the kernels crate): stack
+    /// `slot` of [`Loading::stacks`], from byte `offset` on.
+    Rows { slot: usize, offset: u64 },
     /// An F32 vector (norm weights), gathered and written on completion.
     Vector { buf: wgpu::Buffer, bytes: Vec<u8> },
     /// A tensor the model does not use.
@@ -41,6 +42,10 @@ struct Loading {
     plan: MemoryPlan,
     dests: Vec<Dest>,
     done: Vec<bool>,
+    /// Every weight matrix; q/k/v and gate/up share one where their types allow.
+    stacks: Vec<Option<Stack>>,
+    /// Member tensors of each stack still arriving.
+    missing: Vec<usize>,
 }
 
 /// Progress of a load, for a progress bar.
@@ -130,7 +135,11 @@ impl ModelLoader {
                             EngineError::Incomplete("tensor data before header".into())
                         })?;
                         match &mut s.dests[index] {
-                            Dest::Matrix(m) => m.write(ctx, offset, bytes)?,
+                            Dest::Rows { slot, offset: at } => {
+                                if let Some(st) = &mut s.stacks[*slot] {
+                                    st.m.write(ctx, *at + offset, bytes)?;
+                                }
+                            }
                             Dest::Vector { bytes: acc, .. } => acc.extend_from_slice(bytes),
                             Dest::Skip => {}
                         }
@@ -145,7 +154,15 @@ impl ModelLoader {
                                 ctx.queue().write_buffer(buf, 0, bytes);
                                 *bytes = Vec::new();
                             }
-                            Dest::Matrix(m) => m.finish(ctx)?,
+                            Dest::Rows { slot, .. } => {
+                                let slot = *slot;
+                                s.missing[slot] -= 1;
+                                if s.missing[slot] == 0 {
+                                    if let Some(st) = &mut s.stacks[slot] {
+                                        st.m.finish(ctx)?;
+                                    }
+                                }
+                            }
                             Dest::Skip => {}
                         }
                         s.done[index] = true;
@@ -182,9 +199,10 @@ impl ModelLoader {
             cfg,
             plan,
             dests,
+            stacks,
             ..
         } = st;
-        let weights = assemble(&gguf, &cfg, dests)?;
+        let weights = assemble(&gguf, &cfg, dests, stacks)?;
         Model::build(self.ctx, cfg, self.opts, plan, weights).await
     }
 }
@@ -222,8 +240,33 @@ fn prepare(ctx: &GpuContext, opts: &LoadOptions, g: &Gguf) -> Result<Loading, En
         ctx.use_f16(),
         &budget,
     )?;
+    // Which matrices share a buffer: per layer q/k/v and gate/up, grouped by type and row
+    // length (a Q4_K_M file may give attn_v a different type than attn_q and attn_k), as long
+    // as the stack fits one storage binding. Every other matrix is a stack of one.
+    let caps = ctx.caps();
+    let limit = caps
+        .max_storage_buffer_binding_size
+        .min(caps.max_buffer_size)
+        .min(u32::MAX as u64);
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut grouped = vec![false; g.tensors.len()];
+    for l in 0..cfg.n_layer {
+        let sets = [
+            vec![names::attn_q(l), names::attn_k(l), names::attn_v(l)],
+            vec![names::ffn_gate(l), names::ffn_up(l)],
+        ];
+        for set in sets {
+            let idx: Vec<usize> = set.iter().filter_map(|n| g.tensor_index(n)).collect();
+            for group in stack_groups(g, &idx, limit) {
+                for &i in &group {
+                    grouped[i] = true;
+                }
+                groups.push(group);
+            }
+        }
+    }
     let mut dests = Vec::with_capacity(g.tensors.len());
-    for t in &g.tensors {
+    for (i, t) in g.tensors.iter().enumerate() {
         let d = if t.dims.len() == 1 && is_used(&cfg, &t.name) {
             let buf = ctx.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some(&t.name),
@@ -236,11 +279,29 @@ fn prepare(ctx: &GpuContext, opts: &LoadOptions, g: &Gguf) -> Result<Loading, En
                 bytes: Vec::with_capacity(t.n_bytes as usize),
             }
         } else if t.dims.len() == 2 && is_used(&cfg, &t.name) {
-            Dest::Matrix(Matrix::new(ctx, t)?)
+            if !grouped[i] {
+                groups.push(vec![i]);
+            }
+            // Filled in below once the stacks exist.
+            Dest::Skip
         } else {
             Dest::Skip
         };
         dests.push(d);
+    }
+    let mut stacks = Vec::with_capacity(groups.len());
+    let mut missing = Vec::with_capacity(groups.len());
+    for group in &groups {
+        let ts: Vec<&ahma_gguf::TensorInfo> = group.iter().map(|&i| &g.tensors[i]).collect();
+        let st = Stack::new(ctx, &ts)?;
+        for (k, &i) in group.iter().enumerate() {
+            dests[i] = Dest::Rows {
+                slot: stacks.len(),
+                offset: st.offset(k),
+            };
+        }
+        missing.push(group.len());
+        stacks.push(Some(st));
     }
     Ok(Loading {
         gguf: g.clone(),
@@ -248,7 +309,31 @@ fn prepare(ctx: &GpuContext, opts: &LoadOptions, g: &Gguf) -> Result<Loading, En
         plan,
         done: vec![false; g.tensors.len()],
         dests,
+        stacks,
+        missing,
     })
+}
+
+/// Splits `idx` (tensors in computation order) into stacks: tensors of one type and row length
+/// share a stack, in order, while it fits `limit` bytes; the others get stacks of their own.
+fn stack_groups(g: &Gguf, idx: &[usize], limit: u64) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for &i in idx {
+        let t = &g.tensors[i];
+        if t.dims.len() != 2 {
+            continue;
+        }
+        let fits = |grp: &Vec<usize>| {
+            let t0 = &g.tensors[grp[0]];
+            let bytes: u64 = grp.iter().map(|&j| g.tensors[j].n_bytes).sum();
+            t0.ty == t.ty && t0.dims[0] == t.dims[0] && bytes + t.n_bytes <= limit
+        };
+        match out.iter_mut().find(|grp| fits(grp)) {
+            Some(grp) => grp.push(i),
+            None => out.push(vec![i]),
+        }
+    }
+    out
 }
 
 fn is_used(cfg: &LlamaConfig, name: &str) -> bool {
@@ -273,62 +358,84 @@ fn is_used(cfg: &LlamaConfig, name: &str) -> bool {
 }
 
 /// Moves the loaded buffers into the model's weight structure by name.
-fn assemble(g: &Gguf, cfg: &LlamaConfig, dests: Vec<Dest>) -> Result<Weights, EngineError> {
+fn assemble(
+    g: &Gguf,
+    cfg: &LlamaConfig,
+    dests: Vec<Dest>,
+    stacks: Vec<Option<Stack>>,
+) -> Result<Weights, EngineError> {
+    let mut stacks = stacks;
     let mut slots: Vec<Option<Dest>> = dests.into_iter().map(Some).collect();
-    let mut take = |name: &str| -> Result<Dest, EngineError> {
-        let i = g.tensor_index(name).ok_or_else(|| EngineError::BadTensor {
-            name: name.into(),
-            reason: "missing".into(),
-        })?;
-        slots[i].take().ok_or_else(|| EngineError::BadTensor {
-            name: name.into(),
-            reason: "used twice".into(),
-        })
+    let missing = |name: &str| EngineError::BadTensor {
+        name: name.into(),
+        reason: "missing".into(),
     };
-    fn matrix(name: &str, d: Dest) -> Result<Matrix, EngineError> {
-        match d {
-            Dest::Matrix(m) => Ok(m),
+    // The stack slot holding tensor `name`.
+    let slot_of = |name: &str| -> Result<usize, EngineError> {
+        let i = g.tensor_index(name).ok_or_else(|| missing(name))?;
+        match &slots[i] {
+            Some(Dest::Rows { slot, .. }) => Ok(*slot),
             _ => Err(EngineError::BadTensor {
                 name: name.into(),
                 reason: "expected a matrix".into(),
             }),
         }
+    };
+    // The stacks holding `names`, in order of first appearance.
+    let mut take_stacks = |names: &[String]| -> Result<Vec<Stack>, EngineError> {
+        let mut out = Vec::new();
+        for n in names {
+            let slot = slot_of(n)?;
+            if let Some(st) = stacks[slot].take() {
+                out.push(st);
+            }
+        }
+        Ok(out)
+    };
+    fn single(name: &str, mut st: Vec<Stack>) -> Result<Matrix, EngineError> {
+        match (st.pop(), st.is_empty()) {
+            (Some(s), true) if s.members.len() == 1 => Ok(s.m),
+            _ => Err(EngineError::BadTensor {
+                name: name.into(),
+                reason: "expected a matrix of its own".into(),
+            }),
+        }
     }
-    fn vector(name: &str, d: Dest) -> Result<wgpu::Buffer, EngineError> {
-        match d {
-            Dest::Vector { buf, .. } => Ok(buf),
+    let token_embd = single(
+        names::TOKEN_EMBD,
+        take_stacks(&[names::TOKEN_EMBD.to_string()])?,
+    )?;
+    let output = single(names::OUTPUT, take_stacks(&[names::OUTPUT.to_string()])?)?;
+    let mut layers = Vec::with_capacity(cfg.n_layer);
+    for l in 0..cfg.n_layer {
+        let attn = take_stacks(&[names::attn_q(l), names::attn_k(l), names::attn_v(l)])?;
+        let ffn = take_stacks(&[names::ffn_gate(l), names::ffn_up(l)])?;
+        let wo = single(
+            &names::attn_output(l),
+            take_stacks(&[names::attn_output(l)])?,
+        )?;
+        let w_down = single(&names::ffn_down(l), take_stacks(&[names::ffn_down(l)])?)?;
+        layers.push((attn, wo, ffn, w_down));
+    }
+    let mut vector = |name: &str| -> Result<wgpu::Buffer, EngineError> {
+        let i = g.tensor_index(name).ok_or_else(|| missing(name))?;
+        match slots[i].take() {
+            Some(Dest::Vector { buf, .. }) => Ok(buf),
             _ => Err(EngineError::BadTensor {
                 name: name.into(),
                 reason: "expected a vector".into(),
             }),
         }
-    }
-    let token_embd = matrix(names::TOKEN_EMBD, take(names::TOKEN_EMBD)?)?;
-    let output = matrix(names::OUTPUT, take(names::OUTPUT)?)?;
-    let mut layers = Vec::with_capacity(cfg.n_layer);
-    for l in 0..cfg.n_layer {
-        layers.push((
-            matrix(&names::attn_q(l), take(&names::attn_q(l))?)?,
-            matrix(&names::attn_k(l), take(&names::attn_k(l))?)?,
-            matrix(&names::attn_v(l), take(&names::attn_v(l))?)?,
-            matrix(&names::attn_output(l), take(&names::attn_output(l))?)?,
-            matrix(&names::ffn_gate(l), take(&names::ffn_gate(l))?)?,
-            matrix(&names::ffn_up(l), take(&names::ffn_up(l))?)?,
-            matrix(&names::ffn_down(l), take(&names::ffn_down(l))?)?,
-        ));
-    }
-    let output_norm = vector(names::OUTPUT_NORM, take(names::OUTPUT_NORM)?)?;
+    };
+    let output_norm = vector(names::OUTPUT_NORM)?;
     let mut out = Vec::with_capacity(cfg.n_layer);
-    for (l, (wq, wk, wv, wo, w_gate, w_up, w_down)) in layers.into_iter().enumerate() {
+    for (l, (attn, wo, ffn, w_down)) in layers.into_iter().enumerate() {
         out.push(LayerWeights {
-            attn_norm: vector(&names::attn_norm(l), take(&names::attn_norm(l))?)?,
-            ffn_norm: vector(&names::ffn_norm(l), take(&names::ffn_norm(l))?)?,
-            wq,
-            wk,
-            wv,
+            attn_norm: vector(&names::attn_norm(l))?,
+            ffn_norm: vector(&names::ffn_norm(l))?,
+            attn,
             wo,
-            w_gate,
-            w_up,
+            ffn,
             w_down,
         });
     }

@@ -6,9 +6,10 @@
 //! dispatches into a single compute pass, so a decoded token is one queue
 //! submit and one 4-byte readback of the sampled id.
 
-use ahma_gguf::LlamaConfig;
+use ahma_gguf::{names, LlamaConfig};
 use ahma_kernels::attention::{self, Attention, AttentionBuffers, AttentionParams};
 use ahma_kernels::elementwise::{Elementwise, ElementwiseOp};
+use ahma_kernels::matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput};
 use ahma_kernels::rms_norm::RmsNorm;
 use ahma_kernels::rope::{self, Rope, RopeBuffers, RopeParams};
 use ahma_kernels::sample::{Sample, SampleBuffers, SampleParams};
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use ahma_kernels::GpuContext;
 
-use crate::linear::{Embedding, Linear, Matrix};
+use crate::linear::{Batch, Embedding, Linear, Matrix, Stack};
 use crate::plan::{MemoryPlan, ATTN_MAX_SPLITS};
 use crate::readback::read_buffer;
 use crate::{EngineError, LoadOptions, SamplingParams};
@@ -25,14 +26,14 @@ use crate::{EngineError, LoadOptions, SamplingParams};
 /// Weights of one block.
 pub(crate) struct LayerWeights {
     pub attn_norm: wgpu::Buffer, // (n_embd) f32
-    pub wq: Matrix,              // (n_embd) -> (n_head * head_dim)
-    pub wk: Matrix,              // (n_embd) -> (kv_dim)
-    pub wv: Matrix,              // (n_embd) -> (kv_dim)
-    pub wo: Matrix,              // (n_head * head_dim) -> (n_embd)
-    pub ffn_norm: wgpu::Buffer,  // (n_embd) f32
-    pub w_gate: Matrix,          // (n_embd) -> (n_ff)
-    pub w_up: Matrix,            // (n_embd) -> (n_ff)
-    pub w_down: Matrix,          // (n_ff) -> (n_embd)
+    /// attn_q (n_embd -> n_head * head_dim), attn_k and attn_v (n_embd -> kv_dim), stacked
+    /// into one matrix where their types allow (else two or three).
+    pub attn: Vec<Stack>,
+    pub wo: Matrix,             // (n_head * head_dim) -> (n_embd)
+    pub ffn_norm: wgpu::Buffer, // (n_embd) f32
+    /// ffn_gate and ffn_up (n_embd -> n_ff), stacked where their types allow.
+    pub ffn: Vec<Stack>,
+    pub w_down: Matrix, // (n_ff) -> (n_embd)
 }
 
 /// All weights, raw GGUF blocks on the GPU.
@@ -60,17 +61,28 @@ struct Scratch {
 }
 
 /// Kernels of one block, bound to that block's weights and KV cache.
+///
+/// Decode (one token) runs at most 8 dispatches: q/k/v with the attention RMSNorm fused in
+/// (one mat-vec per stack, usually one), RoPE + KV write, attention (two), the output
+/// projection adding into the residual stream, gate/up with the FFN RMSNorm and SwiGLU fused
+/// in, and the down projection adding into the residual stream. Prefill batches run the
+/// explicit norms, one tiled product per tensor and the SwiGLU kernel.
 struct LayerOps {
+    /// Decode: norm-fused mat-vecs over the q/k/v stacks.
+    qkv: Vec<MatVec>,
+    /// Decode: norm-fused mat-vecs over the gate/up stacks; one SwiGLU-fused mat-vec when gate
+    /// and up share a stack.
+    ffn_in: Vec<MatVec>,
+    /// Whether `ffn_in` already applied SwiGLU (else `swiglu` runs after it).
+    ffn_fused: bool,
+    /// Prefill: explicit norms and one tiled product per tensor (q, k, v; gate, up).
     attn_norm: RmsNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv_batch: Vec<Batch>,
+    ffn_norm: RmsNorm,
+    ffn_batch: Vec<Batch>,
     rope: Rope,
     attention: Attention,
     o: Linear, // accumulates into the residual stream
-    ffn_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
     swiglu: Elementwise,
     down: Linear, // accumulates into the residual stream
 }
@@ -110,6 +122,8 @@ pub struct Model {
     out_norm_last: RmsNorm,
     output: Linear,
     output_last: Linear,
+    /// Decode head: the output projection with the final RMSNorm fused in.
+    output_fused: MatVec,
     sample: Sample,
     recent: wgpu::Buffer,
     /// Tokens in the KV cache.
@@ -201,7 +215,131 @@ impl Model {
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for (l, w) in weights.layers.iter().enumerate() {
             let (kc, vc) = &kv[l];
+            // Scratch buffer of each stacked tensor.
+            let dest = |name: &str| -> Result<&wgpu::Buffer, EngineError> {
+                let b = [
+                    (names::attn_q(l), &s.q),
+                    (names::attn_k(l), &s.k),
+                    (names::attn_v(l), &s.v),
+                    (names::ffn_gate(l), &s.gate),
+                    (names::ffn_up(l), &s.up),
+                ]
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, b)| b);
+                b.ok_or_else(|| EngineError::BadTensor {
+                    name: name.into(),
+                    reason: "unexpected in a stack".into(),
+                })
+            };
+            let mut qkv = Vec::new();
+            let mut qkv_batch = Vec::new();
+            for st in &w.attn {
+                let outs = st
+                    .members
+                    .iter()
+                    .map(|m| {
+                        Ok(MatVecOutput {
+                            buffer: dest(&m.name)?,
+                            offset: 0,
+                            rows: m.rows,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, EngineError>>()?;
+                let norm = MatVecNorm {
+                    weight: &w.attn_norm,
+                    eps: cfg.rms_eps,
+                };
+                qkv.push(
+                    MatVec::new_fused(
+                        &ctx,
+                        &st.m.0,
+                        &s.hidden,
+                        Some(norm),
+                        &outs,
+                        MatVecOptions::default(),
+                    )
+                    .await?,
+                );
+                if mb > 1 {
+                    for m in &st.members {
+                        qkv_batch.push(
+                            Batch::new(
+                                &ctx,
+                                &st.m,
+                                m.first_row,
+                                m.rows,
+                                &s.normed,
+                                dest(&m.name)?,
+                                mb,
+                                false,
+                            )
+                            .await?,
+                        );
+                    }
+                }
+            }
+            let mut ffn_in = Vec::new();
+            let mut ffn_batch = Vec::new();
+            let ffn_fused = w.ffn.len() == 1;
+            for st in &w.ffn {
+                let norm = MatVecNorm {
+                    weight: &w.ffn_norm,
+                    eps: cfg.rms_eps,
+                };
+                let (outs, opts) = if ffn_fused {
+                    // [gate; up] in one stack: y = silu(gate·x)·(up·x) into the gate buffer.
+                    let o = MatVecOutput {
+                        buffer: &s.gate,
+                        offset: 0,
+                        rows: ff,
+                    };
+                    let opts = MatVecOptions {
+                        swiglu: true,
+                        ..Default::default()
+                    };
+                    (vec![o], opts)
+                } else {
+                    let outs = st
+                        .members
+                        .iter()
+                        .map(|m| {
+                            Ok(MatVecOutput {
+                                buffer: dest(&m.name)?,
+                                offset: 0,
+                                rows: m.rows,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, EngineError>>()?;
+                    (outs, MatVecOptions::default())
+                };
+                ffn_in.push(
+                    MatVec::new_fused(&ctx, &st.m.0, &s.hidden, Some(norm), &outs, opts).await?,
+                );
+                if mb > 1 {
+                    for m in &st.members {
+                        ffn_batch.push(
+                            Batch::new(
+                                &ctx,
+                                &st.m,
+                                m.first_row,
+                                m.rows,
+                                &s.normed,
+                                dest(&m.name)?,
+                                mb,
+                                false,
+                            )
+                            .await?,
+                        );
+                    }
+                }
+            }
             layers.push(LayerOps {
+                qkv,
+                ffn_in,
+                ffn_fused,
+                qkv_batch,
+                ffn_batch,
                 attn_norm: RmsNorm::new(
                     &ctx,
                     &s.step,
@@ -213,9 +351,6 @@ impl Model {
                     false,
                 )
                 .await?,
-                q: Linear::new(&ctx, &w.wq, &s.normed, &s.q, mb, false).await?,
-                k: Linear::new(&ctx, &w.wk, &s.normed, &s.k, mb, false).await?,
-                v: Linear::new(&ctx, &w.wv, &s.normed, &s.v, mb, false).await?,
                 rope: Rope::new(
                     &ctx,
                     &RopeBuffers {
@@ -266,8 +401,6 @@ impl Model {
                     false,
                 )
                 .await?,
-                gate: Linear::new(&ctx, &w.w_gate, &s.normed, &s.gate, mb, false).await?,
-                up: Linear::new(&ctx, &w.w_up, &s.normed, &s.up, mb, false).await?,
                 swiglu: Elementwise::new(
                     &ctx,
                     ElementwiseOp::SwiGlu,
@@ -305,6 +438,22 @@ impl Model {
         let output = Linear::new(&ctx, &weights.output, &s.normed, &s.logits, mb, false).await?;
         let output_last =
             Linear::new(&ctx, &weights.output, &s.normed, &s.logits, 1, false).await?;
+        let output_fused = MatVec::new_fused(
+            &ctx,
+            &weights.output.0,
+            &s.hidden,
+            Some(MatVecNorm {
+                weight: &weights.output_norm,
+                eps: cfg.rms_eps,
+            }),
+            &[MatVecOutput {
+                buffer: &s.logits,
+                offset: 0,
+                rows: nv,
+            }],
+            MatVecOptions::default(),
+        )
+        .await?;
         let sampling = SamplingParams::greedy();
         let sample = Sample::new(
             &ctx,
@@ -336,6 +485,7 @@ impl Model {
             out_norm_last,
             output,
             output_last,
+            output_fused,
             sample,
             recent,
             n_past: 0,
@@ -487,16 +637,12 @@ impl Model {
         let ctx = &self.ctx;
         self.embed.prepare(ctx, n)?;
         for l in &mut self.layers {
-            for lin in [
-                &mut l.q,
-                &mut l.k,
-                &mut l.v,
-                &mut l.o,
-                &mut l.gate,
-                &mut l.up,
-                &mut l.down,
-            ] {
-                lin.prepare(ctx, n)?;
+            l.o.prepare(ctx, n)?;
+            l.down.prepare(ctx, n)?;
+            if n > 1 {
+                for b in l.qkv_batch.iter_mut().chain(l.ffn_batch.iter_mut()) {
+                    b.prepare(ctx, n)?;
+                }
             }
         }
         self.output.prepare(ctx, n)
@@ -513,30 +659,59 @@ impl Model {
         // the matrix products report theirs (one per buffer of a split matrix).
         let mut dispatches = self.embed.encode(&mut pass);
         for l in &self.layers {
-            l.attn_norm.encode(&mut pass, n);
-            dispatches += l.q.encode(&mut pass, n);
-            dispatches += l.k.encode(&mut pass, n);
-            dispatches += l.v.encode(&mut pass, n);
+            if n == 1 {
+                for mv in &l.qkv {
+                    mv.encode(&mut pass);
+                    dispatches += mv.dispatch_count();
+                }
+            } else {
+                l.attn_norm.encode(&mut pass, n);
+                dispatches += 1;
+                for b in &l.qkv_batch {
+                    dispatches += b.encode(&mut pass);
+                }
+            }
             l.rope.encode(&mut pass, n);
             l.attention.encode(&mut pass, st);
+            dispatches += 3;
             dispatches += l.o.encode(&mut pass, n);
-            l.ffn_norm.encode(&mut pass, n);
-            dispatches += l.gate.encode(&mut pass, n);
-            dispatches += l.up.encode(&mut pass, n);
-            l.swiglu.encode(&mut pass, n);
+            if n == 1 {
+                for mv in &l.ffn_in {
+                    mv.encode(&mut pass);
+                    dispatches += mv.dispatch_count();
+                }
+            } else {
+                l.ffn_norm.encode(&mut pass, n);
+                dispatches += 1;
+                for b in &l.ffn_batch {
+                    dispatches += b.encode(&mut pass);
+                }
+            }
+            if n > 1 || !l.ffn_fused {
+                l.swiglu.encode(&mut pass, n);
+                dispatches += 1;
+            }
             dispatches += l.down.encode(&mut pass, n);
-            dispatches += 6;
         }
         match head {
+            Head::All if n == 1 => {
+                self.output_fused.encode(&mut pass);
+                dispatches += self.output_fused.dispatch_count();
+            }
             Head::All => {
                 self.out_norm_all.encode(&mut pass, n);
                 dispatches += 1 + self.output.encode(&mut pass, n);
             }
             Head::LastAndSample => {
-                self.out_norm_last.encode(&mut pass, n);
-                dispatches += self.output_last.encode(&mut pass, 1);
+                if n == 1 {
+                    self.output_fused.encode(&mut pass);
+                    dispatches += self.output_fused.dispatch_count();
+                } else {
+                    self.out_norm_last.encode(&mut pass, n);
+                    dispatches += 1 + self.output_last.encode(&mut pass, 1);
+                }
                 self.sample.encode(&mut pass, 1);
-                dispatches += 2;
+                dispatches += 1;
             }
             Head::None => {}
         }

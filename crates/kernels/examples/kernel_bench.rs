@@ -78,6 +78,7 @@ fn main() -> Result<(), KernelError> {
     println!("caps: {:?}", probe.caps());
     drop(probe);
     let cases: Vec<(GgmlType, u64, u64)> = vec![
+        (GgmlType::Q5_0, 3200, 3200),
         (GgmlType::Q4_0, 3200, 8640),
         (GgmlType::Q5_0, 3200, 8640),
         (GgmlType::Q8_0, 3200, 8640),
@@ -111,15 +112,16 @@ fn main() -> Result<(), KernelError> {
             let x: Vec<f32> = (0..n_in).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
             let xb = ctx.storage_buffer_init("x", &x)?;
             let yb = ctx.storage_buffer("y", n_out * 4)?;
-            for wg in [64, 256] {
+            for (wg, rows) in [(128, 4), (128, 8), (256, 4), (256, 8), (64, 2), (128, 2)] {
                 let opts = MatVecOptions {
                     workgroup_size: wg,
+                    rows,
                     ..Default::default()
                 };
                 let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts))?;
                 let t = time_reps(&ctx, reps, &|p| op.encode(p))?;
                 println!(
-                    "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} parts {}: {:8.1} us  {:7.1} GB/s",
+                    "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} rows {rows} parts {}: {:8.1} us  {:7.1} GB/s",
                     ty.name(),
                     m.parts().len(),
                     t * 1e6,

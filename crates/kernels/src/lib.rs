@@ -32,9 +32,12 @@
 //!   (`first_row * row_bytes()`). A plain [`MatVec`] over stacked q/k(/v) then computes all of
 //!   them in one dispatch into consecutive outputs; stacked gate/up feed the fused SwiGLU matvec.
 //! - [`MatVec`] (decode, one token): `y = W·x`, `y += W·x` (`accumulate`: the residual add), or
-//!   `y = silu(W_gate·x)·(W_up·x)` (`swiglu`). Every GGML type the Ahma files use: F32, F16,
+//!   `y = silu(W_gate·x)·(W_up·x)` (`swiglu`); [`MatVec::new_fused`] adds an RMSNorm in front
+//!   (`x` is then the raw residual stream) and splits the rows of a stacked matrix over up to
+//!   three outputs (q, k, v). Every GGML type the Ahma files use: F32, F16,
 //!   BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS.
-//! - [`MatMul`] (prefill, n tokens): `Y = X·Wᵀ` (or `+=`), X and Y with row strides and offsets;
+//! - [`MatMul`] (prefill, n tokens): `Y = X·Wᵀ` (or `+=`), X and Y with row strides and offsets,
+//!   over all rows or a row range (one member of a stacked matrix);
 //!   [`MatMul::set_n_tokens`] changes the count between submits.
 //! - [`Embed`]: rows of `token_embd` for ids read from a GPU buffer.
 //!
@@ -81,6 +84,6 @@ pub use embed::{Embed, EmbedOptions};
 pub use error::KernelError;
 pub use key::KernelKey;
 pub use matmul::{MatMul, MatMulOptions};
-pub use matvec::{MatVec, MatVecOptions};
+pub use matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput};
 pub use quant_matrix::{MatrixPart, QuantMatrix};
 pub use registry::ParamsLayout;

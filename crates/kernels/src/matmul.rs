@@ -22,6 +22,10 @@ pub struct MatMulParams {
     pub x_stride: u32,
     pub y_offset: u32,
     pub y_stride: u32,
+    pub w_row0: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 /// Tokens and weight rows per workgroup tile.
@@ -38,8 +42,12 @@ pub struct MatMulOptions {
     pub x_stride: u32,
     /// Element of Y receiving (token 0, row 0).
     pub y_offset: u32,
-    /// Elements between rows of Y; 0 means n_out.
+    /// Elements between rows of Y; 0 means the number of rows computed.
     pub y_stride: u32,
+    /// First matrix row to compute (row 0 of Y): a row range of a stacked matrix.
+    pub first_row: u64,
+    /// Rows to compute from `first_row` on; 0 means all the rest.
+    pub n_rows: u64,
 }
 
 /// The key of one variant.
@@ -75,7 +83,11 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         x_offset,
         x_stride,
         y_offset,
-        y_stride
+        y_stride,
+        w_row0,
+        _pad0,
+        _pad1,
+        _pad2
     })]
 }
 
@@ -102,17 +114,31 @@ impl MatMul {
         if max_tokens == 0 {
             return Err(KernelError::InvalidArgument("matmul with 0 tokens".into()));
         }
+        let first = opts.first_row;
+        let n_out = if opts.n_rows == 0 {
+            m.n_out().saturating_sub(first)
+        } else {
+            opts.n_rows
+        };
+        if n_out == 0 || first + n_out > m.n_out() {
+            return Err(KernelError::InvalidArgument(format!(
+                "matmul rows {first}..{} of `{}` ({} rows)",
+                first + n_out,
+                m.label(),
+                m.n_out()
+            )));
+        }
         let x_stride = if opts.x_stride == 0 {
             m.n_in() as u32
         } else {
             opts.x_stride
         };
         let y_stride = if opts.y_stride == 0 {
-            m.n_out() as u32
+            n_out as u32
         } else {
             opts.y_stride
         };
-        if (x_stride as u64) < m.n_in() || (y_stride as u64) < m.n_out() {
+        if (x_stride as u64) < m.n_in() || (y_stride as u64) < n_out {
             return Err(KernelError::InvalidArgument(
                 "matmul row stride shorter than a row".into(),
             ));
@@ -125,7 +151,7 @@ impl MatMul {
         )?;
         check_len(
             y,
-            opts.y_offset as u64 + last * y_stride as u64 + m.n_out(),
+            opts.y_offset as u64 + last * y_stride as u64 + n_out,
             "matmul output",
         )?;
         let k = key(m.ty(), ctx.use_f16(), opts.accumulate);
@@ -133,22 +159,30 @@ impl MatMul {
         let mut dispatches = Vec::new();
         let mut params = Vec::new();
         for part in m.parts() {
-            let row_tiles = (part.n_rows as u32).div_ceil(TILE);
+            // The rows of this part inside [first, first + n_out).
+            let lo = first.max(part.first_row);
+            let hi = (first + n_out).min(part.first_row + part.n_rows);
+            if lo >= hi {
+                continue;
+            }
+            let rows = (hi - lo) as u32;
+            let row_tiles = rows.div_ceil(TILE);
             if row_tiles > ctx.caps().max_compute_workgroups_per_dimension {
                 return Err(KernelError::InvalidArgument(format!(
-                    "matmul: {} rows in one part",
-                    part.n_rows
+                    "matmul: {rows} rows in one part"
                 )));
             }
             let p = MatMulParams {
                 n_in: m.n_in() as u32,
-                n_rows: part.n_rows as u32,
+                n_rows: rows,
                 row_bytes: m.row_bytes() as u32,
                 n_tokens: max_tokens,
                 x_offset: opts.x_offset,
                 x_stride,
-                y_offset: opts.y_offset + part.first_row as u32,
+                y_offset: opts.y_offset + (lo - first) as u32,
                 y_stride,
+                w_row0: (lo - part.first_row) as u32,
+                ..Default::default()
             };
             let uniform = ctx.uniform_buffer(&format!("{k} params"), &p)?;
             let bind_group = crate::step::bind_group(
@@ -197,6 +231,11 @@ impl MatMul {
         for d in &self.dispatches {
             d.encode(pass);
         }
+    }
+
+    /// Dispatches [`MatMul::encode`] records.
+    pub fn dispatch_count(&self) -> u64 {
+        self.dispatches.len() as u64
     }
 
     /// The pipeline label of the variant in use.

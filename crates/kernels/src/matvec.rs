@@ -21,31 +21,40 @@ pub struct MatVecParams {
     pub y_offset: u32,
     pub groups_x: u32,
     pub up_rows: u32,
-    pub _pad: u32,
+    pub eps_bits: u32,
+    pub seg1: u32,
+    pub seg2: u32,
+    pub y2_offset: u32,
+    pub y3_offset: u32,
 }
 
-/// Rows per workgroup (the `ROWS` define); x is loaded once per unit for this many rows.
+/// Default rows per workgroup (the `ROWS` define); x is loaded once per unit for this many rows.
 pub const ROWS: u32 = 4;
+/// Rows per workgroup the op can be built with.
+pub const ROW_COUNTS: [u32; 4] = [1, 2, 4, 8];
 /// Workgroup sizes the op can be built with.
-pub const WORKGROUP_SIZES: [u32; 2] = [64, 256];
+pub const WORKGROUP_SIZES: [u32; 3] = [64, 128, 256];
 
 /// How to build a [`MatVec`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatVecOptions {
     /// Add into y instead of overwriting it (fuses the residual add).
     pub accumulate: bool,
-    /// Threads per workgroup, one of [`WORKGROUP_SIZES`]. 64 keeps most threads busy on Ahma's
-    /// 3200-wide rows (100 units of 32); 256 suits rows of 8192 and more.
+    /// Threads per workgroup, one of [`WORKGROUP_SIZES`]. Four threads share each 32-element
+    /// unit, so 128 threads walk 32 units (1024 elements) of ROWS rows per step.
     pub workgroup_size: u32,
+    /// Rows per workgroup, one of [`ROW_COUNTS`].
+    pub rows: u32,
     /// First element of x to use.
     pub x_offset: u32,
-    /// Element of y receiving row 0.
+    /// Element of y receiving row 0 (for [`MatVec::new`]; [`MatVec::new_fused`] takes each
+    /// output's offset from its [`MatVecOutput`]).
     pub y_offset: u32,
     /// Fused feed-forward gate: the matrix holds n_ff gate rows followed by n_ff up rows (one
     /// [`QuantMatrix`] of 2·n_ff rows, written by the loader at row offsets 0 and n_ff) and
     /// y[r] = silu(gate_r·x)·(up_r·x) for r < n_ff. Saves two dispatches per layer and the
     /// gate/up round trip through memory. The stacked matrix must fit one part; cannot be
-    /// combined with `accumulate`.
+    /// combined with `accumulate` or several outputs.
     pub swiglu: bool,
 }
 
@@ -53,7 +62,8 @@ impl Default for MatVecOptions {
     fn default() -> Self {
         MatVecOptions {
             accumulate: false,
-            workgroup_size: 64,
+            workgroup_size: 128,
+            rows: ROWS,
             x_offset: 0,
             y_offset: 0,
             swiglu: false,
@@ -61,19 +71,58 @@ impl Default for MatVecOptions {
     }
 }
 
-/// The key of one variant; `accumulate` and `swiglu` exclude each other.
-pub fn key(ty: GgmlType, f16: bool, subgroups: bool, opts: &MatVecOptions) -> KernelKey {
+/// RMSNorm fused in front of the product: x is the raw residual stream and
+/// y = W·(x / sqrt(mean(x²) + eps) ⊙ weight).
+#[derive(Clone, Copy, Debug)]
+pub struct MatVecNorm<'a> {
+    /// The norm weight, `n_in` f32.
+    pub weight: &'a wgpu::Buffer,
+    pub eps: f32,
+}
+
+/// One output of a [`MatVec`]: the next `rows` rows of the matrix go to `buffer` from element
+/// `offset` on.
+#[derive(Clone, Copy, Debug)]
+pub struct MatVecOutput<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u32,
+    pub rows: u64,
+}
+
+/// The key of one variant; `accumulate` and `swiglu` exclude each other. `outputs` is 1, 2 or 3.
+pub fn key(
+    ty: GgmlType,
+    f16: bool,
+    subgroups: bool,
+    opts: &MatVecOptions,
+    norm: bool,
+    outputs: usize,
+) -> KernelKey {
     KernelKey::new("matvec", "main")
         .define(&type_define(ty), 1)
         .flag("F16", f16 && ty != GgmlType::F32)
         .flag("SUBGROUPS", subgroups)
         .flag("ACCUMULATE", opts.accumulate)
         .flag("SWIGLU", opts.swiglu)
+        .flag("NORM", norm)
+        .flag("Y2", outputs >= 2)
+        .flag("Y3", outputs >= 3)
         .define("WG", opts.workgroup_size)
+        .define("ROWS", opts.rows)
 }
 
-/// Every variant the op can request.
+/// Every variant the engine and the tests request: (accumulate, swiglu, norm, outputs) for the
+/// default workgroup shape, plus the plain product for the other workgroup sizes.
 pub fn variants() -> Vec<KernelKey> {
+    let modes = [
+        (false, false, false, 1),
+        (true, false, false, 1),
+        (false, true, false, 1),
+        (false, false, true, 1),
+        (false, false, true, 2),
+        (false, false, true, 3),
+        (false, true, true, 1),
+    ];
     let mut out = Vec::new();
     for ty in GgmlType::ALL {
         for f16 in [false, true] {
@@ -81,16 +130,20 @@ pub fn variants() -> Vec<KernelKey> {
                 continue;
             }
             for sg in [false, true] {
-                for (accumulate, swiglu) in [(false, false), (true, false), (false, true)] {
-                    for workgroup_size in WORKGROUP_SIZES {
-                        let opts = MatVecOptions {
-                            accumulate,
-                            swiglu,
-                            workgroup_size,
-                            ..Default::default()
-                        };
-                        out.push(key(ty, f16, sg, &opts));
-                    }
+                for (accumulate, swiglu, norm, outputs) in modes {
+                    let opts = MatVecOptions {
+                        accumulate,
+                        swiglu,
+                        ..Default::default()
+                    };
+                    out.push(key(ty, f16, sg, &opts, norm, outputs));
+                }
+                for workgroup_size in [64, 256] {
+                    let opts = MatVecOptions {
+                        workgroup_size,
+                        ..Default::default()
+                    };
+                    out.push(key(ty, f16, sg, &opts, false, 1));
                 }
             }
         }
@@ -107,7 +160,11 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         y_offset,
         groups_x,
         up_rows,
-        _pad
+        eps_bits,
+        seg1,
+        seg2,
+        y2_offset,
+        y3_offset
     })]
 }
 
@@ -161,17 +218,45 @@ impl MatVec {
         y: &wgpu::Buffer,
         opts: MatVecOptions,
     ) -> Result<MatVec, KernelError> {
-        if !WORKGROUP_SIZES.contains(&opts.workgroup_size) {
+        let rows = if opts.swiglu {
+            m.n_out() / 2
+        } else {
+            m.n_out()
+        };
+        let out = MatVecOutput {
+            buffer: y,
+            offset: opts.y_offset,
+            rows,
+        };
+        MatVec::new_fused(ctx, m, x, None, &[out], opts).await
+    }
+
+    /// Builds the op with an optional fused RMSNorm in front and the rows split over one to
+    /// three outputs (in row order; their `rows` must add up to the matrix's rows, or to half of
+    /// them with `swiglu`, which takes exactly one output). `opts.y_offset` is not used.
+    pub async fn new_fused(
+        ctx: &GpuContext,
+        m: &QuantMatrix,
+        x: &wgpu::Buffer,
+        norm: Option<MatVecNorm<'_>>,
+        outputs: &[MatVecOutput<'_>],
+        opts: MatVecOptions,
+    ) -> Result<MatVec, KernelError> {
+        if !WORKGROUP_SIZES.contains(&opts.workgroup_size) || !ROW_COUNTS.contains(&opts.rows) {
             return Err(KernelError::InvalidArgument(format!(
-                "matvec workgroup size {} not in {WORKGROUP_SIZES:?}",
-                opts.workgroup_size
+                "matvec workgroup size {} / rows {} not in {WORKGROUP_SIZES:?} / {ROW_COUNTS:?}",
+                opts.workgroup_size, opts.rows
             )));
         }
         let n_out = if opts.swiglu {
-            if opts.accumulate || m.parts().len() != 1 || !m.n_out().is_multiple_of(2) {
+            if opts.accumulate
+                || m.parts().len() != 1
+                || !m.n_out().is_multiple_of(2)
+                || outputs.len() != 1
+            {
                 return Err(KernelError::InvalidArgument(format!(
-                    "swiglu matvec needs one part with an even number of rows and no accumulate \
-                     (`{}`: {} rows in {} parts)",
+                    "swiglu matvec needs one part with an even number of rows, one output and no \
+                     accumulate (`{}`: {} rows in {} parts)",
                     m.label(),
                     m.n_out(),
                     m.parts().len()
@@ -181,34 +266,99 @@ impl MatVec {
         } else {
             m.n_out()
         };
+        if outputs.is_empty()
+            || outputs.len() > 3
+            || outputs.iter().map(|o| o.rows).sum::<u64>() != n_out
+        {
+            return Err(KernelError::InvalidArgument(format!(
+                "matvec `{}`: {} outputs of {:?} rows for {n_out} rows",
+                m.label(),
+                outputs.len(),
+                outputs.iter().map(|o| o.rows).collect::<Vec<_>>()
+            )));
+        }
         check_len(x, opts.x_offset as u64 + m.n_in(), "matvec input")?;
-        check_len(y, opts.y_offset as u64 + n_out, "matvec output")?;
-        let k = key(m.ty(), ctx.use_f16(), ctx.use_subgroups(), &opts);
+        for o in outputs {
+            check_len(o.buffer, o.offset as u64 + o.rows, "matvec output")?;
+        }
+        if let Some(n) = &norm {
+            check_len(n.weight, m.n_in(), "matvec norm weight")?;
+        }
+        let nacc = if opts.swiglu { 2 } else { 1 } * opts.rows + u32::from(norm.is_some());
+        let scratch = nacc * opts.workgroup_size * 4;
+        if scratch > ctx.caps().max_compute_workgroup_storage_size {
+            return Err(KernelError::InvalidArgument(format!(
+                "matvec: {scratch} bytes of workgroup memory, the device allows {}",
+                ctx.caps().max_compute_workgroup_storage_size
+            )));
+        }
+        let k = key(
+            m.ty(),
+            ctx.use_f16(),
+            ctx.use_subgroups(),
+            &opts,
+            norm.is_some(),
+            outputs.len(),
+        );
         let pipeline = ctx.pipeline(&k).await?;
+        // Global first row of each output.
+        let mut starts = Vec::with_capacity(outputs.len());
+        let mut acc = 0u64;
+        for o in outputs {
+            starts.push(acc);
+            acc += o.rows;
+        }
+        let eps_bits = norm.map(|n| n.eps.to_bits()).unwrap_or(0);
         let mut dispatches = Vec::new();
         for part in m.parts() {
-            let (n_rows, up_rows) = if opts.swiglu {
-                (n_out as u32, n_out as u32)
+            let (first, n_rows, up_rows) = if opts.swiglu {
+                (0, n_out, n_out as u32)
             } else {
-                (part.n_rows as u32, 0)
+                (part.first_row, part.n_rows, 0)
             };
-            let groups = grid(ctx, n_rows.div_ceil(ROWS));
+            // Part-local boundaries and the (wrapping) base element of each output.
+            let local = |k: usize| -> (u32, u32) {
+                match (starts.get(k), outputs.get(k)) {
+                    (Some(&s), Some(o)) => {
+                        let seg = s.saturating_sub(first).min(n_rows) as u32;
+                        let base = (o.offset as u64 + first).wrapping_sub(s) as u32;
+                        (seg, base)
+                    }
+                    _ => (n_rows as u32, 0),
+                }
+            };
+            let (_, y_offset) = local(0);
+            let (seg1, y2_offset) = local(1);
+            let (seg2, y3_offset) = local(2);
+            let groups = grid(ctx, (n_rows as u32).div_ceil(opts.rows));
             let params = MatVecParams {
                 n_in: m.n_in() as u32,
-                n_rows,
-                up_rows,
+                n_rows: n_rows as u32,
                 row_bytes: m.row_bytes() as u32,
                 x_offset: opts.x_offset,
-                y_offset: opts.y_offset + part.first_row as u32,
+                y_offset,
                 groups_x: groups.0,
-                ..Default::default()
+                up_rows,
+                eps_bits,
+                seg1,
+                seg2,
+                y2_offset,
+                y3_offset,
             };
             let uniform = ctx.uniform_buffer(&format!("{k} params"), &params)?;
             let bind_group = crate::step::bind_group(
                 ctx,
                 &k.to_string(),
                 &pipeline,
-                &[Some(&uniform), Some(&part.buffer), Some(x), Some(y)],
+                &[
+                    Some(&uniform),
+                    Some(&part.buffer),
+                    Some(x),
+                    Some(outputs[0].buffer),
+                    norm.map(|n| n.weight),
+                    outputs.get(1).map(|o| o.buffer),
+                    outputs.get(2).map(|o| o.buffer),
+                ],
             );
             dispatches.push(Dispatch {
                 pipeline: pipeline.clone(),
@@ -228,6 +378,11 @@ impl MatVec {
         for d in &self.dispatches {
             d.encode(pass);
         }
+    }
+
+    /// Dispatches [`MatVec::encode`] records.
+    pub fn dispatch_count(&self) -> u64 {
+        self.dispatches.len() as u64
     }
 
     /// The pipeline label of the variant in use.

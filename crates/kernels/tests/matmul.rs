@@ -136,6 +136,7 @@ fn matmul_split_strides_and_token_count() {
         x_stride: x_stride as u32,
         y_offset: y_off as u32,
         y_stride: y_stride as u32,
+        ..Default::default()
     };
     let mut op = pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, max_tokens, opts)).unwrap();
     let n_tokens = 33usize;
@@ -160,5 +161,82 @@ fn matmul_split_strides_and_token_count() {
         assert!(y[y_off + t * y_stride + n_out..y_off + (t + 1) * y_stride]
             .iter()
             .all(|&v| v == 0.0));
+    }
+}
+
+/// A row range of a stacked matrix (the prefill view of a stacked q/k/v or gate/up matrix): each
+/// member's rows computed on their own, on one buffer and on a matrix split so that a range
+/// straddles two parts, against the oracle on that member's bytes alone.
+#[test]
+fn matmul_row_range_of_stacked_matrix() {
+    let _gpu = common::serial();
+    for (path, ctx) in contexts() {
+        for (i, ty) in [GgmlType::Q5_0, GgmlType::Q6K, GgmlType::F16]
+            .into_iter()
+            .enumerate()
+        {
+            let n_in = if ty.block_elems() == 256 { 512 } else { 96 };
+            let rows = [11usize, 5, 9];
+            let mut rng = Rng::new(500 + i as u64);
+            let mats: Vec<Vec<u8>> = rows
+                .iter()
+                .map(|&r| random_tensor(ty, n_in, r, &mut rng))
+                .collect();
+            let total: usize = rows.iter().sum();
+            let n_tokens = 7usize;
+            let x: Vec<f32> = (0..n_tokens * n_in).map(|_| rng.signed()).collect();
+            let row_bytes = (n_in / ty.block_elems() * ty.block_bytes()) as u64;
+            for limit in [u64::MAX, 4 * row_bytes] {
+                let mut m = QuantMatrix::with_part_limit(
+                    &ctx,
+                    "stacked",
+                    ty,
+                    n_in as u64,
+                    total as u64,
+                    limit,
+                )
+                .unwrap();
+                let mut at = 0u64;
+                for b in &mats {
+                    m.write(&ctx, at, b).unwrap();
+                    at += b.len() as u64;
+                }
+                m.finish(&ctx).unwrap();
+                let xb = ctx.storage_buffer_init("x", &x).unwrap();
+                let mut first = 0u64;
+                for (k, b) in mats.iter().enumerate() {
+                    let yb = ctx
+                        .storage_buffer("y", (n_tokens * rows[k]) as u64 * 4)
+                        .unwrap();
+                    let opts = MatMulOptions {
+                        first_row: first,
+                        n_rows: rows[k] as u64,
+                        ..Default::default()
+                    };
+                    let op =
+                        pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens as u32, opts))
+                            .unwrap();
+                    ctx.run_pass("t", |p| op.encode(p)).unwrap();
+                    let got = pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * rows[k])).unwrap();
+                    let want = reference_matmul(ty, b, n_in, rows[k], &x);
+                    let (e, _) = nmse(&got, &want);
+                    eprintln!(
+                        "matmul rows {first}+{} {ty} {path} parts {}: nmse {e:.2e}",
+                        rows[k],
+                        m.parts().len()
+                    );
+                    assert!(e <= tolerance(&ctx, ty), "{ty} {path} member {k}: nmse {e}");
+                    first += rows[k] as u64;
+                }
+                // A range past the end is refused.
+                let yb = ctx.storage_buffer("y", 4 * 1024).unwrap();
+                let bad = MatMulOptions {
+                    first_row: total as u64 - 2,
+                    n_rows: 3,
+                    ..Default::default()
+                };
+                assert!(pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, 1, bad)).is_err());
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@
 mod common;
 
 use ahma_gguf::GgmlType;
-use ahma_kernels::matvec::{MatVec, MatVecOptions};
+use ahma_kernels::matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput};
 use ahma_kernels::{GpuContext, QuantMatrix};
 use common::{nmse, random_tensor, reference_matmul, shapes, Rng};
 
@@ -249,4 +249,246 @@ fn matvec_swiglu_fused() {
             assert!(pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, bad)).is_err());
         }
     }
+}
+
+/// RMSNorm in f64: x / sqrt(mean(x²) + eps) ⊙ w, the input of the fused-norm products.
+fn reference_rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let ss: f64 = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / x.len() as f64;
+    let scale = 1.0 / (ss + eps as f64).sqrt();
+    x.iter()
+        .zip(w)
+        .map(|(&v, &g)| (v as f64 * scale * g as f64) as f32)
+        .collect()
+}
+
+/// Fused RMSNorm + product split over three outputs (a stacked q/k/v matrix) against the f64
+/// norm followed by the f64 product of the dequantized q, k and v matrices; on a one-part matrix
+/// and on one split across several buffers so that the parts straddle the outputs.
+#[test]
+fn matvec_norm_fused_qkv_outputs() {
+    let _gpu = common::serial();
+    for (path, ctx) in common::variant_contexts() {
+        for (i, ty) in [
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::Q6K,
+            GgmlType::F16,
+            GgmlType::F32,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n_in = if ty.block_elems() == 256 { 512 } else { 800 };
+            let rows = [13usize, 6, 7];
+            let mut rng = Rng::new(300 + i as u64);
+            let mats: Vec<Vec<u8>> = rows
+                .iter()
+                .map(|&r| random_tensor(ty, n_in, r, &mut rng))
+                .collect();
+            // A residual stream with a large mean square, so a missing norm cannot pass.
+            let x: Vec<f32> = (0..n_in).map(|_| 3.0 * rng.signed()).collect();
+            let nw: Vec<f32> = (0..n_in).map(|_| 0.5 + rng.unit()).collect();
+            let eps = 1e-6;
+            let xn = reference_rms_norm(&x, &nw, eps);
+            let want: Vec<Vec<f64>> = mats
+                .iter()
+                .zip(rows)
+                .map(|(b, r)| reference_matmul(ty, b, n_in, r, &xn))
+                .collect();
+            let total: usize = rows.iter().sum();
+            let row_bytes = (n_in / ty.block_elems() * ty.block_bytes()) as u64;
+            for limit in [None, Some(5 * row_bytes)] {
+                let mut m = match limit {
+                    Some(l) => QuantMatrix::with_part_limit(
+                        &ctx,
+                        "attn_qkv",
+                        ty,
+                        n_in as u64,
+                        total as u64,
+                        l,
+                    )
+                    .unwrap(),
+                    None => {
+                        QuantMatrix::new(&ctx, "attn_qkv", ty, n_in as u64, total as u64).unwrap()
+                    }
+                };
+                let mut at = 0u64;
+                for b in &mats {
+                    m.write(&ctx, at, b).unwrap();
+                    at += b.len() as u64;
+                }
+                m.finish(&ctx).unwrap();
+                let xb = ctx.storage_buffer_init("x", &x).unwrap();
+                let nwb = ctx.storage_buffer_init("nw", &nw).unwrap();
+                // Outputs at different offsets, to check each output's base element.
+                let offs = [0u32, 3, 1];
+                let ys: Vec<wgpu::Buffer> = rows
+                    .iter()
+                    .zip(offs)
+                    .map(|(&r, o)| ctx.storage_buffer("y", (r as u64 + o as u64) * 4).unwrap())
+                    .collect();
+                let outputs: Vec<MatVecOutput<'_>> = ys
+                    .iter()
+                    .zip(rows)
+                    .zip(offs)
+                    .map(|((b, r), offset)| MatVecOutput {
+                        buffer: b,
+                        offset,
+                        rows: r as u64,
+                    })
+                    .collect();
+                let norm = MatVecNorm { weight: &nwb, eps };
+                let op = pollster::block_on(MatVec::new_fused(
+                    &ctx,
+                    &m,
+                    &xb,
+                    Some(norm),
+                    &outputs,
+                    MatVecOptions::default(),
+                ))
+                .unwrap();
+                assert_eq!(op.dispatch_count(), m.parts().len() as u64);
+                ctx.run_pass("qkv", |p| op.encode(p)).unwrap();
+                for (k, (yb, off)) in ys.iter().zip(offs).enumerate() {
+                    let got =
+                        pollster::block_on(ctx.read_f32(yb, 0, rows[k] + off as usize)).unwrap();
+                    assert!(got[..off as usize].iter().all(|&v| v == 0.0));
+                    let (e, max) = nmse(&got[off as usize..], &want[k]);
+                    eprintln!(
+                        "norm+qkv {ty} {path} parts={} output {k}: nmse {e:.2e} max abs {max:.2e}",
+                        m.parts().len()
+                    );
+                    assert!(
+                        e <= tolerance(&ctx, ty),
+                        "{ty} {path} output {k}: nmse {e:e}"
+                    );
+                }
+                // Outputs that do not add up to the matrix's rows are refused.
+                assert!(pollster::block_on(MatVec::new_fused(
+                    &ctx,
+                    &m,
+                    &xb,
+                    Some(norm),
+                    &outputs[..2],
+                    MatVecOptions::default(),
+                ))
+                .is_err());
+            }
+        }
+    }
+}
+
+/// Fused RMSNorm + gate/up + SwiGLU against the f64 norm, products and silu, with several
+/// workgroup shapes.
+#[test]
+fn matvec_norm_fused_swiglu() {
+    let _gpu = common::serial();
+    for (path, ctx) in common::variant_contexts() {
+        for (i, (ty, workgroup_size, rows)) in [
+            (GgmlType::Q5_0, 128, 4),
+            (GgmlType::Q8_0, 256, 8),
+            (GgmlType::Q4K, 64, 2),
+            (GgmlType::Q6K, 128, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n_in = if ty.block_elems() == 256 { 768 } else { 3200 };
+            let n_ff = 21;
+            let mut rng = Rng::new(400 + i as u64);
+            let gate = random_tensor(ty, n_in, n_ff, &mut rng);
+            let up = random_tensor(ty, n_in, n_ff, &mut rng);
+            let x: Vec<f32> = (0..n_in).map(|_| 2.0 * rng.signed()).collect();
+            let nw: Vec<f32> = (0..n_in).map(|_| rng.signed()).collect();
+            let eps = 1e-5;
+            let xn = reference_rms_norm(&x, &nw, eps);
+            let g = reference_matmul(ty, &gate, n_in, n_ff, &xn);
+            let u = reference_matmul(ty, &up, n_in, n_ff, &xn);
+            let want: Vec<f64> = g
+                .iter()
+                .zip(&u)
+                .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
+            let mut m =
+                QuantMatrix::new(&ctx, "ffn_gate_up", ty, n_in as u64, 2 * n_ff as u64).unwrap();
+            m.write(&ctx, 0, &gate).unwrap();
+            m.write(&ctx, gate.len() as u64, &up).unwrap();
+            m.finish(&ctx).unwrap();
+            let xb = ctx.storage_buffer_init("x", &x).unwrap();
+            let nwb = ctx.storage_buffer_init("nw", &nw).unwrap();
+            let yb = ctx.storage_buffer("y", n_ff as u64 * 4).unwrap();
+            let opts = MatVecOptions {
+                swiglu: true,
+                workgroup_size,
+                rows,
+                ..Default::default()
+            };
+            let op = pollster::block_on(MatVec::new_fused(
+                &ctx,
+                &m,
+                &xb,
+                Some(MatVecNorm { weight: &nwb, eps }),
+                &[MatVecOutput {
+                    buffer: &yb,
+                    offset: 0,
+                    rows: n_ff as u64,
+                }],
+                opts,
+            ))
+            .unwrap();
+            ctx.run_pass("norm swiglu", |p| op.encode(p)).unwrap();
+            let got = pollster::block_on(ctx.read_f32(&yb, 0, n_ff)).unwrap();
+            let (e, max) = nmse(&got, &want);
+            eprintln!(
+                "norm+swiglu {ty} {path} wg{workgroup_size} rows {rows}: nmse {e:.2e} max abs {max:.2e}"
+            );
+            assert!(e <= tolerance(&ctx, ty), "{ty} {path}: nmse {e:e}");
+        }
+    }
+}
+
+/// Every workgroup size and row count gives the product (with accumulate), including row counts
+/// that do not divide the rows and a unit count that does not divide the workgroup.
+#[test]
+fn matvec_workgroup_shapes() {
+    let _gpu = common::serial();
+    let ctx = common::context(false, false);
+    let ty = GgmlType::Q5_0;
+    let (n_in, n_out) = (3200, 37);
+    let mut rng = Rng::new(77);
+    let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+    let x: Vec<f32> = (0..n_in).map(|_| rng.signed()).collect();
+    let init: Vec<f32> = (0..n_out).map(|_| rng.signed()).collect();
+    let mut want = reference_matmul(ty, &bytes, n_in, n_out, &x);
+    for (w, i) in want.iter_mut().zip(&init) {
+        *w += *i as f64;
+    }
+    let m = QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+    let xb = ctx.storage_buffer_init("x", &x).unwrap();
+    for workgroup_size in ahma_kernels::matvec::WORKGROUP_SIZES {
+        for rows in ahma_kernels::matvec::ROW_COUNTS {
+            let yb = ctx.storage_buffer_init("y", &init).unwrap();
+            let opts = MatVecOptions {
+                accumulate: true,
+                workgroup_size,
+                rows,
+                ..Default::default()
+            };
+            let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts)).unwrap();
+            ctx.run_pass("t", |p| op.encode(p)).unwrap();
+            let got = pollster::block_on(ctx.read_f32(&yb, 0, n_out)).unwrap();
+            let (e, _) = nmse(&got, &want);
+            assert!(
+                e <= tolerance(&ctx, ty),
+                "wg{workgroup_size} rows {rows}: nmse {e:e}"
+            );
+        }
+    }
+    let bad = MatVecOptions {
+        rows: 3,
+        ..Default::default()
+    };
+    let yb = ctx.storage_buffer("y", n_out as u64 * 4).unwrap();
+    assert!(pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, bad)).is_err());
 }

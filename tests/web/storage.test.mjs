@@ -158,10 +158,16 @@ test('e. a corrupted stored model is detected and downloaded again', { timeout: 
                 }
                 if (st === 'ready') break;
                 if ((st === 'idle' || st === 'error') && !clicked) {
-                    clicked = true;
+                    // The app may start the load by itself (the model was complete in cache) while
+                    // the button is still shown: click only an enabled button, and let a click that
+                    // loses that race go.
                     const btn = (await page.locator(tid('retry')).isVisible()) ? tid('retry') : tid('load');
-                    t.diagnostic(`state ${st}: clicking ${btn}`);
-                    await page.locator(btn).click();
+                    const loc = page.locator(btn);
+                    if (await loc.isVisible() && await loc.isEnabled()) {
+                        clicked = true;
+                        t.diagnostic(`state ${st}: clicking ${btn}`);
+                        await loc.click({ timeout: T(5000) }).catch((e) => t.diagnostic(`click lost the race: ${e.message.split('\n')[0]}`));
+                    }
                 }
                 await sleep(100);
             }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import {
     T, tid, checkDist, startServer, withBrowser, fixture, loadModel, waitApp, waitState, sleep,
     messages, lastAssistant, openSettings, closeSettings, setSetting, waitServiceWorker, networkRequests,
-    sendAndStop, regenerateAndStop, commonPrefix,
+    sendAndStop, regenerateAndStop, commonPrefix, streamThenStop, traceMark,
 } from './helpers.mjs';
 
 let server;
@@ -121,6 +121,29 @@ test('b. chat round trip: send, stream, stop, regenerate, settings, new chat', {
         const num = (k) => Number(stats[k]);
         assert.ok(num('decodeTps') > 0 && num('prefillTps') > 0, `stats without speeds: ${JSON.stringify(stats)}`);
         assert.ok(num('ctxUsed') > 0 && num('ctxMax') >= num('ctxUsed'), `stats without context use: ${JSON.stringify(stats)}`);
+
+        // copy an answer: the clipboard gets the answer's text (and nothing throws)
+        await s.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.origin });
+        // (the stored raw answer: the page shows it rendered as Markdown)
+        const lastText = await page.evaluate(() =>
+            JSON.parse(localStorage.getItem('ahma.conversations.v1'))[0].messages.at(-1).content);
+        await page.locator(tid('copy')).last().click();
+        const copied = await page.evaluate(() => navigator.clipboard.readText().catch((e) => `(unreadable: ${e})`));
+        if (copied.startsWith('(unreadable')) t.diagnostic(`clipboard ${copied}`);
+        else assert.equal(copied, lastText, 'copy did not put the answer on the clipboard');
+
+        // edit the first user message and resend: everything after it is replaced by a new answer
+        await page.locator(tid('edit')).first().click();
+        const edited = 'Kerro lyhyt tarina.';
+        await page.locator(tid('edit-input')).fill(edited);
+        const markEdit = await traceMark(page);
+        await page.locator(tid('edit-send')).click();
+        const re = await streamThenStop(page, { mark: markEdit, steps: 3 });
+        assert.ok(re.text.length > 0, 'no answer after edit and resend');
+        ms = await messages(page);
+        assert.deepEqual(ms.map((m) => m.role), ['user', 'assistant'], 'edit and resend should drop the later turns');
+        assert.equal(ms[0].text.trim(), edited, 'the edited message was not resent');
+        await s.shot('edited');
 
         // new chat: an empty conversation that works
         await page.locator(tid('new-chat')).click();

@@ -119,7 +119,7 @@ test('d. a cut download resumes with a Range request and ends byte-identical', {
     });
 });
 
-test('e. a corrupted stored model is detected and downloaded again', { timeout: T(240000) }, async (t) => {
+test('e. a corrupted stored model is detected and downloaded again; delete frees it', { timeout: T(240000) }, async (t) => {
     await withServer(async (server) => {
         await withBrowser(t, { name: 'e-corrupt', server }, async (s) => {
             const { page } = s;
@@ -179,6 +179,21 @@ test('e. a corrupted stored model is detected and downloaded again', { timeout: 
             const after = await storedSha(s, url);
             assert.equal(after.size, fx.size);
             assert.equal(after.sha256, want, 'the re-downloaded model differs from the original');
+
+            // "delete this model" frees the space: the store is empty afterwards
+            await page.goto(server.appUrl({ model: url, lang: 'en' }));
+            await waitApp(page);
+            await waitState(page, 'ready', { timeout: T(120000) }); // the stored model loads by itself
+            await page.locator('details.storage > summary').click();
+            await page.locator(tid('delete-model')).first().click();
+            const deadline2 = Date.now() + T(20000);
+            let left;
+            do {
+                await sleep(200);
+                left = await page.evaluate(() => window.ahmaDebug.cacheEntries());
+            } while (left.length > 0 && Date.now() < deadline2);
+            assert.deepEqual(left, [], 'the deleted model is still stored');
+            await s.shot('deleted');
         });
     });
 });

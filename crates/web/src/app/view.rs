@@ -102,7 +102,14 @@ pub fn render_markdown(text: &str) -> impl IntoView {
 
 fn copy_text(text: String) {
     if let Some(w) = web_sys::window() {
-        let _ = w.navigator().clipboard().write_text(&text);
+        // The promise rejects without clipboard permission: consume it (never an unhandled
+        // rejection) and log why.
+        let p = w.navigator().clipboard().write_text(&text);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = wasm_bindgen_futures::JsFuture::from(p).await {
+                web_sys::console::warn_1(&format!("copy: {}", crate::js_message(&e)).into());
+            }
+        });
     }
 }
 

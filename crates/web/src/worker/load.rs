@@ -125,6 +125,28 @@ async fn read_header(
     }
 }
 
+/// A `Fit` answer that did not size the model (`checked`: it is stored complete).
+fn unsized_fit(
+    checked: bool,
+    max_buffer: u64,
+    file_bytes: Option<u64>,
+    message: String,
+    stored: u64,
+    complete: bool,
+) -> FromWorker {
+    FromWorker::Fit {
+        checked,
+        fits: true,
+        needed_bytes: 0,
+        largest_buffer: 0,
+        max_buffer,
+        file_bytes,
+        message,
+        stored,
+        complete,
+    }
+}
+
 /// Answers `Check`: does the model fit this adapter? Reads only the header.
 pub async fn check(
     st: &State,
@@ -133,6 +155,7 @@ pub async fn check(
     network: bool,
 ) -> Result<(), Failure> {
     let ctx = ensure_ctx(st).await?;
+    let max_buffer = ctx.caps().max_buffer_size;
     // Stored state first: a complete model needs no network to be checked.
     let (mut stored, mut complete) = (0, false);
     if let ModelSource::Url { url, .. } = source {
@@ -148,34 +171,28 @@ pub async fn check(
                     complete = e.complete;
                 }
                 if complete {
-                    post(&FromWorker::Fit {
-                        checked: true,
-                        fits: true,
-                        needed_bytes: 0,
-                        largest_buffer: 0,
-                        max_buffer: ctx.caps().max_buffer_size,
-                        file_bytes: m.size,
-                        message: String::new(),
+                    post(&unsized_fit(
+                        true,
+                        max_buffer,
+                        m.size,
+                        String::new(),
                         stored,
                         complete,
-                    });
+                    ));
                     return Ok(());
                 }
             }
         }
     }
     if !network && matches!(source, ModelSource::Url { .. }) {
-        post(&FromWorker::Fit {
-            checked: false,
-            fits: true,
-            needed_bytes: 0,
-            largest_buffer: 0,
-            max_buffer: ctx.caps().max_buffer_size,
-            file_bytes: None,
-            message: String::new(),
+        post(&unsized_fit(
+            false,
+            max_buffer,
+            None,
+            String::new(),
             stored,
             complete,
-        });
+        ));
         return Ok(());
     }
     let (g, size) = match read_header(source, files).await {
@@ -183,17 +200,7 @@ pub async fn check(
         Err((ErrorKind::BadModel, m)) => return Err((ErrorKind::BadModel, m)),
         Err((_, m)) => {
             // Offline or a server error: say so, but let the user try the download.
-            post(&FromWorker::Fit {
-                checked: false,
-                fits: true,
-                needed_bytes: 0,
-                largest_buffer: 0,
-                max_buffer: ctx.caps().max_buffer_size,
-                file_bytes: None,
-                message: m,
-                stored,
-                complete,
-            });
+            post(&unsized_fit(false, max_buffer, None, m, stored, complete));
             return Ok(());
         }
     };

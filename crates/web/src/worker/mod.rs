@@ -146,46 +146,25 @@ fn handle(st: Rc<State>, msg: ToWorker, files: Vec<web_sys::File>) {
                 post(&FromWorker::error(None, kind, m));
             }
         }),
-        ToWorker::Load { source } => {
-            if st.busy.replace(true) {
-                post(&FromWorker::error(
+        ToWorker::Load { source } => exclusive(st, move |st| async move {
+            *st.last.borrow_mut() = Some((source.clone(), files.clone()));
+            load::load(&st, source, files).await;
+            list_cache().await;
+        }),
+        ToWorker::Reload => exclusive(st, move |st| async move {
+            // After a device loss: a fresh device, and the model again (from the store).
+            *st.loaded.borrow_mut() = None;
+            *st.ctx.borrow_mut() = None;
+            let last = st.last.borrow().clone();
+            match last {
+                Some((source, files)) => load::load(&st, source, files).await,
+                None => post(&FromWorker::error(
                     None,
-                    ErrorKind::Busy,
-                    "the model is busy",
-                ));
-                return;
+                    ErrorKind::NoModel,
+                    "no model to reload",
+                )),
             }
-            wasm_bindgen_futures::spawn_local(async move {
-                *st.last.borrow_mut() = Some((source.clone(), files.clone()));
-                load::load(&st, source, files).await;
-                st.busy.set(false);
-                list_cache().await;
-            })
-        }
-        ToWorker::Reload => {
-            if st.busy.replace(true) {
-                post(&FromWorker::error(
-                    None,
-                    ErrorKind::Busy,
-                    "the model is busy",
-                ));
-                return;
-            }
-            wasm_bindgen_futures::spawn_local(async move {
-                *st.loaded.borrow_mut() = None;
-                *st.ctx.borrow_mut() = None;
-                let last = st.last.borrow().clone();
-                match last {
-                    Some((source, files)) => load::load(&st, source, files).await,
-                    None => post(&FromWorker::error(
-                        None,
-                        ErrorKind::NoModel,
-                        "no model to reload",
-                    )),
-                }
-                st.busy.set(false);
-            })
-        }
+        }),
         ToWorker::Generate {
             id,
             system,
@@ -207,6 +186,26 @@ fn handle(st: Rc<State>, msg: ToWorker, files: Vec<web_sys::File>) {
             Box::pin(async move { bench(&st, l, prompt_tokens, gen_tokens).await })
         }),
     }
+}
+
+/// Runs a load-like task unless another one (or a generation) is running.
+fn exclusive<F, Fut>(st: Rc<State>, f: F)
+where
+    F: FnOnce(Rc<State>) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    if st.busy.replace(true) {
+        post(&FromWorker::error(
+            None,
+            ErrorKind::Busy,
+            "the model is busy",
+        ));
+        return;
+    }
+    wasm_bindgen_futures::spawn_local(async move {
+        f(st.clone()).await;
+        st.busy.set(false);
+    });
 }
 
 type Task<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), EngineError>> + 'a>>;

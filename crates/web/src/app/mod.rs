@@ -189,29 +189,28 @@ impl Ui {
     }
 
     /// Applies `f` to the active conversation (creating one if needed) and saves.
-    pub fn with_conv<R>(&self, f: impl FnOnce(&mut Conv) -> R) -> R {
-        let id = match self.active.get_untracked() {
-            Some(id) if self.convs.with_untracked(|c| c.iter().any(|c| c.id == id)) => id,
-            _ => {
-                let c = Conv::new();
-                let id = c.id.clone();
-                self.convs.update(|cs| cs.insert(0, c));
-                self.active.set(Some(id.clone()));
-                id
-            }
-        };
-        let r = self.convs.try_update(|cs| {
-            let c = cs
-                .iter_mut()
-                .find(|c| c.id == id)
-                .expect("active conversation exists");
-            let r = f(c);
+    pub fn with_conv(&self, f: impl FnOnce(&mut Conv)) {
+        let active = self.active.get_untracked();
+        let mut created = None;
+        self.convs.update(|cs| {
+            let idx = match active.and_then(|id| cs.iter().position(|c| c.id == id)) {
+                Some(i) => i,
+                None => {
+                    let c = Conv::new();
+                    created = Some(c.id.clone());
+                    cs.insert(0, c);
+                    0
+                }
+            };
+            let c = &mut cs[idx];
+            f(c);
             c.updated = js_sys::Date::now();
             c.title_from_messages();
-            r
         });
+        if let Some(id) = created {
+            self.active.set(Some(id));
+        }
         self.save_convs();
-        r.expect("signal alive")
     }
 
     /// The source of the current selection.

@@ -4,6 +4,7 @@
 //
 //   1. repetition penalty, as transformers defines it: every distinct token
 //      of the recent window gets logit < 0 ? logit * penalty : logit / penalty;
+//   1b. step.suppress = 1 + id: that token gets NEG (min length: no EOS yet);
 //   2. temperature <= 0: greedy argmax (ties go to the lowest id), done;
 //   3. z = logit / temperature;
 //   4. top-k (k > 0): keep z >= the k-th largest z (ties kept, as transformers
@@ -131,6 +132,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 let l = work[wo + tok];
                 work[wo + tok] = select(l / p.penalty, l * p.penalty, l < 0.0);
             }
+        }
+        storageBarrier();
+    }
+    if step.suppress > 0u && step.suppress <= n {
+        if lid == 0u {
+            work[wo + step.suppress - 1u] = NEG;
         }
         storageBarrier();
     }

@@ -9,7 +9,7 @@ struct StepParams {
     rng_step: u32,          // sampler: RNG stream index of this draw
     n_recent: u32,          // sampler: valid entries of the recent-token window
     recent_head: u32,       // sampler: ring slot the sampled token is written to
-    _pad: u32,
+    suppress: u32,          // sampler: 1 + id of a token that may not be drawn (0 = none)
 }
 
 @group(0) @binding(0) var<uniform> step: StepParams;

@@ -28,6 +28,9 @@
 //        {method, path, range, status, time, bytes, dropped}; the control
 //        endpoints themselves are not logged;
 //   POST /__ahma_test/clear-log  empties that log.
+//   POST /__ahma_test/throttle?path=/models/x.gguf&bps=N
+//        every later GET of that path sends its body at N bytes per second
+//        (in 64 KiB pieces); bps=0 lifts it. A slow download to cancel.
 
 import http from 'node:http';
 import fs from 'node:fs';
@@ -134,6 +137,8 @@ const opts = parseArgs(process.argv.slice(2));
 const requestLog = [];
 /** path -> number of body bytes to send on the next GET before cutting the connection */
 const drops = new Map();
+/** path -> body bytes per second for every GET of it */
+const throttles = new Map();
 
 function baseHeaders() {
     return {
@@ -321,10 +326,21 @@ async function serveFile(req, res, file, urlPath, entry) {
         res.on('close', () => stream.destroy());
         return;
     }
-    const stream = fs.createReadStream(file, { start, end });
+    const bps = opts.testControl ? throttles.get(urlPath) : undefined;
+    const stream = fs.createReadStream(file, { start, end, highWaterMark: bps ? 64 << 10 : undefined });
     stream.on('error', () => res.destroy());
     res.on('close', () => stream.destroy());
-    stream.pipe(res);
+    if (!bps) {
+        stream.pipe(res);
+        return;
+    }
+    // throttled: one piece, then a pause as long as the piece takes at `bps`
+    stream.on('data', (chunk) => {
+        stream.pause();
+        res.write(chunk);
+        setTimeout(() => { if (!res.destroyed) stream.resume(); }, (chunk.length / bps) * 1000);
+    });
+    stream.on('end', () => res.end());
 }
 
 function readBody(req) {
@@ -355,6 +371,17 @@ async function testControl(req, res, url) {
         }
         drops.set(p, Number(after));
         return json(200, { ok: true, path: p, after: Number(after) });
+    }
+    if (what === 'throttle' && req.method === 'POST') {
+        await readBody(req);
+        const p = url.searchParams.get('path');
+        const bps = url.searchParams.get('bps');
+        if (!p || !p.startsWith('/') || bps === null || !/^\d+$/.test(bps)) {
+            return json(400, { error: 'want ?path=/url/path&bps=N' });
+        }
+        if (Number(bps) === 0) throttles.delete(p);
+        else throttles.set(p, Number(bps));
+        return json(200, { ok: true, path: p, bps: Number(bps) });
     }
     return json(404, { error: `unknown test-control endpoint ${req.method} ${url.pathname}` });
 }
@@ -440,7 +467,7 @@ server.listen(opts.port, opts.host, () => {
             process.stdout.write(`  mount ${m.prefix} -> ${m.dir}\n`);
         }
     }
-    if (opts.testControl) process.stdout.write('  test control at /__ahma_test/ (drop, log, clear-log)\n');
+    if (opts.testControl) process.stdout.write('  test control at /__ahma_test/ (drop, throttle, log, clear-log)\n');
 });
 
 for (const sig of ['SIGINT', 'SIGTERM']) {

@@ -116,6 +116,7 @@ export async function startServer({ root = DIST, base = BASE, modelsDir = MODELS
         log: () => ctl('GET', 'log'),
         clearLog: () => ctl('POST', 'clear-log'),
         drop: (p, after) => ctl('POST', `drop?path=${encodeURIComponent(p)}&after=${after}`),
+        throttle: (p, bps) => ctl('POST', `throttle?path=${encodeURIComponent(p)}&bps=${bps}`),
         stopped: false,
         async stop() {
             if (server.stopped) return;
@@ -681,4 +682,71 @@ export async function waitModelChecked(s, modelPath, timeout = T(30000)) {
         await sleep(100);
     }
     throw new Error(`the load button never became usable: ${await appSummary(s.page)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// a GGUF header without its data (for the fit check)
+
+/**
+ * Writes a Llama GGUF v3 (F16 matrices, F32 norms) whose data is a hole: the header is real,
+ * the file is `truncate`d to the full size the tensor table claims (a sparse file, nothing
+ * written). Enough for everything that reads only the header (the fit check); the data reads as
+ * zeros. Returns {file, size}.
+ */
+export function writeHeaderOnlyGguf(file, { dim, vocab, ff, layers = 1, heads, headsKv = heads, ctx = 2048 }) {
+    const parts = [];
+    const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); parts.push(b); };
+    const u64 = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); parts.push(b); };
+    const f32 = (v) => { const b = Buffer.alloc(4); b.writeFloatLE(v); parts.push(b); };
+    const str = (s) => { const b = Buffer.from(s, 'utf8'); u64(b.length); parts.push(b); };
+    const kv = [
+        ['general.architecture', 8, 'llama'],
+        ['general.name', 8, 'header-only test model'],
+        ['llama.context_length', 4, ctx],
+        ['llama.embedding_length', 4, dim],
+        ['llama.block_count', 4, layers],
+        ['llama.feed_forward_length', 4, ff],
+        ['llama.attention.head_count', 4, heads],
+        ['llama.attention.head_count_kv', 4, headsKv],
+        ['llama.attention.layer_norm_rms_epsilon', 6, 1e-6],
+        ['llama.rope.dimension_count', 4, dim / heads],
+        ['llama.vocab_size', 4, vocab],
+    ];
+    const kvDim = (dim / heads) * headsKv;
+    const tensors = [['token_embd.weight', [dim, vocab]], ['output_norm.weight', [dim]], ['output.weight', [dim, vocab]]];
+    for (let l = 0; l < layers; l++) {
+        tensors.push(
+            [`blk.${l}.attn_norm.weight`, [dim]], [`blk.${l}.attn_q.weight`, [dim, dim]],
+            [`blk.${l}.attn_k.weight`, [dim, kvDim]], [`blk.${l}.attn_v.weight`, [dim, kvDim]],
+            [`blk.${l}.attn_output.weight`, [dim, dim]], [`blk.${l}.ffn_norm.weight`, [dim]],
+            [`blk.${l}.ffn_gate.weight`, [dim, ff]], [`blk.${l}.ffn_up.weight`, [dim, ff]],
+            [`blk.${l}.ffn_down.weight`, [ff, dim]],
+        );
+    }
+    parts.push(Buffer.from('GGUF'));
+    u32(3);
+    u64(tensors.length);
+    u64(kv.length);
+    for (const [k, type, v] of kv) {
+        str(k);
+        u32(type);
+        if (type === 8) str(v); else if (type === 6) f32(v); else u32(v);
+    }
+    let offset = 0n;
+    for (const [name, dims] of tensors) {
+        str(name);
+        u32(dims.length);
+        for (const d of dims) u64(d);
+        const norm = dims.length === 1; // norms are F32, matrices F16
+        u32(norm ? 0 : 1);
+        u64(offset);
+        const bytes = BigInt(dims.reduce((a, b) => a * b, 1)) * (norm ? 4n : 2n);
+        offset += (bytes + 31n) / 32n * 32n;
+    }
+    const header = Buffer.concat(parts);
+    const dataStart = Math.ceil(header.length / 32) * 32;
+    fs.writeFileSync(file, header);
+    const size = BigInt(dataStart) + offset;
+    fs.truncateSync(file, Number(size));
+    return { file, size: Number(size) };
 }

@@ -1,11 +1,17 @@
 // Browser tests: model loading. (a) a fixture model from a local URL: progress shown, ready, and
 // greedy ids in the browser equal llama.cpp's (the fixture's greedy_ids) for both fixtures;
-// (h) a local file through the file input, with zero requests; (i) no WebGPU: the advice panel.
+// (h) a local file through the file input, with zero requests; (i) no WebGPU: the advice panel;
+// (j) an early click; (m) a lost GPU device is recovered from the stored copy without a page
+// reload; (n) a .gguf dropped on the page loads with zero requests; (o) a model too large for
+// the adapter is refused before anything is downloaded.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
     T, tid, checkDist, startServer, withBrowser, fixture, loadModel, waitLoaded, trace, waitApp, waitState,
-    sleep, networkRequests,
+    sleep, networkRequests, streamThenStop, traceMark, messages, writeHeaderOnlyGguf,
 } from './helpers.mjs';
 
 let server;
@@ -115,4 +121,124 @@ test('j. load clicked the moment it is enabled (before the fit verdict) still lo
         await waitLoaded(page, { click: false, timeout: T(120000) });
         assert.deepEqual(await greedy(page, fx, 4), fx.greedy_ids.slice(0, 4));
     });
+});
+
+test('m. a lost GPU device: the error says so, Reload rebuilds it from the stored copy, no page reload', { timeout: T(240000) }, async (t) => {
+    await withBrowser(t, { name: 'm-device-lost', server }, async (s) => {
+        const { page } = s;
+        const fx = fixture('kquant_gqa');
+        await loadModel(s, server.modelUrl(fx.gguf));
+        await page.evaluate(() => { window.__samePage = true; });
+        await server.clearLog();
+        await page.evaluate(() => window.ahmaDebug.loseDevice());
+        const input = page.locator(tid('chat-input'));
+        await input.fill('Hei, kuuletko?');
+        await input.press('Enter');
+        await waitState(page, 'error', { timeout: T(60000), failOn: ['no-webgpu'] });
+        const err = (await page.locator(tid('error')).innerText()).replace(/\s+/g, ' ').trim();
+        t.diagnostic(`error: ${err.slice(0, 200)}`);
+        assert.match(err, /GPU was reset/);
+        const retry = page.locator(tid('retry'));
+        assert.match(await retry.innerText(), /Reload the model/);
+        // the unanswered message went back into the message box
+        assert.equal((await messages(page)).length, 0, 'an unanswered message stayed in the conversation');
+        assert.equal(await input.inputValue(), 'Hei, kuuletko?', 'the typed message was lost');
+        await s.shot('device-lost');
+        await retry.click();
+        await waitState(page, 'ready', { timeout: T(120000) });
+        assert.equal(await page.evaluate(() => window.__samePage), true, 'the page was reloaded');
+        const gets = (await server.log()).filter((e) => e.path === `/models/${fx.gguf}` && e.method === 'GET');
+        assert.deepEqual(gets, [], 'the model was downloaded again instead of read from the store');
+        assert.deepEqual(await greedy(page, fx, 8), fx.greedy_ids.slice(0, 8), 'greedy ids differ after the recovery');
+        // send it again: one key
+        const mark = await traceMark(page);
+        await input.press('Enter');
+        const a = await streamThenStop(page, { mark, steps: 2 });
+        assert.ok(a.text.length > 0, 'no answer after the recovery');
+        assert.deepEqual((await messages(page)).map((m) => m.role), ['user', 'assistant']);
+        await s.shot('recovered');
+    });
+});
+
+test('n. a .gguf dropped on the page loads with zero network requests', { timeout: T(180000) }, async (t) => {
+    await withBrowser(t, { name: 'n-drop', server }, async (s) => {
+        const fx = fixture('kquant_gqa');
+        const { page } = s;
+        await page.goto(server.appUrl({ lang: 'en' }));
+        await waitApp(page);
+        await waitState(page, ['idle']);
+        await page.waitForLoadState('networkidle');
+        await sleep(500);
+        // the file's bytes enter the page before the counting starts
+        const b64 = fs.readFileSync(fx.file).toString('base64');
+        const dt = await page.evaluateHandle(({ b64, name }) => {
+            const bin = atob(b64);
+            const bytes = new Uint8Array(bin.length);
+            for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+            const d = new DataTransfer();
+            d.items.add(new File([bytes], name, { type: 'application/octet-stream' }));
+            return d;
+        }, { b64, name: path.basename(fx.file) });
+        await server.clearLog();
+        s.requests.length = 0;
+        await page.dispatchEvent('.app', 'dragenter', { dataTransfer: dt });
+        await page.dispatchEvent('.app', 'dragover', { dataTransfer: dt });
+        await page.dispatchEvent('.app', 'drop', { dataTransfer: dt });
+        await waitLoaded(page, { click: false, timeout: T(120000) });
+        await s.shot('ready');
+        const info = await page.evaluate(() => window.ahmaDebug.modelInfo());
+        t.diagnostic(`model info: ${JSON.stringify(info).slice(0, 300)}`);
+        assert.deepEqual(await greedy(page, fx, 8), fx.greedy_ids.slice(0, 8), 'greedy ids of the dropped model differ from llama.cpp');
+        const log = networkRequests(await server.log(), 'path');
+        assert.deepEqual(log, [], `the server saw requests during a dropped-file load: ${JSON.stringify(log)}`);
+        assert.deepEqual(networkRequests(s.requests).map((r) => r.url), [], 'the browser made requests during a dropped-file load');
+    });
+});
+
+test('o. a model too large for the adapter is refused before the download, with the reason', { timeout: T(120000) }, async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ahma-too-big-'));
+    const big = await startServer({ modelsDir: dir });
+    try {
+        await withBrowser(t, { name: 'o-does-not-fit', server: big }, async (s) => {
+            const { page } = s;
+            await page.goto(big.appUrl({ lang: 'en' }));
+            await waitApp(page);
+            await waitState(page, ['idle']);
+            const limit = await page.evaluate(async () => {
+                const a = await navigator.gpu.requestAdapter();
+                return Math.min(a.limits.maxStorageBufferBindingSize, a.limits.maxBufferSize);
+            });
+            // a vocabulary so large that the logits of one prefill batch (64 tokens) exceed any
+            // buffer the adapter can bind; the file is the real header over a hole
+            const vocab = Math.ceil((limit + 1) / (64 * 4) / 32) * 32 + 32;
+            const { size } = writeHeaderOnlyGguf(path.join(dir, 'too-big.gguf'), { dim: 64, vocab, ff: 128, heads: 4 });
+            t.diagnostic(`binding limit ${limit} bytes; header-only model with vocab ${vocab}, ${size} bytes`);
+            await page.goto(big.appUrl({ lang: 'en', model: big.modelUrl('too-big.gguf') }));
+            await waitApp(page);
+            await waitState(page, ['idle']);
+            await big.clearLog();
+            await page.locator(tid('load')).click();
+            const fit = page.locator(tid('fit'));
+            await page.waitForFunction(() => /does not fit/i.test(document.querySelector('[data-testid="fit"]')?.textContent ?? ''),
+                null, { timeout: T(30000) });
+            const text = (await fit.innerText()).replace(/\s+/g, ' ').trim();
+            t.diagnostic(`fit: ${text}`);
+            assert.match(text, /bytes|MiB|GiB/, 'the reason is missing');
+            await s.shot('does-not-fit');
+            await sleep(1000);
+            assert.notEqual(await page.evaluate(() => window.ahmaDebug.state()), 'downloading');
+            const gets = (await big.log()).filter((e) => e.path === '/models/too-big.gguf' && e.method === 'GET');
+            t.diagnostic(`model requests: ${JSON.stringify(gets.map((e) => [e.range, e.status, e.bytes]))}`);
+            // only the header was read: bounded Range requests of a few MiB from the start
+            for (const e of gets) {
+                const m = /^bytes=0-(\d+)$/.exec(e.range ?? '');
+                assert.ok(m && Number(m[1]) < 8 << 20, `not a header read: ${JSON.stringify(e)}`);
+            }
+            const entries = await page.evaluate(() => window.ahmaDebug.cacheEntries());
+            assert.ok(entries.every((e) => !e.url.endsWith('too-big.gguf') || e.stored === 0), `stored: ${JSON.stringify(entries)}`);
+        });
+    } finally {
+        await big.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
 });

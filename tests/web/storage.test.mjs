@@ -197,3 +197,65 @@ test('e. a corrupted stored model is detected and downloaded again; delete frees
         });
     });
 });
+
+test('l. cancel keeps the stored part; the next download continues from it', { timeout: T(240000) }, async (t) => {
+    await withServer(async (server) => {
+        await withBrowser(t, { name: 'l-cancel', server }, async (s) => {
+            const { page } = s;
+            const fx = fixture('ahma_like_legacy');
+            const url = server.modelUrl(fx.gguf);
+            const modelPath = `/models/${fx.gguf}`;
+            await page.goto(server.appUrl({ model: url, lang: 'en' }));
+            await waitApp(page);
+            await waitState(page, ['idle']);
+            await waitModelChecked(s, modelPath);
+            // slow enough to cancel half-way: the whole file would take ~20 s
+            const bps = Math.ceil(fx.size / 20);
+            await server.throttle(modelPath, bps);
+            await page.locator(tid('load')).click();
+            await waitState(page, 'downloading', { timeout: T(30000) });
+            await page.waitForFunction((min) => (window.ahmaDebug.progress()?.bytes ?? 0) >= min,
+                Math.floor(fx.size * 0.2), { timeout: T(60000), polling: 100 });
+            await s.shot('downloading');
+            const tCancel = Date.now();
+            await page.locator(tid('cancel')).click();
+            await waitState(page, 'idle', { timeout: T(10000), failOn: ['error', 'no-webgpu', 'ready'] });
+            const cancelMs = Date.now() - tCancel;
+            await s.shot('cancelled');
+            const notice = (await page.locator('.notice').allInnerTexts()).join(' | ');
+            t.diagnostic(`cancel took ${cancelMs} ms; notice: ${notice}`);
+            assert.equal(await page.locator(tid('error')).count(), 0, 'cancel showed an error');
+            const entries = await page.evaluate(() => window.ahmaDebug.cacheEntries());
+            const part = entries.find((e) => e.url === url);
+            assert.ok(part, `the stored part is gone after cancel: ${JSON.stringify(entries)}`);
+            assert.equal(part.complete, false, 'a cancelled download counts as complete');
+            assert.ok(part.stored > 0 && part.stored < fx.size, `stored ${part.stored} of ${fx.size}`);
+            // the transfer stopped: the server saw the connection closed before the whole file went
+            let open = null;
+            const closeBy = Date.now() + T(5000);
+            do {
+                await sleep(200);
+                open = (await server.log()).filter((e) => e.path === modelPath && e.method === 'GET' && e.status === 0);
+            } while (open.length > 0 && Date.now() < closeBy);
+            assert.deepEqual(open, [], 'the download went on after cancel');
+            const sent = (await server.log()).filter((e) => e.path === modelPath && e.method === 'GET');
+            assert.ok(sent.every((e) => e.bytes < fx.size), `the whole file was sent: ${JSON.stringify(sent)}`);
+            assert.match(await page.locator(tid('load')).innerText(), /\S/);
+
+            // go on: only the rest is fetched
+            await server.throttle(modelPath, 0);
+            await server.clearLog();
+            await page.locator(tid('load')).click();
+            await waitState(page, 'ready', { timeout: T(120000) });
+            const gets = (await server.log()).filter((e) => e.path === modelPath && e.method === 'GET');
+            t.diagnostic(`requests after cancel: ${JSON.stringify(gets.map((e) => [e.range, e.status]))}`);
+            const resumed = gets.find((e) => /^bytes=(\d+)-$/.test(e.range ?? '') && e.status === 206);
+            assert.ok(resumed, `no resuming Range request: ${JSON.stringify(gets)}`);
+            const start = Number(/^bytes=(\d+)-/.exec(resumed.range)[1]);
+            assert.ok(start > 0 && start <= part.stored, `resumed at ${start}, stored ${part.stored}`);
+            const got = await storedSha(s, url);
+            assert.equal(got.size, fx.size);
+            assert.equal(got.sha256, sha256File(fx.file), 'the resumed model differs from the original');
+        });
+    });
+});

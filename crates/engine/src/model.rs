@@ -133,6 +133,8 @@ pub struct Model {
     /// Draws so far: the RNG stream index.
     n_draws: u32,
     sampling: SamplingParams,
+    /// A token the sampler may not draw (see [`Model::suppress`]).
+    suppressed: Option<u32>,
     stats: StepStats,
     /// Whether `ids[0]` holds a sampled token not yet in the KV cache.
     pending: bool,
@@ -492,6 +494,7 @@ impl Model {
             n_seen: 0,
             n_draws: 0,
             sampling,
+            suppressed: None,
             stats: StepStats::default(),
             pending: false,
         })
@@ -545,6 +548,7 @@ impl Model {
         self.n_seen = 0;
         self.n_draws = 0;
         self.pending = false;
+        self.suppressed = None;
     }
 
     /// Forgets every cached position from `n_past` on, keeping the first
@@ -575,6 +579,22 @@ impl Model {
         );
         self.sampling = params;
         self.n_draws = 0;
+        Ok(())
+    }
+
+    /// Makes `token` undrawable by the following [`Model::prefill`] and
+    /// [`Model::decode`] calls until it is lifted with `None` (its logit is
+    /// -inf, as transformers' `MinLengthLogitsProcessor` does for the
+    /// end-of-sequence id while the sequence is shorter than `min_length`).
+    /// Ids outside the vocabulary are refused.
+    pub fn suppress(&mut self, token: Option<u32>) -> Result<(), EngineError> {
+        if let Some(id) = token.filter(|&t| t as usize >= self.cfg.n_vocab) {
+            return Err(EngineError::BadToken {
+                id,
+                n_vocab: self.cfg.n_vocab,
+            });
+        }
+        self.suppressed = token;
         Ok(())
     }
 
@@ -627,6 +647,7 @@ impl Model {
         );
         let w = self.opts.penalty_window as u64;
         st.rng_step = self.n_draws;
+        st.suppress = self.suppressed.map_or(0, |t| t + 1);
         st.n_recent = self.n_seen.min(w) as u32;
         st.recent_head = if w == 0 { 0 } else { (self.n_seen % w) as u32 };
         st

@@ -28,8 +28,9 @@ pub struct StepParams {
     pub n_recent: u32,
     /// Sampler: ring slot the sampled token is written to.
     pub recent_head: u32,
-    /// Padding to 32 bytes.
-    pub _pad: u32,
+    /// Sampler: 1 + the id of a token whose logit is -inf for this draw
+    /// (0 = none): an end-of-sequence id before the minimum length.
+    pub suppress: u32,
 }
 
 /// A `KernelKey` from a shader stem, an entry point and `(name, value)` defines.
@@ -102,7 +103,7 @@ pub fn params_layouts() -> Vec<crate::ParamsLayout> {
         rng_step,
         n_recent,
         recent_head,
-        _pad
+        suppress
     })]
 }
 

@@ -558,6 +558,76 @@ fn greedy_with_repetition_penalty_matches_cpu() {
     }
 }
 
+/// `suppress` (min length) takes one token out of greedy and sampled draws,
+/// after the penalty, and nothing else changes.
+#[test]
+fn suppressed_token_is_never_drawn() {
+    let mut rng = Rng(8);
+    let n = 50;
+    let mut logits = rng.vec(n, 1.0);
+    // token 17 dominates: greedy and every sampled draw would pick it
+    logits[17] = 40.0;
+    let draws = 5000;
+    let recent = [17u32, 4];
+    let rig = SamplerRig::new(
+        default_ctx(),
+        &logits,
+        &recent,
+        4,
+        draws,
+        &sample_params(n, 0.0, 0, 1.0, 1.2, 3, 4),
+    );
+    let st = StepParams {
+        n_recent: 2,
+        recent_head: 2,
+        ..Default::default()
+    };
+    assert_eq!(rig.draw(&st, 1)[0], 17);
+    let banned = StepParams { suppress: 18, ..st };
+    let mut without = penalize(&logits, &recent, 1.2);
+    without[17] = f32::NEG_INFINITY;
+    let want = ops::argmax(&without).unwrap() as u32;
+    assert_eq!(
+        rig.draw(&banned, 1)[0],
+        want,
+        "greedy with token 17 suppressed"
+    );
+    for (t, k, p) in [
+        (0.6f32, 4u32, 1.0f32),
+        (1.5, 0, 1.0),
+        (1.0, 0, 0.9),
+        (0.7, 60, 1.0),
+    ] {
+        rig.op
+            .set_params(&rig.ctx, &sample_params(n, t, k, p, 1.2, 3, 4));
+        let ids = rig.draw(&banned, draws);
+        assert!(
+            ids.iter().all(|&i| i != 17 && (i as usize) < n),
+            "T={t} k={k} p={p}: suppressed token drawn"
+        );
+        // the rest keeps its distribution
+        let want = expected_probs(&without, t, k as usize, p as f64);
+        let mut hist = vec![0f64; n];
+        for &i in &ids {
+            hist[i as usize] += 1.0;
+        }
+        let tv: f64 = hist
+            .iter()
+            .zip(&want)
+            .map(|(h, w)| (h / draws as f64 - w).abs())
+            .sum::<f64>()
+            / 2.0;
+        // ~0.04 expected from 5000 draws over up to 49 tokens
+        assert!(tv < 0.08, "T={t} k={k} p={p}: total variation {tv}");
+    }
+    // an id outside the vocabulary is ignored
+    let out_of_range = StepParams {
+        suppress: n as u32 + 1,
+        ..st
+    };
+    assert_eq!(rig.draw(&out_of_range, 1)[0], 17);
+}
+
 #[test]
 fn sampling_is_deterministic_per_seed() {
     let mut rng = Rng(6);

@@ -110,6 +110,9 @@ pub enum ToWorker {
     DeleteModel { key: String },
     /// Drop the current model and device and load the model again (after a device loss).
     Reload,
+    /// Destroy the GPU device, as a driver reset would (a console and test aid:
+    /// the only way to reproduce a device loss on demand).
+    LoseDevice,
     /// Run the benchmark on the loaded model and answer with `BenchResult`.
     Bench { prompt_tokens: u32, gen_tokens: u32 },
 }

@@ -8,6 +8,8 @@
 //! - `lastAnswerIds()` → the ids of the last answer
 //! - `modelInfo()` → facts about the loaded model (sizes, wasm heap, load time)
 //! - `progress()` → the current download/load progress (with the worker's wasm heap)
+//! - `loseDevice()` → destroys the worker's GPU device, as a driver reset
+//!   would; the next GPU work reports the loss and the UI offers to reload
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
@@ -129,6 +131,10 @@ pub fn install(ui: Ui) {
     });
     set(&obj, "progress", progress.as_ref());
     progress.forget();
+
+    let lose = Closure::<dyn Fn()>::new(move || bridge::send(&ToWorker::LoseDevice));
+    set(&obj, "loseDevice", lose.as_ref());
+    lose.forget();
 
     let _ = js_sys::Reflect::set(&w, &"ahmaDebug".into(), &obj);
 }

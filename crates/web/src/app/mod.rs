@@ -148,6 +148,9 @@ pub struct Ui {
     /// The selection the current (or last started) load was for.
     pub loaded_selection: RwSignal<Option<Selection>>,
     pub draft: RwSignal<String>,
+    /// The last deleted conversation and where it was, until it is undone or
+    /// another one is deleted (a deletion is one click: it must be undoable).
+    pub deleted: RwSignal<Option<(usize, Conv)>>,
 }
 
 impl Ui {
@@ -277,6 +280,29 @@ impl Ui {
         let id = self.active.get_untracked()?;
         self.convs
             .with_untracked(|c| c.iter().find(|c| c.id == id).cloned())
+    }
+
+    /// A generation failed before its first token: the unanswered user message
+    /// goes back into the message box (in front of any draft), so that sending
+    /// again after the fix (a reload, a shorter message) needs one key and the
+    /// conversation keeps alternating user and assistant turns.
+    fn unsend_last(&self) {
+        let mut text = None;
+        self.with_conv(|c| {
+            if c.messages.last().is_some_and(|m| m.role == Role::User) {
+                text = c.messages.pop().map(|m| m.content);
+            }
+        });
+        if let Some(t) = text {
+            let draft = self.draft.get_untracked();
+            let v = if draft.trim().is_empty() {
+                t
+            } else {
+                format!("{t}\n\n{draft}")
+            };
+            persist::save_string(persist::DRAFT, &v);
+            self.draft.set(v);
+        }
     }
 
     pub fn send_message(&self, text: String) {
@@ -610,14 +636,13 @@ impl Ui {
                         self.state.set(AppState::Ready);
                         return;
                     }
-                    if self.streaming.get_untracked().is_some_and(|s| s.id == id) {
-                        // Keep what was generated so far, marked as stopped.
-                        let s = self
-                            .streaming
-                            .get_untracked()
-                            .unwrap_or_else(|| unreachable!());
+                    if let Some(s) = self.streaming.get_untracked().filter(|s| s.id == id) {
                         self.streaming.set(None);
+                        if self.active.get_untracked().as_deref() != Some(s.conv.as_str()) {
+                            self.active.set(Some(s.conv.clone()));
+                        }
                         if !s.text.is_empty() {
+                            // Keep what was generated so far, marked as stopped.
                             self.with_conv(|c| {
                                 c.messages.push(Msg {
                                     role: Role::Assistant,
@@ -625,6 +650,8 @@ impl Ui {
                                     stopped: true,
                                 })
                             });
+                        } else {
+                            self.unsend_last();
                         }
                     }
                 }
@@ -758,6 +785,7 @@ pub fn mount() {
         pending_load: RwSignal::new(false),
         loaded_selection: RwSignal::new(None),
         draft: RwSignal::new(persist::load_string(persist::DRAFT).unwrap_or_default()),
+        deleted: RwSignal::new(None),
     };
     if let Some(first) = ui.convs.with_untracked(|c| c.first().map(|c| c.id.clone())) {
         ui.active.set(Some(first));

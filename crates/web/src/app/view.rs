@@ -175,7 +175,20 @@ fn Header() -> impl IntoView {
                 data-state=move || ui.state.get().as_str()>{status_text}</span>
             <span class="spacer"></span>
             <button data-testid="settings-toggle" aria-expanded=move || ui.show_settings.get().to_string()
-                on:click=move |_| ui.show_settings.update(|s| *s = !*s)>
+                on:click=move |_| {
+                    ui.show_settings.update(|s| *s = !*s);
+                    if ui.show_settings.get_untracked() {
+                        // on a narrow screen the panel opens below the chat: bring it into view
+                        request_animation_frame(|| {
+                            if let Some(el) = web_sys::window()
+                                .and_then(|w| w.document())
+                                .and_then(|d| d.query_selector("[data-testid=settings-panel]").ok().flatten())
+                            {
+                                el.scroll_into_view();
+                            }
+                        });
+                    }
+                }>
                 {move || ui.t("Asetukset", "Settings")}
             </button>
             <button data-testid="lang-toggle" aria-label=move || ui.t("Switch to English", "Vaihda suomeksi")
@@ -609,11 +622,17 @@ fn Conversations() -> impl IntoView {
                         <button class="icon" data-testid="delete-conversation" aria-label=label.clone() title=label
                             disabled=move || ui.state.get() == AppState::Generating
                             on:click=move |_| {
-                                ui.convs.update(|cs| cs.retain(|c| c.id != id2));
+                                let mut gone = None;
+                                ui.convs.update(|cs| {
+                                    if let Some(i) = cs.iter().position(|c| c.id == id2) {
+                                        gone = Some((i, cs.remove(i)));
+                                    }
+                                });
                                 if ui.active.get_untracked().as_deref() == Some(id2.as_str()) {
                                     ui.active.set(ui.convs.with_untracked(|c| c.first().map(|c| c.id.clone())));
                                     bridge::send(&ToWorker::ResetChat);
                                 }
+                                ui.deleted.set(gone);
                                 ui.save_convs();
                             }>"×"</button>
                     </li>
@@ -628,6 +647,27 @@ fn Conversations() -> impl IntoView {
                 {move || ui.t("+ Uusi keskustelu", "+ New chat")}
             </button>
             <ul>{items}</ul>
+            <Show when=move || ui.deleted.with(|d| d.is_some())>
+                <p class="notice undo" data-testid="deleted-notice" role="status">
+                    {move || ui.t("Keskustelu poistettu.", "Chat deleted.")}" "
+                    <button data-testid="undo-delete" on:click=move |_| {
+                        if let Some((i, c)) = ui.deleted.get_untracked() {
+                            let id = c.id.clone();
+                            ui.convs.update(|cs| {
+                                let i = i.min(cs.len());
+                                cs.insert(i, c);
+                            });
+                            ui.active.set(Some(id));
+                            ui.editing.set(None);
+                            ui.dropped.set(0);
+                            ui.save_convs();
+                        }
+                        ui.deleted.set(None);
+                    }>{move || ui.t("Kumoa", "Undo")}</button>
+                    <button class="icon" aria-label=move || ui.t("Sulje", "Dismiss")
+                        on:click=move |_| ui.deleted.set(None)>"×"</button>
+                </p>
+            </Show>
         </aside>
     }
 }
@@ -812,10 +852,49 @@ fn Chat() -> impl IntoView {
     }
 }
 
+/// One numeric generation setting: a number input (a decimal comma is
+/// accepted) whose value is clamped to `min..=max`; text that is not a number
+/// is replaced by the current value.
+#[component]
+fn NumberSetting(
+    fi: &'static str,
+    en: &'static str,
+    testid: &'static str,
+    step: &'static str,
+    min: f64,
+    max: f64,
+    get: fn(&Settings) -> String,
+    set: fn(&mut Settings, f64),
+) -> impl IntoView {
+    let ui = expect_context::<Ui>();
+    let max_attr = max.is_finite().then(|| max.to_string());
+    let on_change = move |ev: leptos::ev::Event| {
+        let text = event_target_value(&ev).trim().replace(',', ".");
+        if let Ok(v) = text.parse::<f64>() {
+            if v.is_finite() {
+                ui.settings.update(|s| set(s, v.clamp(min, max)));
+            }
+        }
+        // show what is in effect (clamped, or unchanged after bad text)
+        if let Some(el) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        {
+            el.set_value(&ui.settings.with_untracked(get));
+        }
+    };
+    view! {
+        <label>{move || ui.t(fi, en)}
+            <input type="number" step=step min=min.to_string() max=max_attr data-testid=testid
+                prop:value=move || ui.settings.with(get)
+                on:change=on_change/>
+        </label>
+    }
+}
+
 #[component]
 fn SettingsPanel() -> impl IntoView {
     let ui = expect_context::<Ui>();
-    let num = move |ev: &leptos::ev::Event| event_target_value(ev).trim().replace(',', ".");
     view! {
         <Show when=move || ui.show_settings.get()>
             <section class="panel settings" data-testid="settings-panel" aria-label=move || ui.t("Asetukset", "Settings")>
@@ -825,36 +904,18 @@ fn SettingsPanel() -> impl IntoView {
                     prop:value=move || ui.settings.get().system
                     on:change=move |ev| { let v = event_target_value(&ev); ui.settings.update(|s| s.system = v) }></textarea>
                 <div class="grid">
-                    <label>{move || ui.t("Lämpötila", "Temperature")}
-                        <input type="number" step="0.05" min="0" max="5" data-testid="setting-temperature"
-                            prop:value=move || ui.settings.get().generation.temperature.to_string()
-                            on:change=move |ev| { if let Ok(v) = num(&ev).parse::<f32>() { ui.settings.update(|s| s.generation.temperature = v.clamp(0.0, 5.0)) } }/>
-                    </label>
-                    <label>"top_k"
-                        <input type="number" step="1" min="0" data-testid="setting-top-k"
-                            prop:value=move || ui.settings.get().generation.top_k.to_string()
-                            on:change=move |ev| { if let Ok(v) = num(&ev).parse::<u32>() { ui.settings.update(|s| s.generation.top_k = v) } }/>
-                    </label>
-                    <label>"top_p"
-                        <input type="number" step="0.05" min="0.01" max="1" data-testid="setting-top-p"
-                            prop:value=move || ui.settings.get().generation.top_p.to_string()
-                            on:change=move |ev| { if let Ok(v) = num(&ev).parse::<f32>() { ui.settings.update(|s| s.generation.top_p = v.clamp(0.01, 1.0)) } }/>
-                    </label>
-                    <label>{move || ui.t("Toistosakko", "Repetition penalty")}
-                        <input type="number" step="0.05" min="0.5" max="3" data-testid="setting-repetition-penalty"
-                            prop:value=move || ui.settings.get().generation.repetition_penalty.to_string()
-                            on:change=move |ev| { if let Ok(v) = num(&ev).parse::<f32>() { ui.settings.update(|s| s.generation.repetition_penalty = v.clamp(0.5, 3.0)) } }/>
-                    </label>
-                    <label>"min_length"
-                        <input type="number" step="1" min="0" data-testid="setting-min-length"
-                            prop:value=move || ui.settings.get().generation.min_length.to_string()
-                            on:change=move |ev| { if let Ok(v) = num(&ev).parse::<u32>() { ui.settings.update(|s| s.generation.min_length = v) } }/>
-                    </label>
-                    <label>"max_length"
-                        <input type="number" step="1" min="16" max="2048" data-testid="setting-max-tokens"
-                            prop:value=move || ui.settings.get().generation.max_length.to_string()
-                            on:change=move |ev| { if let Ok(v) = num(&ev).parse::<u32>() { ui.settings.update(|s| s.generation.max_length = v.clamp(16, 2048)) } }/>
-                    </label>
+                    <NumberSetting fi="Lämpötila" en="Temperature" testid="setting-temperature" step="0.05" min=0.0 max=5.0
+                        get=|s| s.generation.temperature.to_string() set=|s, v| s.generation.temperature = v as f32/>
+                    <NumberSetting fi="top_k" en="top_k" testid="setting-top-k" step="1" min=0.0 max=f64::INFINITY
+                        get=|s| s.generation.top_k.to_string() set=|s, v| s.generation.top_k = v.round() as u32/>
+                    <NumberSetting fi="top_p" en="top_p" testid="setting-top-p" step="0.05" min=0.01 max=1.0
+                        get=|s| s.generation.top_p.to_string() set=|s, v| s.generation.top_p = v as f32/>
+                    <NumberSetting fi="Toistosakko" en="Repetition penalty" testid="setting-repetition-penalty" step="0.05" min=0.5 max=3.0
+                        get=|s| s.generation.repetition_penalty.to_string() set=|s, v| s.generation.repetition_penalty = v as f32/>
+                    <NumberSetting fi="min_length" en="min_length" testid="setting-min-length" step="1" min=0.0 max=2048.0
+                        get=|s| s.generation.min_length.to_string() set=|s, v| s.generation.min_length = v.round() as u32/>
+                    <NumberSetting fi="max_length" en="max_length" testid="setting-max-tokens" step="1" min=16.0 max=2048.0
+                        get=|s| s.generation.max_length.to_string() set=|s, v| s.generation.max_length = v.round() as u32/>
                     <label class="check">
                         <input type="checkbox" data-testid="setting-do-sample"
                             prop:checked=move || ui.settings.get().do_sample

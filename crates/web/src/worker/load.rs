@@ -161,20 +161,14 @@ pub async fn check(
     if let ModelSource::Url { url, .. } = source {
         let key = store::key_for(&absolute(url));
         if let Ok(dir) = store::models_dir().await {
-            if let Ok(Some(m)) = store::read_meta(&dir, &key).await {
-                if let Some(e) = store::list()
-                    .await
-                    .ok()
-                    .and_then(|l| l.into_iter().find(|e| e.key == key))
-                {
-                    stored = e.stored;
-                    complete = e.complete;
-                }
+            if let Ok(Some(e)) = store::entry(&dir, &key).await {
+                stored = e.stored;
+                complete = e.complete;
                 if complete {
                     post(&unsized_fit(
                         true,
                         max_buffer,
-                        m.size,
+                        e.size,
                         String::new(),
                         stored,
                         complete,
@@ -235,7 +229,11 @@ pub async fn check(
             largest_buffer: 0,
             max_buffer: caps.max_buffer_size,
             file_bytes: size,
-            message: e.to_string(),
+            // the UI says "does not fit" itself: only the reason
+            message: match e {
+                EngineError::DoesNotFit { reason } => reason,
+                e => e.to_string(),
+            },
             stored,
             complete,
         },
@@ -326,7 +324,7 @@ impl Feed {
     /// Builds the model and its tokenizer.
     async fn finish(
         mut self,
-        tokenizer_json: Option<TokenizerFiles>,
+        tokenizer: Option<Tokenizer>,
         name: String,
         key: Option<String>,
         from_cache: bool,
@@ -337,12 +335,8 @@ impl Feed {
             ErrorKind::BadModel,
             "the file ended before the GGUF header".to_string(),
         ))?;
-        let tok = match tokenizer_json {
-            Some((j, config)) => Some((
-                Tokenizer::from_json(&j, config.as_deref())
-                    .map_err(|e| (ErrorKind::Tokenizer, e.to_string()))?,
-                "tokenizer.json",
-            )),
+        let tok = match tokenizer {
+            Some(t) => Some((t, "tokenizer.json")),
             None => match Tokenizer::from_gguf(header) {
                 Ok(t) => Some((t, "GGUF vocabulary")),
                 Err(e) => {
@@ -448,8 +442,11 @@ async fn load_local(st: &State, name: String, files: &[web_sys::File]) -> Result
         ErrorKind::Internal,
         "the file did not reach the worker".to_string(),
     ))?;
-    let tokenizer_json = match files.get(1) {
-        Some(t) => Some((file_slice(t, 0, t.size() as u64).await?, None)),
+    let tokenizer = match files.get(1) {
+        Some(t) => Some(
+            Tokenizer::from_json(&file_slice(t, 0, t.size() as u64).await?, None)
+                .map_err(|e| (ErrorKind::Tokenizer, e.to_string()))?,
+        ),
         None => None,
     };
     let size = file.size() as u64;
@@ -467,7 +464,7 @@ async fn load_local(st: &State, name: String, files: &[web_sys::File]) -> Result
         at += chunk.len() as u64;
         feed.push(&chunk).await?;
     }
-    feed.finish(tokenizer_json, name, None, false, t0).await
+    feed.finish(tokenizer, name, None, false, t0).await
 }
 
 /// A small file beside a catalog model: the stored copy, else fetched and stored.
@@ -492,7 +489,7 @@ async fn tokenizer_for(
     dir: &web_sys::FileSystemDirectoryHandle,
     key: &str,
     (json_url, config_url): (Option<&str>, Option<&str>),
-) -> Option<TokenizerFiles> {
+) -> Option<Tokenizer> {
     let json_url = json_url?;
     let res = async {
         let json = side_file(dir, &format!("{key}.tokenizer.json"), json_url).await?;
@@ -501,12 +498,11 @@ async fn tokenizer_for(
             None => None,
         };
         Tokenizer::from_json(json.as_bytes(), config.as_deref().map(str::as_bytes))
-            .map_err(|e| (ErrorKind::Tokenizer, e.to_string()))?;
-        Ok::<_, Failure>((json.into_bytes(), config.map(String::into_bytes)))
+            .map_err(|e| (ErrorKind::Tokenizer, e.to_string()))
     }
     .await;
     match res {
-        Ok(files) => Some(files),
+        Ok(t) => Some(t),
         Err((_, m)) => {
             post(&FromWorker::Notice {
                 kind: NoticeKind::TokenizerFallback,
@@ -516,9 +512,6 @@ async fn tokenizer_for(
         }
     }
 }
-
-/// `tokenizer.json` and an optional `tokenizer_config.json`.
-type TokenizerFiles = (Vec<u8>, Option<Vec<u8>>);
 
 async fn load_url(
     st: &State,
@@ -543,14 +536,14 @@ async fn load_url(
     if let Some(s) = expected_sha {
         meta.expected_sha256 = Some(s.to_ascii_lowercase());
     }
-    let tokenizer_json = tokenizer_for(&dir, &key, tokenizer_urls).await;
+    let tokenizer = tokenizer_for(&dir, &key, tokenizer_urls).await;
     let blob = Blob::open(&dir, &key).await.map_err(store_err)?;
     let mut restarts = 0;
     loop {
         match load_url_once(st, &ctx, &dir, &key, &blob, &mut meta).await? {
             Outcome::Done(filled) => {
                 drop(blob);
-                return filled.finish_loaded(tokenizer_json, name, key, t0).await;
+                return filled.finish_loaded(tokenizer, name, key, t0).await;
             }
             Outcome::Restart => {
                 restarts += 1;
@@ -583,13 +576,13 @@ struct Filled {
 impl Filled {
     async fn finish_loaded(
         self,
-        tokenizer_json: Option<TokenizerFiles>,
+        tokenizer: Option<Tokenizer>,
         name: String,
         key: String,
         t0: f64,
     ) -> Result<Loaded, Failure> {
         self.feed
-            .finish(tokenizer_json, name, Some(key), self.from_cache, t0)
+            .finish(tokenizer, name, Some(key), self.from_cache, t0)
             .await
     }
 }

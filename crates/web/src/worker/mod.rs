@@ -149,7 +149,9 @@ fn handle(st: Rc<State>, msg: ToWorker, files: Vec<web_sys::File>) {
         ToWorker::Load { source } => exclusive(st, move |st| async move {
             *st.last.borrow_mut() = Some((source.clone(), files.clone()));
             load::load(&st, source, files).await;
-            list_cache().await;
+            // Not awaited here: `Ready` is out, and the worker must be free (busy
+            // cleared) by the time the UI can answer it with a generation.
+            wasm_bindgen_futures::spawn_local(list_cache());
         }),
         ToWorker::Reload => exclusive(st, move |st| async move {
             // After a device loss: a fresh device, and the model again (from the store).
@@ -165,6 +167,11 @@ fn handle(st: Rc<State>, msg: ToWorker, files: Vec<web_sys::File>) {
                 )),
             }
         }),
+        ToWorker::LoseDevice => {
+            if let Some(ctx) = st.ctx.borrow().as_ref() {
+                ctx.device().destroy();
+            }
+        }
         ToWorker::Generate {
             id,
             system,
@@ -299,6 +306,9 @@ pub(crate) async fn ensure_ctx(st: &State) -> Result<Arc<GpuContext>, (ErrorKind
     let ctx = GpuContext::new(ContextOptions::default())
         .await
         .map_err(|e| (ErrorKind::NoWebGpu, e.to_string()))?;
+    // The engine's API shares the context as an Arc (threads natively); on the
+    // web there is one thread and wgpu's WebGPU handles are not Send.
+    #[allow(clippy::arc_with_non_send_sync)]
     let ctx = Arc::new(ctx);
     *st.ctx.borrow_mut() = Some(ctx.clone());
     Ok(ctx)
@@ -428,6 +438,11 @@ async fn generate(
         },
     })?;
     let eos = tok.eos_id();
+    // transformers' min_length: no end-of-sequence while the sequence (prompt
+    // included) is shorter; the sampler gives EOS a -inf logit until then.
+    let min_len = settings.min_length as usize;
+    let suppress = |len: usize| eos.filter(|_| len < min_len);
+    l.model.suppress(suppress(ids.len()))?;
     let t0 = now_s();
     let mut next = l.model.prefill(&ids[common..]).await?;
     let t_prefill = now_s() - t0;
@@ -439,7 +454,7 @@ async fn generate(
     let t1 = now_s();
     let mut last_stats = t1;
     let stop = loop {
-        if Some(next) == eos && ids.len() + out.len() >= settings.min_length as usize {
+        if Some(next) == eos {
             break StopKind::Eos;
         }
         out.push(next);
@@ -460,6 +475,7 @@ async fn generate(
         if ids.len() + out.len() >= limit || l.model.room() == 0 {
             break StopKind::MaxLength;
         }
+        l.model.suppress(suppress(ids.len() + out.len()))?;
         next = l.model.decode().await?;
         l.cached.push(*out.last().unwrap_or(&next));
         if now_s() - last_stats > 0.5 {

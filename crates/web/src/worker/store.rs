@@ -279,32 +279,42 @@ pub async fn list() -> Result<Vec<CacheEntry>, StoreError> {
         else {
             continue;
         };
-        let Some(meta) = read_meta(&dir, key).await? else {
-            continue;
-        };
-        // While a download holds the file's access handle, its size may be unreadable: 0 then.
-        let stored = match file(&dir, &format!("{key}.gguf"), false).await {
-            Ok(Some(h)) => {
-                match await_js::<web_sys::File>(h.get_file(), "reading the stored size").await {
-                    Ok(f) => f.size() as u64,
-                    Err(_) => 0,
-                }
-            }
-            _ => 0,
-        };
-        out.push(CacheEntry {
-            key: key.to_string(),
-            url: meta.url.clone(),
-            name: meta.name.clone(),
-            size: meta.size,
-            stored,
-            complete: meta.complete && Some(stored) == meta.size,
-            sha256: meta.sha256.clone(),
-            path: vec![DIR[0].into(), DIR[1].into(), format!("{key}.gguf")],
-        });
+        if let Some(e) = entry(&dir, key).await? {
+            out.push(e);
+        }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The stored model `key` (None when it has no metadata).
+pub async fn entry(
+    dir: &web_sys::FileSystemDirectoryHandle,
+    key: &str,
+) -> Result<Option<CacheEntry>, StoreError> {
+    let Some(meta) = read_meta(dir, key).await? else {
+        return Ok(None);
+    };
+    // While a download holds the file's access handle, its size may be unreadable: 0 then.
+    let stored = match file(dir, &format!("{key}.gguf"), false).await {
+        Ok(Some(h)) => {
+            match await_js::<web_sys::File>(h.get_file(), "reading the stored size").await {
+                Ok(f) => f.size() as u64,
+                Err(_) => 0,
+            }
+        }
+        _ => 0,
+    };
+    Ok(Some(CacheEntry {
+        key: key.to_string(),
+        url: meta.url,
+        name: meta.name,
+        size: meta.size,
+        stored,
+        complete: meta.complete && Some(stored) == meta.size,
+        sha256: meta.sha256,
+        path: vec![DIR[0].into(), DIR[1].into(), format!("{key}.gguf")],
+    }))
 }
 
 /// Usage and quota of the origin's storage, and whether it is persistent.

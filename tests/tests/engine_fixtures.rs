@@ -174,6 +174,16 @@ fn stacked_projections_match_the_cpu_reference() {
         &mut out,
     )
     .unwrap();
+    // the synthetic vocabulary (what lets llama.cpp load synth files for the peer benchmarks)
+    // is a working SentencePiece vocabulary: BOS/EOS, byte fallback, round trip
+    let (g, _file) = ahma_gguf::Gguf::open(&path).unwrap();
+    let tok = ahma_chat::Tokenizer::from_gguf(&g).unwrap();
+    assert_eq!((tok.bos_id(), tok.eos_id()), (Some(1), Some(2)));
+    let text = "kale mino ÄÖ {x}";
+    let ids = tok.encode(text, true).unwrap();
+    assert_eq!(ids[0], 1);
+    assert!(ids.iter().all(|&i| i < 300));
+    assert_eq!(tok.decode(&ids, true).unwrap(), text);
     let mut reference = ahma_reference::Model::load(&path).unwrap();
     let prompt: Vec<u32> = vec![1, 17, 250, 3, 99, 42, 7, 288];
     let extra: Vec<u32> = vec![5, 123, 64];

@@ -3,6 +3,11 @@
 //! benchmarks and load tests without downloading a real model. The blocks are
 //! random bytes with sane f16 scale fields (every bit pattern of the quants
 //! decodes), streamed to disk so memory stays small whatever the size.
+//!
+//! With at least 259 vocabulary entries the file also carries a synthetic
+//! SentencePiece vocabulary (`<unk>`, `<s>`, `</s>`, the 256 byte tokens, `▁`,
+//! single letters, then syllable pieces), so that llama.cpp (and peers built on it) load the same file
+//! for side-by-side benchmarks.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -123,6 +128,59 @@ enum Kv {
     U32(u32),
     F32(f32),
     Str(String),
+    Strs(Vec<String>),
+    F32s(Vec<f32>),
+    I32s(Vec<i32>),
+}
+
+/// The synthetic SentencePiece vocabulary of `n` entries: (pieces, scores, types).
+fn synthetic_vocab(n: usize) -> (Vec<String>, Vec<f32>, Vec<i32>) {
+    // llama.cpp token types: 1 normal, 2 unknown, 3 control, 6 byte
+    let mut pieces = vec!["<unk>".to_string(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    for b in 0..=255u8 {
+        pieces.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    const SYL: [&str; 16] = [
+        "ka", "le", "mi", "no", "pu", "ra", "si", "tu", "va", "jo", "hä", "ly", "sö", "en", "in",
+        "aa",
+    ];
+    // the word-start mark and the letters, from which every longer piece is one merge away
+    let mut letters: Vec<char> = SYL.iter().flat_map(|s| s.chars()).collect();
+    letters.sort_unstable();
+    letters.dedup();
+    for p in std::iter::once("\u{2581}".to_string()).chain(letters.iter().map(char::to_string)) {
+        if pieces.len() < n {
+            pieces.push(p);
+            types.push(1);
+        }
+    }
+    let mut i = 0usize;
+    while pieces.len() < n {
+        // distinct syllable strings, shortest first, half with the word-start mark
+        let mut word = String::new();
+        let mut k = i / 2;
+        loop {
+            word.push_str(SYL[k % SYL.len()]);
+            k /= SYL.len();
+            if k == 0 {
+                break;
+            }
+            k -= 1;
+        }
+        pieces.push(if i.is_multiple_of(2) {
+            format!("\u{2581}{word}")
+        } else {
+            word
+        });
+        types.push(1);
+        i += 1;
+    }
+    let scores = (0..n)
+        .map(|i| if i < 259 { 0.0 } else { -((i - 259) as f32) })
+        .collect();
+    (pieces, scores, types)
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -219,7 +277,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     add("output_norm.weight".into(), vec![s.n_embd], None);
     add("output.weight".into(), vec![s.n_embd, s.n_vocab], None);
 
-    let kvs: Vec<(&str, Kv)> = vec![
+    let mut kvs: Vec<(&str, Kv)> = vec![
         ("general.architecture", Kv::Str("llama".into())),
         (
             "general.name",
@@ -240,6 +298,18 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         ),
         ("llama.vocab_size", Kv::U32(s.n_vocab as u32)),
     ];
+    if s.n_vocab >= 259 {
+        let (pieces, scores, types) = synthetic_vocab(s.n_vocab as usize);
+        kvs.extend([
+            ("tokenizer.ggml.model", Kv::Str("llama".into())),
+            ("tokenizer.ggml.tokens", Kv::Strs(pieces)),
+            ("tokenizer.ggml.scores", Kv::F32s(scores)),
+            ("tokenizer.ggml.token_type", Kv::I32s(types)),
+            ("tokenizer.ggml.unknown_token_id", Kv::U32(0)),
+            ("tokenizer.ggml.bos_token_id", Kv::U32(1)),
+            ("tokenizer.ggml.eos_token_id", Kv::U32(2)),
+        ]);
+    }
 
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -267,6 +337,34 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
                 w.write_all(&8u32.to_le_bytes())?;
                 w_str(&mut w, x)?;
                 pos += 8 + x.len() as u64;
+            }
+            Kv::Strs(xs) => {
+                w.write_all(&9u32.to_le_bytes())?;
+                w.write_all(&8u32.to_le_bytes())?;
+                w.write_all(&(xs.len() as u64).to_le_bytes())?;
+                pos += 12;
+                for x in xs {
+                    w_str(&mut w, x)?;
+                    pos += 8 + x.len() as u64;
+                }
+            }
+            Kv::F32s(xs) => {
+                w.write_all(&9u32.to_le_bytes())?;
+                w.write_all(&6u32.to_le_bytes())?;
+                w.write_all(&(xs.len() as u64).to_le_bytes())?;
+                for x in xs {
+                    w.write_all(&x.to_le_bytes())?;
+                }
+                pos += 12 + 4 * xs.len() as u64;
+            }
+            Kv::I32s(xs) => {
+                w.write_all(&9u32.to_le_bytes())?;
+                w.write_all(&5u32.to_le_bytes())?;
+                w.write_all(&(xs.len() as u64).to_le_bytes())?;
+                for x in xs {
+                    w.write_all(&x.to_le_bytes())?;
+                }
+                pos += 12 + 4 * xs.len() as u64;
             }
         }
     }

@@ -213,3 +213,32 @@ test('g. <script> and <img onerror> in messages render inert', { timeout: T(1200
         await s.shot('xss-inert');
     });
 });
+
+test('p. old turns that no longer fit are dropped from the prompt, with a notice; the chat keeps them', { timeout: T(240000) }, async (t) => {
+    await withBrowser(t, { name: 'p-dropped', server }, async (s) => {
+        const { page } = s;
+        await loadModel(s, server.modelUrl(fixture(CHAT_MODEL).gguf));
+        // a short context: max_length 200 leaves ~150 tokens for the prompt
+        await setSettings(page, { 'max-tokens': 200, 'do-sample': false, system: 'Olet avustaja.' });
+        const long = (i) => `Tämä on viesti numero ${i}. ` + 'Kerron pitkästi kesästä, järvestä ja saunasta. '.repeat(4);
+        const history = [];
+        for (let i = 1; i <= 4; i++) {
+            history.push({ role: 'user', content: long(i) }, { role: 'assistant', content: `Vastaus ${i}: kiitos, ymmärrän.` });
+        }
+        await page.evaluate((m) => window.ahmaDebug.importConversation({ title: 'Pitkä', messages: m }), history);
+        assert.equal(await page.locator(tid('dropped-notice')).count(), 0, 'a notice before anything was dropped');
+        const a = await sendAndStop(page, 'Mistä puhuimme ensin?', { steps: 2 });
+        assert.ok(a.text.length > 0, 'no answer');
+        const notice = page.locator(tid('dropped-notice'));
+        await notice.waitFor({ state: 'visible', timeout: T(5000) });
+        const text = (await notice.innerText()).trim();
+        t.diagnostic(`notice: ${text}`);
+        const n = Number(/^(\d+)/.exec(text)?.[1]);
+        assert.ok(n >= 2 && n <= 8, `the notice does not say how many messages were dropped: "${text}"`);
+        const ms = await messages(page);
+        assert.equal(ms.length, 10, 'the dropped messages disappeared from the conversation');
+        const stats = await page.locator(tid('stats')).evaluate((e) => ({ ...e.dataset }));
+        assert.ok(Number(stats.ctxUsed) <= 200, `context used ${stats.ctxUsed} exceeds max_length 200`);
+        await s.shot('dropped-notice');
+    });
+});

@@ -223,7 +223,7 @@ test('o. a model too large for the adapter is refused before the download, with 
                 null, { timeout: T(30000) });
             const text = (await fit.innerText()).replace(/\s+/g, ' ').trim();
             t.diagnostic(`fit: ${text}`);
-            assert.match(text, /bytes|MiB|GiB/, 'the reason is missing');
+            assert.match(text, /MiB/, 'the reason is missing');
             await s.shot('does-not-fit');
             await sleep(1000);
             assert.notEqual(await page.evaluate(() => window.ahmaDebug.state()), 'downloading');

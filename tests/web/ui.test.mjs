@@ -79,6 +79,19 @@ test('k. phone layout; settings, conversations and the draft persist; reset; del
             `the message box is below the fold: ${JSON.stringify(composer)}`);
         await s.shot('phone-chat');
 
+        // every control has an accessible name
+        const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, input, select, textarea, summary, [role="button"]')]
+            .filter((el) => el.offsetParent !== null || el.type === 'file')
+            .filter((el) => {
+                const byLabel = [...(el.labels ?? [])].map((l) => l.textContent.trim()).join('');
+                const byRef = (el.getAttribute('aria-labelledby') ?? '').split(/\s+/).filter(Boolean)
+                    .map((id) => document.getElementById(id)?.textContent.trim() ?? '').join('');
+                const own = ['button', 'summary'].includes(el.tagName.toLowerCase()) ? el.textContent.trim() : '';
+                return !(el.getAttribute('aria-label')?.trim() || byLabel || byRef || own || el.title?.trim());
+            })
+            .map((el) => el.outerHTML.slice(0, 120)));
+        assert.deepEqual(unnamed, [], 'controls without an accessible name');
+
         // settings: change some, they survive a reload
         await openSettings(page);
         assert.deepEqual(await overflow(page), [], 'the settings panel overflows a phone screen');

@@ -122,8 +122,10 @@ pub fn plan(
         };
         return Err(EngineError::DoesNotFit {
             reason: format!(
-                "buffer {} needs {} bytes but the adapter binds at most {} bytes{hint}",
-                largest.0, largest.1, limit
+                "buffer {} needs {} but the adapter binds at most {}{hint}",
+                largest.0,
+                size(largest.1),
+                size(limit)
             ),
         });
     }
@@ -132,8 +134,10 @@ pub fn plan(
         if row_bytes > limit {
             return Err(EngineError::DoesNotFit {
                 reason: format!(
-                    "one row of tensor {:?} ({row_bytes} bytes) exceeds the binding limit {limit}",
-                    t.name
+                    "one row of tensor {:?} ({}) exceeds the binding limit {}",
+                    t.name,
+                    size(row_bytes),
+                    size(limit)
                 ),
             });
         }
@@ -159,6 +163,11 @@ pub fn plan(
         }
     }
     Ok(plan)
+}
+
+/// `b` bytes as MiB with the exact count (limits are often a few bytes apart).
+fn size(b: u64) -> String {
+    format!("{:.1} MiB ({b} bytes)", b as f64 / (1u64 << 20) as f64)
 }
 
 fn mib(b: u64) -> u64 {

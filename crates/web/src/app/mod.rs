@@ -291,6 +291,10 @@ impl Ui {
         self.with_conv(|c| {
             if c.messages.last().is_some_and(|m| m.role == Role::User) {
                 text = c.messages.pop().map(|m| m.content);
+                if c.messages.is_empty() {
+                    // the title came from that message: it is the next message's to give
+                    c.title.clear();
+                }
             }
         });
         if let Some(t) = text {

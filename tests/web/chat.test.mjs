@@ -239,6 +239,7 @@ test('p. old turns that no longer fit are dropped from the prompt, with a notice
         assert.equal(ms.length, 10, 'the dropped messages disappeared from the conversation');
         const stats = await page.locator(tid('stats')).evaluate((e) => ({ ...e.dataset }));
         assert.ok(Number(stats.ctxUsed) <= 200, `context used ${stats.ctxUsed} exceeds max_length 200`);
+        assert.equal(Number(stats.ctxMax), 200, 'the stats do not show the max_length in effect');
         await s.shot('dropped-notice');
     });
 });

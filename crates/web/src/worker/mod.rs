@@ -342,8 +342,10 @@ fn random_seed() -> u64 {
     (a << 32) | b
 }
 
+/// `limit`: the context this generation may use (max_length, at most n_ctx).
 fn stats(
     l: &Loaded,
+    limit: usize,
     prompt: usize,
     fed: usize,
     generated: usize,
@@ -365,7 +367,7 @@ fn stats(
             0.0
         },
         ctx_used: l.model.n_past() as u32,
-        ctx_max: l.model.options().n_ctx as u32,
+        ctx_max: limit as u32,
     }
 }
 
@@ -481,7 +483,7 @@ async fn generate(
         if now_s() - last_stats > 0.5 {
             last_stats = now_s();
             post(&FromWorker::Stats {
-                stats: stats(l, ids.len(), fed, out.len(), t_prefill, now_s() - t1),
+                stats: stats(l, limit, ids.len(), fed, out.len(), t_prefill, now_s() - t1),
             });
         }
     };
@@ -495,7 +497,7 @@ async fn generate(
         }
     }
     post(&FromWorker::Stats {
-        stats: stats(l, ids.len(), fed, out.len(), t_prefill, t_decode),
+        stats: stats(l, limit, ids.len(), fed, out.len(), t_prefill, t_decode),
     });
     post(&FromWorker::Done {
         id,

@@ -494,6 +494,9 @@ impl Ui {
                 complete,
                 ..
             } => {
+                // An unchecked verdict with no reason answers a check that did not use the
+                // network (sent before the click): a pending download waits for its own.
+                let offline_answer = !checked && !complete && message.is_empty();
                 self.fit.set(Some(Fit {
                     checked,
                     fits,
@@ -503,13 +506,14 @@ impl Ui {
                     stored,
                     complete,
                 }));
-                if self.pending_load.get_untracked() {
+                if self.pending_load.get_untracked() && !offline_answer {
                     self.pending_load.set(false);
                     self.state.set(AppState::Idle);
                     if fits {
                         self.load_selected();
                     }
-                } else if complete
+                } else if !self.pending_load.get_untracked()
+                    && complete
                     && self.autoload.get_untracked()
                     && self.state.get_untracked() == AppState::Idle
                 {

@@ -481,6 +481,25 @@ fn sample_params(
     }
 }
 
+/// How often each of `n` ids was drawn.
+fn histogram(ids: &[u32], n: usize) -> Vec<f64> {
+    let mut hist = vec![0f64; n];
+    for &i in ids {
+        hist[i as usize] += 1.0;
+    }
+    hist
+}
+
+/// Total variation distance between draw counts `hist` and probabilities `want`.
+fn total_variation(hist: &[f64], want: &[f64]) -> f64 {
+    let draws: f64 = hist.iter().sum();
+    hist.iter()
+        .zip(want)
+        .map(|(h, w)| (h / draws - w).abs())
+        .sum::<f64>()
+        / 2.0
+}
+
 /// transformers' repetition penalty, applied once per distinct token.
 fn penalize(logits: &[f32], recent: &[u32], penalty: f32) -> Vec<f32> {
     let mut out = logits.to_vec();
@@ -607,16 +626,7 @@ fn suppressed_token_is_never_drawn() {
         );
         // the rest keeps its distribution
         let want = expected_probs(&without, t, k as usize, p as f64);
-        let mut hist = vec![0f64; n];
-        for &i in &ids {
-            hist[i as usize] += 1.0;
-        }
-        let tv: f64 = hist
-            .iter()
-            .zip(&want)
-            .map(|(h, w)| (h / draws as f64 - w).abs())
-            .sum::<f64>()
-            / 2.0;
+        let tv = total_variation(&histogram(&ids, n), &want);
         // ~0.04 expected from 5000 draws over up to 49 tokens
         assert!(tv < 0.08, "T={t} k={k} p={p}: total variation {tv}");
     }
@@ -685,19 +695,11 @@ fn sampling_distribution_matches_cpu_probabilities() {
             ..Default::default()
         };
         let ids = rig.draw(&st, draws);
-        let mut hist = vec![0f64; n];
-        for &i in &ids {
-            hist[i as usize] += 1.0;
-        }
+        let hist = histogram(&ids, n);
         let want = expected_probs(&penalize(&logits, &recent, pen), t, k as usize, p as f64);
         // Expected total variation of 5000 draws over these ~40 categories is
         // about 0.02; the RNG streams are fixed, so the outcome is deterministic.
-        let tv: f64 = hist
-            .iter()
-            .zip(&want)
-            .map(|(h, w)| (h / draws as f64 - w).abs())
-            .sum::<f64>()
-            / 2.0;
+        let tv = total_variation(&hist, &want);
         println!("T={t} k={k} p={p} penalty={pen}: total variation {tv:.4}");
         assert!(
             tv < 0.05,

@@ -1,15 +1,37 @@
 // Matrix-matrix product for prefill: Y[t, r] = dot(W[r, :], X[t, :]) (or += with ACCUMULATE)
 // for n_tokens rows of X and the rows of one part of a QuantMatrix.
 //
-// A workgroup of 64 threads computes a 32-token x 32-row tile of Y, each thread a 4 x 4 block
-// (tokens ty + 8i, rows tx + 8j, strided so neighbouring threads read neighbouring words of the
-// tiles). The K dimension is walked in 32-element units: per unit, threads 0..31 each dequantize
-// one weight row's unit into workgroup memory (f16 in F16 variants, halving its size) while
-// threads 32..63 stage the 32 x 32 slice of X; every dequantized weight is then reused for 32
-// tokens. The accumulators are four vec4 variables, not an indexed array: with an array the
-// NVIDIA Vulkan compiler kept them in local memory and the kernel ran 7x slower on an H100.
+// A workgroup computes a BM-token x BN-row tile of Y with (BM / 4) * (BN / 4) threads, each a
+// 4-token x 4-row block held in four vec4 registers. The K dimension is walked in 32-element
+// units. Per unit, every thread helps stage both operands in workgroup memory:
+//   - weights: 4 * BN quarter-units, four threads per row unit (`dequant_q`, the decode mat-vec's
+//     loader, 8 elements each), so the threads of a subgroup read consecutive words of
+//     consecutive blocks; stored dequantized as ws[k][row] (vec4 of 4 rows, f32);
+//   - X: BM tokens x 32 elements, eight threads per token reading its 32 consecutive floats;
+//     stored as xs[k][token] (vec4 of 4 tokens).
+// The inner loop then reads one vec4 of tokens and one vec4 of rows per k and does 16 FMAs: four
+// times fewer workgroup-memory reads per FMA than a scalar 4 x 4 tile, and BM * BN * 32 FMAs per
+// pair of barriers. Every dequantized weight is reused for BM tokens. (The first kernel used
+// 32 x 32 tiles of 64 threads, half of them idle while the other half staged X, and scalar
+// reads: 8 workgroup loads per 16 FMAs.)
 //
-// Defines: TYPE_<ggml type> (one), F16, ACCUMULATE.
+// The accumulators are four vec4 variables, not an indexed array: with an array the NVIDIA Vulkan
+// compiler kept them in local memory and a kernel ran 7x slower on an H100.
+//
+// Workgroup memory: 32 * (BM + BN) * 4 bytes, 16 KiB for the default 64 x 64 tile (WebGPU's
+// guaranteed limit is 16 KiB).
+//
+// Defines: TYPE_<ggml type> (one), F16, ACCUMULATE, BM and BN (32 or 64), WG = BM * BN / 16.
+
+#ifndef BM
+#define BM 64
+#endif
+#ifndef BN
+#define BN 64
+#endif
+#ifndef WG
+#define WG 256
+#endif
 
 struct MatMulParams {
     n_in: u32,       // row length of W and X in elements
@@ -34,18 +56,18 @@ struct MatMulParams {
 
 #include "quant.wgsl"
 
-// Row pitch 33 keeps the column reads of the compute loop off a single bank.
-const PITCH: u32 = 33u;
-var<workgroup> xs: array<f32, 1056>;  // (32 tokens, PITCH)
-var<workgroup> ws: array<wt, 1056>;   // (32 rows, PITCH)
+const TX: u32 = BN / 4u;  // threads along the rows of the tile
+const TY: u32 = BM / 4u;  // threads along the tokens
+var<workgroup> xs: array<vec4<f32>, 32u * TY>;  // [k][token / 4]
+var<workgroup> ws: array<vec4<f32>, 32u * TX>;  // [k][row / 4]
 
-// Writes rows row, row + 8, row + 16, row + 24 of one token.
-fn store_tile(tok: u32, row: u32, v: vec4<f32>) {
+// Writes rows row .. row + 3 of one token.
+fn store4(tok: u32, row: u32, v: vec4<f32>) {
     if (tok >= p.n_tokens) {
         return;
     }
     for (var j = 0u; j < 4u; j++) {
-        let r = row + 8u * j;
+        let r = row + j;
         if (r < p.n_rows) {
             let at = p.y_offset + tok * p.y_stride + r;
 #ifdef ACCUMULATE
@@ -57,59 +79,67 @@ fn store_tile(tok: u32, row: u32, v: vec4<f32>) {
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let row0 = wid.x * 32u;
-    let tok0 = wid.y * 32u;
-    let tx = t % 8u;
-    let ty = t / 8u;
+    let row0 = wid.x * BN;
+    let tok0 = wid.y * BM;
+    let tx = t % TX;
+    let ty = t / TX;
     let units = (p.n_in + 31u) / 32u;
-    // acc_i.j: token ty + 8i, row tx + 8j. Plain vec4 variables rather than an indexed array,
-    // so the accumulators stay in registers.
+    // acc_i: token tok0 + 4 ty + i, rows row0 + 4 tx .. + 3.
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var u = 0u; u < units; u++) {
-        if (t < 32u) {
-            let row = row0 + t;
-            var wu: Unit;
-            if (row < p.n_rows) {
-                wu = dequant_unit((p.w_row0 + row) * p.row_bytes, u, p.n_in);
+        // Weights: quarter-unit job q = row * 4 + j. Rows past the end repeat the last row
+        // (their products are never stored).
+        for (var q = t; q < 4u * BN; q += WG) {
+            let r = q >> 2u;
+            let j = q & 3u;
+            let row = min(row0 + r, p.n_rows - 1u);
+            let d = dequant_q((p.w_row0 + row) * p.row_bytes, u, j, p.n_in);
+            let e = q_elems(j);
+            let col = r >> 2u;
+            let c = r & 3u;
+            for (var i = 0u; i < 4u; i++) {
+                ws[(e.x + i) * TX + col][c] = f32(d[0][i]);
+                ws[(e.y + i) * TX + col][c] = f32(d[1][i]);
             }
-            for (var k = 0u; k < 8u; k++) {
-                let v = wu[k];
-                let at = t * PITCH + 4u * k;
-                ws[at] = v.x;
-                ws[at + 1u] = v.y;
-                ws[at + 2u] = v.z;
-                ws[at + 3u] = v.w;
-            }
-        } else {
-            let kk = t - 32u;
-            let e = u * 32u + kk;
-            for (var i = 0u; i < 32u; i++) {
-                let tok = tok0 + i;
-                let v = x[p.x_offset + tok * p.x_stride + e];
-                xs[i * PITCH + kk] = select(0.0, v, tok < p.n_tokens && e < p.n_in);
+        }
+        // X: job s = token * 8 + k4, four consecutive elements each.
+        for (var s = t; s < 8u * BM; s += WG) {
+            let tl = s >> 3u;
+            let k4 = (s & 7u) * 4u;
+            let tok = tok0 + tl;
+            let e = u * 32u + k4;
+            let base = p.x_offset + min(tok, p.n_tokens - 1u) * p.x_stride + e;
+            let col = tl >> 2u;
+            let c = tl & 3u;
+            for (var i = 0u; i < 4u; i++) {
+                let v = x[base + i];
+                xs[(k4 + i) * TY + col][c] = select(0.0, v, tok < p.n_tokens && e + i < p.n_in);
             }
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < 32u; kk++) {
-            let b = vec4<f32>(
-                f32(ws[tx * PITCH + kk]),
-                f32(ws[(tx + 8u) * PITCH + kk]),
-                f32(ws[(tx + 16u) * PITCH + kk]),
-                f32(ws[(tx + 24u) * PITCH + kk]));
-            acc0 += xs[ty * PITCH + kk] * b;
-            acc1 += xs[(ty + 8u) * PITCH + kk] * b;
-            acc2 += xs[(ty + 16u) * PITCH + kk] * b;
-            acc3 += xs[(ty + 24u) * PITCH + kk] * b;
+        // Threads whose four tokens are all past the batch skip the products: a short prompt in
+        // a 64-token tile costs the staging, not 64 tokens of arithmetic.
+        if (tok0 + 4u * ty < p.n_tokens) {
+            for (var k = 0u; k < 32u; k++) {
+                let a = xs[k * TY + ty];
+                let b = ws[k * TX + tx];
+                acc0 += a.x * b;
+                acc1 += a.y * b;
+                acc2 += a.z * b;
+                acc3 += a.w * b;
+            }
         }
         workgroupBarrier();
     }
-    store_tile(tok0 + ty, row0 + tx, acc0);
-    store_tile(tok0 + ty + 8u, row0 + tx, acc1);
-    store_tile(tok0 + ty + 16u, row0 + tx, acc2);
-    store_tile(tok0 + ty + 24u, row0 + tx, acc3);
+    let tok = tok0 + 4u * ty;
+    let row = row0 + 4u * tx;
+    store4(tok, row, acc0);
+    store4(tok + 1u, row, acc1);
+    store4(tok + 2u, row, acc2);
+    store4(tok + 3u, row, acc3);
 }

@@ -99,6 +99,9 @@ run_bench 3b-q4_0 "$(synth ahma-3b q4-0)" --prompt-tokens 128 --gen-tokens 128 -
 run_bench 3b-q8_0 "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
 run_bench 3b-q4km-p512 "$M" --prompt-tokens 512 --gen-tokens 32 --ctx 2048
 run_bench 3b-q4km-ctx1024 "$M" --prompt-tokens 1024 --gen-tokens 64 --ctx 2048
+# Prefill batch size: bigger batches give the tiled matmul bigger grids (more workgroups).
+run_bench 3b-q4km-p512-b256 "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048 --batch 256
+run_bench 3b-q4km-p512-b512 "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048 --batch 512
 run_bench 7b-q4km "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048
 if [ -n "${BASELINE_BIN:-}" ] && [ -x "$BASELINE_BIN" ]; then
     # The previous engine on the same machine and files, for a like-for-like comparison.
@@ -108,7 +111,8 @@ if [ -n "${BASELINE_BIN:-}" ] && [ -x "$BASELINE_BIN" ]; then
     BIN="$BIN_SAVED"
 fi
 if [ -n "${KERNEL_BENCH:-}" ] && [ -x "$KERNEL_BENCH" ] && [ "$SECONDS" -lt "${BUDGET_S:-270}" ]; then
-    log "mat-vec kernel sweep (crates/kernels/examples/kernel_bench.rs)"
-    timeout 60 "$KERNEL_BENCH" 2>&1 | tee "$OUT/kernel_bench.txt" | tee -a "$OUT/log.txt"
+    log "kernel sweep (crates/kernels/examples/kernel_bench.rs): matmul tiles, then mat-vec shapes"
+    KB_OPS=matmul KB_TYPES=q5_0,q8_0 timeout 60 "$KERNEL_BENCH" 50 2>&1 | tee "$OUT/kernel_bench_matmul.txt" | tee -a "$OUT/log.txt"
+    KB_OPS=matvec timeout 60 "$KERNEL_BENCH" 2>&1 | tee "$OUT/kernel_bench.txt" | tee -a "$OUT/log.txt"
 fi
 log "done in $SECONDS s"

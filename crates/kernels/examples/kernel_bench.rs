@@ -4,12 +4,15 @@
 //! For Ahma-3B shapes (3200→8640, 8640→3200, and the 3200→64256 output matrix in Q8_0) it times
 //! `reps` back-to-back matvec dispatches in one compute pass and prints microseconds per call and
 //! weight bytes per second, for each variant path (f16/f32, subgroups on/off, 64/256 threads);
-//! then a 64-token matmul in GFLOP/s. Weights are random blocks with sane f16 scales.
+//! then the prefill matmul for 64- and 512-token batches with every workgroup tile, in GFLOP/s.
+//! Each line also gives the CPU time spent recording and submitting, per call. Weights are random
+//! blocks with sane f16 scales. Environment: KB_OPS=matvec|matmul, KB_TOKENS=64,512,
+//! KB_TYPES=q5_0,q8_0 narrow the sweep.
 
 use std::time::Instant;
 
 use ahma_gguf::GgmlType;
-use ahma_kernels::matmul::{MatMul, MatMulOptions};
+use ahma_kernels::matmul::{MatMul, MatMulOptions, TILE_EDGES};
 use ahma_kernels::{ContextOptions, GpuContext, KernelError, MatVec, MatVecOptions, QuantMatrix};
 
 fn random_bytes(ty: GgmlType, n: usize, seed: &mut u64) -> Vec<u8> {
@@ -48,11 +51,13 @@ fn wait(ctx: &GpuContext) -> Result<(), KernelError> {
     ctx.check()
 }
 
+/// Seconds per repetition: (wall time from the start of recording to the end of the GPU work,
+/// of which the CPU spent recording, finishing and submitting the command buffer).
 fn time_reps(
     ctx: &GpuContext,
     reps: u32,
     f: &dyn Fn(&mut wgpu::ComputePass<'_>),
-) -> Result<f64, KernelError> {
+) -> Result<(f64, f64), KernelError> {
     ctx.run_pass("warmup", |p| f(p))?;
     let start = Instant::now();
     let mut enc = ctx.device().create_command_encoder(&Default::default());
@@ -63,8 +68,10 @@ fn time_reps(
         }
     }
     ctx.queue().submit([enc.finish()]);
+    let recorded = start.elapsed().as_secs_f64();
     wait(ctx)?;
-    Ok(start.elapsed().as_secs_f64() / reps as f64)
+    let n = reps as f64;
+    Ok((start.elapsed().as_secs_f64() / n, recorded / n))
 }
 
 fn main() -> Result<(), KernelError> {
@@ -72,6 +79,16 @@ fn main() -> Result<(), KernelError> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
+    // KB_OPS: "matvec", "matmul" or both (default); KB_TOKENS: matmul token counts ("64,512").
+    let ops = std::env::var("KB_OPS").unwrap_or_else(|_| "matvec,matmul".into());
+    let token_counts: Vec<u32> = std::env::var("KB_TOKENS")
+        .unwrap_or_else(|_| "64,512".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .collect();
+    // KB_TYPES: only these GGML type names (e.g. "q5_0,q8_0"); default all cases.
+    let types = std::env::var("KB_TYPES").ok();
     let mut seed = 0x1234_5678_9abc_def1u64;
     let probe = pollster::block_on(GpuContext::new(ContextOptions::default()))?;
     println!("adapter: {}", probe.adapter());
@@ -107,49 +124,70 @@ fn main() -> Result<(), KernelError> {
             }
         );
         for &(ty, n_in, n_out) in &cases {
+            if let Some(t) = &types {
+                if !t
+                    .split(',')
+                    .any(|n| n.trim().eq_ignore_ascii_case(ty.name()))
+                {
+                    continue;
+                }
+            }
             let bytes = random_bytes(ty, (n_in * n_out) as usize, &mut seed);
             let m = QuantMatrix::from_bytes(&ctx, "w", ty, n_in, n_out, &bytes)?;
             let x: Vec<f32> = (0..n_in).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
             let xb = ctx.storage_buffer_init("x", &x)?;
             let yb = ctx.storage_buffer("y", n_out * 4)?;
-            for (wg, rows) in [(128, 4), (128, 8), (256, 4), (256, 8), (64, 2), (128, 2)] {
+            let shapes: &[(u32, u32)] = if ops.contains("matvec") {
+                &[(128, 4), (128, 8), (256, 4), (256, 8), (64, 2), (128, 2)]
+            } else {
+                &[]
+            };
+            for &(wg, rows) in shapes {
                 let opts = MatVecOptions {
                     workgroup_size: wg,
                     rows,
                     ..Default::default()
                 };
                 let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts))?;
-                let t = time_reps(&ctx, reps, &|p| op.encode(p))?;
+                let (t, cpu) = time_reps(&ctx, reps, &|p| op.encode(p))?;
                 println!(
-                    "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} rows {rows} parts {}: {:8.1} us  {:7.1} GB/s",
+                    "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} rows {rows} parts {}: {:8.1} us (cpu {:5.1})  {:7.1} GB/s",
                     ty.name(),
                     m.parts().len(),
                     t * 1e6,
+                    cpu * 1e6,
                     m.byte_len() as f64 / t / 1e9
                 );
             }
-            if n_out <= 11008 {
-                let n_tokens = 64u32;
+            if !ops.contains("matmul") || n_out > 11008 {
+                continue;
+            }
+            for &n_tokens in &token_counts {
                 let xs: Vec<f32> = (0..n_in * n_tokens as u64)
                     .map(|i| ((i % 5) as f32 - 2.0) * 0.1)
                     .collect();
                 let xb = ctx.storage_buffer_init("xs", &xs)?;
                 let yb = ctx.storage_buffer("ys", n_out * n_tokens as u64 * 4)?;
-                let op = pollster::block_on(MatMul::new(
-                    &ctx,
-                    &m,
-                    &xb,
-                    &yb,
-                    n_tokens,
-                    MatMulOptions::default(),
-                ))?;
-                let t = time_reps(&ctx, reps.div_ceil(10), &|p| op.encode(p))?;
-                println!(
-                    "matmul {path:14} {:7} {n_in:5}x{n_out:5} 64 tok   : {:8.1} us  {:7.1} GFLOP/s",
-                    ty.name(),
-                    t * 1e6,
-                    2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
-                );
+                for tile_tokens in TILE_EDGES {
+                    for tile_rows in TILE_EDGES {
+                        let opts = MatMulOptions {
+                            tile_tokens,
+                            tile_rows,
+                            ..Default::default()
+                        };
+                        let op =
+                            pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))?;
+                        let r = (reps * 64 / n_tokens / 10).max(2);
+                        let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
+                        println!(
+                            "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok tile {tile_tokens}x{tile_rows}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
+                            ty.name(),
+                            t * 1e6,
+                            cpu * 1e6,
+                            2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
+                        );
+                    }
+                }
             }
         }
     }

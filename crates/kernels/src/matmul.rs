@@ -28,8 +28,16 @@ pub struct MatMulParams {
     pub _pad2: u32,
 }
 
-/// Tokens and weight rows per workgroup tile.
-pub const TILE: u32 = 32;
+/// The largest tile edge (tokens or rows per workgroup).
+pub const TILE: u32 = 64;
+
+/// Workgroups a dispatch should have before the automatic tile choice uses 64 weight rows per
+/// tile (256 threads) instead of 32 (128 threads with 64-token tiles): a matrix with few rows
+/// would otherwise leave most compute units of a large GPU idle.
+pub const AUTO_WIDE_GROUPS: u32 = 256;
+
+/// Tile edges the shader supports (tokens and rows independently).
+pub const TILE_EDGES: [u32; 2] = [32, 64];
 
 /// How to build a [`MatMul`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,17 +56,43 @@ pub struct MatMulOptions {
     pub first_row: u64,
     /// Rows to compute from `first_row` on; 0 means all the rest.
     pub n_rows: u64,
+    /// Tokens per workgroup tile: 32 or 64; 0 chooses (see [`MatMulOptions::tile`]).
+    pub tile_tokens: u32,
+    /// Weight rows per workgroup tile: 32 or 64; 0 chooses.
+    pub tile_rows: u32,
 }
 
-/// The key of one variant.
-pub fn key(ty: GgmlType, f16: bool, accumulate: bool) -> KernelKey {
+impl MatMulOptions {
+    /// The (tokens, rows) tile for `rows` weight rows and batches of up to `max_tokens`: the
+    /// chosen edges, or automatically 64 tokens (32 when no batch exceeds 32) and 64 rows when
+    /// that still gives at least [`AUTO_WIDE_GROUPS`] workgroups at the largest batch, else 32.
+    pub fn tile(&self, rows: u32, max_tokens: u32) -> (u32, u32) {
+        let tokens = match self.tile_tokens {
+            0 if max_tokens <= 32 => 32,
+            0 => TILE,
+            t => t,
+        };
+        let rows = match self.tile_rows {
+            0 if rows.div_ceil(TILE) * max_tokens.div_ceil(tokens) >= AUTO_WIDE_GROUPS => TILE,
+            0 => 32,
+            r => r,
+        };
+        (tokens, rows)
+    }
+}
+
+/// The key of one variant for a (tokens, rows) tile (each 32 or 64).
+pub fn key(ty: GgmlType, f16: bool, accumulate: bool, tile: (u32, u32)) -> KernelKey {
     KernelKey::new("matmul", "main")
         .define(&type_define(ty), 1)
         .flag("F16", f16 && ty != GgmlType::F32)
         .flag("ACCUMULATE", accumulate)
+        .define("BM", tile.0)
+        .define("BN", tile.1)
+        .define("WG", tile.0 * tile.1 / 16)
 }
 
-/// Every variant the op can request.
+/// Every variant the engine and the tests request: every tile, both modes.
 pub fn variants() -> Vec<KernelKey> {
     let mut out = Vec::new();
     for ty in GgmlType::ALL {
@@ -66,8 +100,12 @@ pub fn variants() -> Vec<KernelKey> {
             if f16 && ty == GgmlType::F32 {
                 continue;
             }
-            for acc in [false, true] {
-                out.push(key(ty, f16, acc));
+            for bm in TILE_EDGES {
+                for bn in TILE_EDGES {
+                    for acc in [false, true] {
+                        out.push(key(ty, f16, acc, (bm, bn)));
+                    }
+                }
             }
         }
     }
@@ -95,6 +133,8 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
 /// built once. [`MatMul::set_n_tokens`] changes the token count between submits.
 pub struct MatMul {
     dispatches: Vec<Dispatch>,
+    /// Tokens per workgroup tile.
+    tile_tokens: u32,
     params: Vec<MatMulParams>,
     max_tokens: u32,
     label: String,
@@ -154,7 +194,14 @@ impl MatMul {
             opts.y_offset as u64 + last * y_stride as u64 + n_out,
             "matmul output",
         )?;
-        let k = key(m.ty(), ctx.use_f16(), opts.accumulate);
+        let tile = opts.tile(n_out.min(u32::MAX as u64) as u32, max_tokens);
+        if !TILE_EDGES.contains(&tile.0) || !TILE_EDGES.contains(&tile.1) {
+            return Err(KernelError::InvalidArgument(format!(
+                "matmul tile {}x{}: each edge must be one of {TILE_EDGES:?}",
+                tile.0, tile.1
+            )));
+        }
+        let k = key(m.ty(), ctx.use_f16(), opts.accumulate, tile);
         let pipeline = ctx.pipeline(&k).await?;
         let mut dispatches = Vec::new();
         let mut params = Vec::new();
@@ -166,7 +213,7 @@ impl MatMul {
                 continue;
             }
             let rows = (hi - lo) as u32;
-            let row_tiles = rows.div_ceil(TILE);
+            let row_tiles = rows.div_ceil(tile.1);
             if row_tiles > ctx.caps().max_compute_workgroups_per_dimension {
                 return Err(KernelError::InvalidArgument(format!(
                     "matmul: {rows} rows in one part"
@@ -191,7 +238,7 @@ impl MatMul {
                 &pipeline,
                 &[Some(&uniform), Some(&part.buffer), Some(x), Some(y)],
             );
-            let groups = (row_tiles, max_tokens.div_ceil(TILE));
+            let groups = (row_tiles, max_tokens.div_ceil(tile.0));
             dispatches.push(Dispatch {
                 pipeline: pipeline.clone(),
                 bind_group,
@@ -202,6 +249,7 @@ impl MatMul {
         }
         Ok(MatMul {
             dispatches,
+            tile_tokens: tile.0,
             params,
             max_tokens,
             label: k.to_string(),
@@ -219,7 +267,7 @@ impl MatMul {
         }
         for (d, p) in self.dispatches.iter_mut().zip(&mut self.params) {
             p.n_tokens = n_tokens;
-            d.groups.1 = n_tokens.div_ceil(TILE);
+            d.groups.1 = n_tokens.div_ceil(self.tile_tokens);
             ctx.queue()
                 .write_buffer(&d._uniform, 0, bytemuck::bytes_of(p));
         }

@@ -240,3 +240,60 @@ fn matmul_row_range_of_stacked_matrix() {
         }
     }
 }
+
+/// Every workgroup tile the shader supports, with several tiles along both axes and partial
+/// tiles at both ends (70 tokens, 133 rows), on the f16 and f32 paths.
+#[test]
+fn matmul_every_tile_shape() {
+    let _gpu = common::serial();
+    for (path, ctx) in contexts() {
+        for (i, ty) in [GgmlType::Q5_0, GgmlType::Q4K, GgmlType::F32]
+            .into_iter()
+            .enumerate()
+        {
+            let n_in = match ty.block_elems() {
+                1 => 70,
+                32 => 96,
+                _ => 256,
+            };
+            let (n_out, n_tokens) = (133usize, 70usize);
+            let mut rng = Rng::new(900 + i as u64);
+            let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+            let x: Vec<f32> = (0..n_in * n_tokens).map(|_| rng.signed()).collect();
+            let want = reference_matmul(ty, &bytes, n_in, n_out, &x);
+            let m =
+                QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+            let xb = ctx.storage_buffer_init("x", &x).unwrap();
+            for tile_tokens in ahma_kernels::matmul::TILE_EDGES {
+                for tile_rows in ahma_kernels::matmul::TILE_EDGES {
+                    let yb = ctx
+                        .storage_buffer("y", (n_tokens * n_out) as u64 * 4)
+                        .unwrap();
+                    let opts = MatMulOptions {
+                        tile_tokens,
+                        tile_rows,
+                        ..Default::default()
+                    };
+                    let op =
+                        pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens as u32, opts))
+                            .unwrap();
+                    ctx.run_pass("t", |p| op.encode(p)).unwrap();
+                    let got = pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * n_out)).unwrap();
+                    let (e, _) = nmse(&got, &want);
+                    eprintln!("matmul {ty} {path} tile {tile_tokens}x{tile_rows}: nmse {e:.2e}");
+                    assert!(
+                        e <= tolerance(&ctx, ty),
+                        "{ty} {path} tile {tile_tokens}x{tile_rows}: nmse {e}"
+                    );
+                }
+            }
+            // An unsupported tile is a typed error, not a shader failure.
+            let yb = ctx.storage_buffer("y", 4 * 1024).unwrap();
+            let bad = MatMulOptions {
+                tile_tokens: 16,
+                ..Default::default()
+            };
+            assert!(pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, 1, bad)).is_err());
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! `ahma bench MODEL [--prompt-tokens N --gen-tokens M] [--json]`: prefill and
+//! `ahma bench MODEL [--prompt-tokens N --gen-tokens M] [--batch B] [--json]`: prefill and
 //! decode speed of the GPU engine, with the per-token costs that explain it
 //! (dispatches, submits, readback bytes, weight bytes read).
 
@@ -23,6 +23,9 @@ pub struct Args {
     /// Context length to allocate (at least prompt + generated tokens).
     #[arg(long, default_value_t = 2048)]
     pub ctx: usize,
+    /// Most prompt tokens per prefill submit (the engine's `max_batch`; default: the engine's).
+    #[arg(long)]
+    pub batch: Option<usize>,
     /// Use the f32 kernels and KV cache even where shader-f16 exists.
     #[arg(long)]
     pub force_f32: bool,
@@ -56,10 +59,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let ctx = pollster::block_on(GpuContext::new(copts)).context("no usable GPU")?;
     let adapter = ctx.adapter().clone();
     let t_load = Instant::now();
-    let opts = LoadOptions {
+    let mut opts = LoadOptions {
         n_ctx: args.ctx,
         ..Default::default()
     };
+    if let Some(b) = args.batch {
+        opts.max_batch = b;
+    }
+    let max_batch = opts.max_batch;
     let mut model = pollster::block_on(load_file(std::sync::Arc::new(ctx), &args.model, opts))
         .with_context(|| format!("cannot load {}", args.model.display()))?;
     let load_s = t_load.elapsed().as_secs_f64();
@@ -96,6 +103,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "f16": model.context().use_f16(),
         "subgroups": model.context().use_subgroups(),
         "n_ctx": args.ctx,
+        "max_batch": max_batch,
         "load_s": load_s,
         "prompt_tokens": args.prompt_tokens,
         "prefill_s": prefill_s,

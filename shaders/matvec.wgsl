@@ -7,7 +7,8 @@
 // t / 4 + WG / 4, ... (`dequant_q` in quant.wgsl: 4 or 8 bytes of quants each). So the threads
 // of a subgroup read consecutive words of consecutive blocks (eight blocks per 32 threads), every
 // weight byte is read once, and each thread loads its 8 elements of x once per unit and reuses
-// them for all ROWS rows (so x is read once per workgroup). Rows are dotted in f32 and the
+// them for all ROWS rows (so x is read once per workgroup). Rows are dotted in f32 (`dot_q` in
+// quant.wgsl: block scale and offset applied once per quarter-unit, not per element) and the
 // per-thread sums reduced with subgroupAdd plus a small workgroup array (SUBGROUPS), or with a
 // workgroup-memory tree.
 //
@@ -179,9 +180,10 @@ fn main(
         xa *= load_nw4(u * 32u + e.x);
         xb *= load_nw4(u * 32u + e.y);
 #endif
+        // Sum of this quarter of x, shared by every row (`dot_q` folds the block offsets out).
+        let sx = dot(xa + xb, vec4<f32>(1.0));
         for (var r = 0u; r < NACC; r++) {
-            let q = dequant_q(base[r], u, j, p.n_in);
-            acc[r] += dot(vec4<f32>(q[0]), xa) + dot(vec4<f32>(q[1]), xb);
+            acc[r] += dot_q(base[r], u, j, p.n_in, xa, xb, sx);
         }
     }
 

@@ -679,3 +679,75 @@ fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
     return Q8(dl * (vec4<wt>(q0) - vec4<wt>(32.0)), dl * (vec4<wt>(q1) - vec4<wt>(32.0)));
 }
 #endif
+
+// ---------------------------------------------------------------------------------------------
+// Dot product of one quarter-unit of a row with x, for the decode mat-vec:
+//     fn dot_q(row_base, u, j, n_in, xa, xb, sx) -> f32
+// = dot(dequant_q(row_base, u, j, n_in), (xa, xb)), where xa and xb hold x at the elements
+// q_elems(j) names and sx = sum(xa) + sum(xb). The types of the Ahma files (Q4_0, Q5_0, Q8_0,
+// Q4_K) fold the block scale and offset out of the per-element work: d * dot(q, x) - m * sx
+// instead of dot(d * q - m, x), with the quants unpacked word-wise (nibbles by mask, Q5_0's fifth
+// bits spread into bytes by one multiply), and the products in f32. The other types use the
+// dequantizer.
+
+// Bits 0..3 of `x` moved to bit 0 of bytes 0..3 (bit k times 2^(7k) lands on bit 8k; the other
+// products land on bits that the mask clears and never carry).
+fn spread4(x: u32) -> u32 {
+    return ((x & 15u) * 0x00204081u) & 0x01010101u;
+}
+
+fn dot_bytes(q: u32, xv: vec4<f32>) -> f32 {
+    return dot(vec4<f32>(bytes4(q)), xv);
+}
+
+#ifdef TYPE_Q4_0
+#define Q_DOT 1
+fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
+    let b = row_base + u * 18u;
+    let q = w_u32_2(b + 2u + 4u * j);
+    let s = dot_bytes(q & 0x0f0f0f0fu, xa) + dot_bytes((q >> 4u) & 0x0f0f0f0fu, xb);
+    return w_f16(b) * (s - 8.0 * sx);
+}
+#endif
+
+#ifdef TYPE_Q5_0
+#define Q_DOT 1
+fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
+    let b = row_base + u * 22u;
+    let qh = w_u32_2(b + 2u);
+    let q = w_u32_2(b + 6u + 4u * j);
+    let lo = (q & 0x0f0f0f0fu) | (spread4(qh >> (4u * j)) << 4u);
+    let hi = ((q >> 4u) & 0x0f0f0f0fu) | (spread4(qh >> (16u + 4u * j)) << 4u);
+    return w_f16(b) * (dot_bytes(lo, xa) + dot_bytes(hi, xb) - 16.0 * sx);
+}
+#endif
+
+#ifdef TYPE_Q8_0
+#define Q_DOT 1
+fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
+    let b = row_base + u * 34u;
+    let q = w_u32x2_2(b + 2u + 8u * j);
+    return w_f16(b) * (dot(vec4<f32>(sbytes4(q.x)), xa) + dot(vec4<f32>(sbytes4(q.y)), xb));
+}
+#endif
+
+#ifdef TYPE_Q4_K
+#define Q_DOT 1
+fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
+    let b = row_base + (u >> 3u) * 144u;
+    let s = u & 7u;
+    let sm = k4_scale_min(b + 4u, s);
+    let dd = unpack2x16float(w_u32_al(b));
+    let q = w_u32x2_al(b + 16u + 32u * (s >> 1u) + 8u * j) >> vec2<u32>(4u * (s & 1u));
+    let d = dot_bytes(q.x & 0x0f0f0f0fu, xa) + dot_bytes(q.y & 0x0f0f0f0fu, xb);
+    return dd.x * f32(sm.x) * d - dd.y * f32(sm.y) * sx;
+}
+#endif
+
+#if Q_DOT
+#else
+fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
+    let q = dequant_q(row_base, u, j, n_in);
+    return dot(vec4<f32>(q[0]), xa) + dot(vec4<f32>(q[1]), xb);
+}
+#endif

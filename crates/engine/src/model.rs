@@ -104,6 +104,32 @@ pub struct StepStats {
     pub dispatches: u64,
     pub submits: u64,
     pub readback_bytes: u64,
+    /// CPU time [`Model::decode`] spent recording, finishing and submitting its command buffers
+    /// (native only; 0 in the browser). The GPU waits for it on every token.
+    pub record_ns: u64,
+}
+
+/// CPU stopwatch for [`StepStats::record_ns`]: `std::time::Instant` panics on wasm32, where it
+/// reads 0.
+struct Stopwatch {
+    #[cfg(not(target_arch = "wasm32"))]
+    start: std::time::Instant,
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch {
+            #[cfg(not(target_arch = "wasm32"))]
+            start: std::time::Instant::now(),
+        }
+    }
+
+    fn ns(&self) -> u64 {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.start.elapsed().as_nanos() as u64;
+        #[cfg(target_arch = "wasm32")]
+        0
+    }
 }
 
 /// A loaded model with its KV cache: one conversation at a time.
@@ -838,6 +864,7 @@ impl Model {
                 n_ctx: self.opts.n_ctx,
             });
         }
+        let clock = Stopwatch::start();
         let st = self.step_params(self.n_past, 1);
         self.ctx
             .queue()
@@ -851,6 +878,7 @@ impl Model {
         self.encode_forward(&mut enc, &st, Head::LastAndSample);
         enc.copy_buffer_to_buffer(&self.s.ids, 0, &self.s.token_read, 0, 4);
         self.ctx.queue().submit([enc.finish()]);
+        self.stats.record_ns += clock.ns();
         self.stats.submits += 1;
         self.n_past += 1;
         self.finish_draw().await

@@ -114,6 +114,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "dispatches_per_token": stats.dispatches as f64 / n_dec,
         "submits_per_token": stats.submits as f64 / n_dec,
         "readback_bytes_per_token": stats.readback_bytes as f64 / n_dec,
+        "cpu_record_ms_per_token": stats.record_ns as f64 / 1e6 / n_dec,
         "weight_bytes_per_token": weight_bytes,
         "gpu_weight_bytes": plan.weight_bytes,
         "gpu_kv_bytes": plan.kv_bytes,

@@ -814,10 +814,14 @@ fn Chat() -> impl IntoView {
                 data-ctx-max=move || stats().3.to_string()>
                 {move || {
                     let (p, d, used, max) = stats();
-                    format!("{} {p:.1} {} · {} {d:.1} {} · {} {used} / {max}",
+                    let ctx = format!("{} {used} / {max}", ui.t("Konteksti", "Context"));
+                    if ui.stats.get().is_none() {
+                        // No answer yet: no speeds to show (zeros would read as "broken").
+                        return ctx;
+                    }
+                    format!("{} {p:.1} {} · {} {d:.1} {} · {ctx}",
                         ui.t("Kehote", "Prefill"), ui.t("tok/s", "tok/s"),
-                        ui.t("Vastaus", "Decode"), ui.t("tok/s", "tok/s"),
-                        ui.t("Konteksti", "Context"))
+                        ui.t("Vastaus", "Decode"), ui.t("tok/s", "tok/s"))
                 }}
             </p>
             <div class="composer">

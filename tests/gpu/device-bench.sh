@@ -94,6 +94,8 @@ for prompt_len, gen in ((128, 128), (1024, 64)):
     print(f"torch_fp16 prompt={prompt_len} prefill_tok_s={prompt_len/tp:.1f} decode_tok_s={gen/(tg-tp):.1f} (generate {gen} tokens incl. prefill {tg:.3f}s)")
 PY
 run_bench 3b-q4km-ctx16 "$M" --prompt-tokens 16 --gen-tokens 128 --ctx 2048
+# Decode steps submitted one at a time (no step ahead): what the pipelining gains.
+run_bench 3b-q4km-p128-nopipe "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-pipeline
 run_bench 3b-q4km-f32 "$M" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --force-f32
 run_bench 3b-q4_0 "$(synth ahma-3b q4-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
 run_bench 3b-q8_0 "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048

@@ -459,3 +459,135 @@ fn cli_gpu_logits_match_llama_cpp() {
     let err = nmse(&got, &want);
     assert!(err <= 1e-4, "CLI GPU logits NMSE {err:e}");
 }
+
+/// Decode steps submitted ahead (`pipeline_decode`, the default) give exactly
+/// what step-by-step decoding gives, through everything that can void a step
+/// submitted ahead: the suppressed token switched on and off, the sampling
+/// changed mid-answer, a stopped answer followed by a new prompt, a rewind, a
+/// reset, and the end of the context.
+#[test]
+fn pipelined_decode_equals_step_by_step() {
+    let e = load_expected("ahma_like_legacy");
+    let load_with = |pipeline_decode: bool| {
+        let opts = LoadOptions {
+            n_ctx: 64,
+            // A window shorter than the first answer, so undoing a step
+            // submitted ahead must restore a ring slot that is in use.
+            penalty_window: 4,
+            pipeline_decode,
+            ..Default::default()
+        };
+        pollster::block_on(load_file(
+            context(false),
+            fixture("models/ahma_like_legacy.gguf"),
+            opts,
+        ))
+        .unwrap()
+    };
+    let sampled = |seed: u64| SamplingParams {
+        temperature: 0.9,
+        top_k: 40,
+        top_p: 0.95,
+        repeat_penalty: 1.3,
+        seed,
+    };
+    let script = |m: &mut Model| -> Vec<String> {
+        let mut log = Vec::new();
+        let mut step = |m: &mut Model, what: &str| {
+            let r = pollster::block_on(m.decode());
+            log.push(format!("{what}: {r:?}"));
+            r.ok()
+        };
+        m.set_sampling(sampled(42)).unwrap();
+        let first = pollster::block_on(m.prefill(&e.prompt[..6])).unwrap();
+        let mut log0 = vec![format!("prefill: {first}")];
+        let mut last = first;
+        for i in 0..4 {
+            last = step(m, &format!("decode {i}")).unwrap();
+        }
+        // The token just drawn becomes undrawable for two steps, then allowed again.
+        m.suppress(Some(last)).unwrap();
+        step(m, "suppressed 1");
+        step(m, "suppressed 2");
+        m.suppress(None).unwrap();
+        step(m, "allowed");
+        // New sampling parameters mid-answer.
+        m.set_sampling(sampled(7)).unwrap();
+        step(m, "reseeded 1");
+        step(m, "reseeded 2");
+        // Stop the answer; the next turn's prompt follows.
+        m.discard_pending();
+        let next = pollster::block_on(m.prefill(&e.prompt[6..10])).unwrap();
+        log0.push(format!("second prompt: {next}"));
+        for i in 0..3 {
+            step(m, &format!("second answer {i}"));
+        }
+        // Regenerate the second answer from a shared prefix.
+        m.discard_pending();
+        let keep = m.n_past() - 5;
+        m.rewind(keep).unwrap();
+        let again = pollster::block_on(m.prefill(&e.prompt[10..12])).unwrap();
+        log0.push(format!("after rewind: {again}"));
+        for i in 0..3 {
+            step(m, &format!("regenerated {i}"));
+        }
+        // Greedy from scratch to the end of the context.
+        m.reset();
+        m.set_sampling(SamplingParams::greedy()).unwrap();
+        let g = pollster::block_on(m.prefill(&e.prompt)).unwrap();
+        log0.push(format!("greedy prefill: {g}"));
+        let mut i = 0;
+        while step(m, &format!("greedy {i}")).is_some() {
+            i += 1;
+            assert!(i < 64, "decode never reached the end of the context");
+        }
+        log0.extend(log);
+        log0
+    };
+    let mut piped = load_with(true);
+    let mut plain = load_with(false);
+    let a = script(&mut piped);
+    let b = script(&mut plain);
+    for line in &a {
+        println!("{line}");
+    }
+    assert_eq!(
+        a, b,
+        "pipelined decoding differs from step-by-step decoding"
+    );
+    assert!(
+        a.last().unwrap().contains("ContextOverflow"),
+        "{:?}",
+        a.last()
+    );
+    // The greedy part also matches llama.cpp's continuation of the whole prompt.
+    let greedy: Vec<u32> = a
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("greedy prefill: ")
+                .map(str::to_string)
+                .or_else(|| {
+                    l.split("Ok(")
+                        .nth(1)
+                        .filter(|_| l.starts_with("greedy "))
+                        .map(|v| v.trim_end_matches(')').to_string())
+                })
+        })
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let n = e.greedy.len().min(greedy.len());
+    assert!(n >= 16, "only {n} greedy ids");
+    assert_eq!(
+        greedy[..n],
+        e.greedy[..n],
+        "greedy ids differ from llama.cpp"
+    );
+    // Every decoded token is one submit and a 4-byte readback, ahead or not.
+    let st = piped.stats();
+    let sp = plain.stats();
+    assert_eq!(
+        (st.submits, st.readback_bytes),
+        (sp.submits, sp.readback_bytes)
+    );
+    assert_eq!(st.dispatches, sp.dispatches);
+}

@@ -20,7 +20,7 @@ use ahma_kernels::GpuContext;
 
 use crate::linear::{Batch, Embedding, Linear, Matrix, Stack};
 use crate::plan::{MemoryPlan, ATTN_MAX_SPLITS};
-use crate::readback::read_buffer;
+use crate::readback::{read_buffer, read_buffer_after};
 use crate::{EngineError, LoadOptions, SamplingParams};
 
 /// Weights of one block.
@@ -46,18 +46,20 @@ pub(crate) struct Weights {
 
 /// Activations and other per-step buffers, sized for `max_batch` tokens.
 struct Scratch {
-    step: wgpu::Buffer,       // StepParams uniform
-    ids: wgpu::Buffer,        // (max_batch) u32 token ids; the sampler writes ids[0]
-    hidden: wgpu::Buffer,     // (max_batch, n_embd) residual stream
-    normed: wgpu::Buffer,     // (max_batch, n_embd)
-    q: wgpu::Buffer,          // (max_batch, n_head * head_dim)
-    k: wgpu::Buffer,          // (max_batch, kv_dim)
-    v: wgpu::Buffer,          // (max_batch, kv_dim)
-    attn: wgpu::Buffer,       // (max_batch, n_head * head_dim)
-    gate: wgpu::Buffer,       // (max_batch, n_ff)
-    up: wgpu::Buffer,         // (max_batch, n_ff)
-    logits: wgpu::Buffer,     // (max_batch, n_vocab)
-    token_read: wgpu::Buffer, // 4 bytes, MAP_READ
+    step: wgpu::Buffer,   // StepParams uniform
+    ids: wgpu::Buffer,    // (max_batch) u32 token ids; the sampler writes ids[0]
+    hidden: wgpu::Buffer, // (max_batch, n_embd) residual stream
+    normed: wgpu::Buffer, // (max_batch, n_embd)
+    q: wgpu::Buffer,      // (max_batch, n_head * head_dim)
+    k: wgpu::Buffer,      // (max_batch, kv_dim)
+    v: wgpu::Buffer,      // (max_batch, kv_dim)
+    attn: wgpu::Buffer,   // (max_batch, n_head * head_dim)
+    gate: wgpu::Buffer,   // (max_batch, n_ff)
+    up: wgpu::Buffer,     // (max_batch, n_ff)
+    logits: wgpu::Buffer, // (max_batch, n_vocab)
+    /// Two 4-byte MAP_READ buffers: a decode step submitted ahead copies its id into the one the
+    /// step being read back does not use.
+    token_read: [wgpu::Buffer; 2],
 }
 
 /// Kernels of one block, bound to that block's weights and KV cache.
@@ -164,6 +166,34 @@ pub struct Model {
     stats: StepStats,
     /// Whether `ids[0]` holds a sampled token not yet in the KV cache.
     pending: bool,
+    /// The pending token's id (what `ids[0]` holds for the next step).
+    last_id: u32,
+    /// CPU copy of the GPU penalty ring, to undo a step submitted ahead.
+    ring: Vec<u32>,
+    /// Bumped by [`Model::set_sampling`]: a step submitted ahead under other
+    /// sampling parameters is redone.
+    epoch: u64,
+    /// The decode step submitted ahead of the caller's [`Model::decode`].
+    ahead: Option<Ahead>,
+}
+
+/// A decode step recorded and submitted before the caller asked for it.
+struct Ahead {
+    /// The step uniform it ran with (position, RNG step, penalty ring head,
+    /// suppressed token): adopted only if the step the caller asks for has
+    /// exactly these.
+    st: StepParams,
+    epoch: u64,
+    /// Which `token_read` buffer receives its id, and the submission to wait for.
+    slot: usize,
+    submission: wgpu::SubmissionIndex,
+    dispatches: u64,
+}
+
+/// The sampled id of a submitted step: where it lands and when.
+struct Draw {
+    slot: usize,
+    submission: wgpu::SubmissionIndex,
 }
 
 fn storage(ctx: &GpuContext, label: &str, bytes: u64) -> Result<wgpu::Buffer, EngineError> {
@@ -204,11 +234,13 @@ impl Model {
             gate: storage(&ctx, "gate", f * b * ff)?,
             up: storage(&ctx, "up", f * b * ff)?,
             logits: storage(&ctx, "logits", f * b * nv)?,
-            token_read: dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("token readback"),
-                size: 4,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
+            token_read: [0, 1].map(|_| {
+                dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("token readback"),
+                    size: 4,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
             }),
             step,
         };
@@ -501,7 +533,6 @@ impl Model {
         Ok(Model {
             ctx,
             cfg,
-            opts,
             plan,
             _weights: weights,
             _kv: kv,
@@ -523,6 +554,11 @@ impl Model {
             suppressed: None,
             stats: StepStats::default(),
             pending: false,
+            last_id: 0,
+            ring: vec![0; opts.penalty_window],
+            epoch: 0,
+            ahead: None,
+            opts,
         })
     }
 
@@ -575,6 +611,7 @@ impl Model {
         self.n_draws = 0;
         self.pending = false;
         self.suppressed = None;
+        self.ahead = None;
     }
 
     /// Forgets every cached position from `n_past` on, keeping the first
@@ -592,6 +629,7 @@ impl Model {
         self.n_past = n_past;
         self.n_seen = 0;
         self.pending = false;
+        self.ahead = None;
         Ok(())
     }
 
@@ -605,6 +643,7 @@ impl Model {
         );
         self.sampling = params;
         self.n_draws = 0;
+        self.epoch += 1;
         Ok(())
     }
 
@@ -659,11 +698,18 @@ impl Model {
             self.ctx
                 .queue()
                 .write_buffer(&self.recent, slot * 4, bytemuck::bytes_of(&t));
+            self.ring[slot as usize] = t;
             self.n_seen += 1;
         }
     }
 
     fn step_params(&self, pos0: usize, n_tokens: usize) -> StepParams {
+        self.step_params_with(pos0, n_tokens, self.n_draws, self.n_seen)
+    }
+
+    /// The step uniform with the sampler counters given (those of a draw
+    /// not yet read back, for a step submitted ahead).
+    fn step_params_with(&self, pos0: usize, n_tokens: usize, draws: u32, seen: u64) -> StepParams {
         let mut st = StepParams::default();
         attention::fill_step(
             &mut st,
@@ -672,10 +718,10 @@ impl Model {
             ATTN_MAX_SPLITS as u32,
         );
         let w = self.opts.penalty_window as u64;
-        st.rng_step = self.n_draws;
+        st.rng_step = draws;
         st.suppress = self.suppressed.map_or(0, |t| t + 1);
-        st.n_recent = self.n_seen.min(w) as u32;
-        st.recent_head = if w == 0 { 0 } else { (self.n_seen % w) as u32 };
+        st.n_recent = seen.min(w) as u32;
+        st.recent_head = if w == 0 { 0 } else { (seen % w) as u32 };
         st
     }
 
@@ -696,7 +742,8 @@ impl Model {
     }
 
     /// Records the forward pass of `n` tokens (ids already in `ids`) at `pos0`.
-    fn encode_forward(&mut self, enc: &mut wgpu::CommandEncoder, st: &StepParams, head: Head) {
+    /// Returns the number of dispatches recorded.
+    fn encode_forward(&self, enc: &mut wgpu::CommandEncoder, st: &StepParams, head: Head) -> u64 {
         let n = st.n_tokens;
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("forward"),
@@ -763,13 +810,22 @@ impl Model {
             Head::None => {}
         }
         drop(pass);
-        self.stats.dispatches += dispatches;
+        dispatches
     }
 
     /// Runs `tokens` through the model in batches of at most `max_batch`,
-    /// recording one submit per batch; the last batch gets `last_head`.
-    async fn run(&mut self, tokens: &[u32], last_head: Head) -> Result<Vec<f32>, EngineError> {
+    /// recording one submit per batch; the last batch gets `last_head`. With
+    /// `LastAndSample` it returns where the sampled id lands.
+    async fn run(
+        &mut self,
+        tokens: &[u32],
+        last_head: Head,
+    ) -> Result<(Vec<f32>, Option<Draw>), EngineError> {
+        // A step submitted ahead is void: these tokens replace its input, and
+        // their ring pushes overwrite the slot it wrote.
+        self.ahead = None;
         let mut all_logits = Vec::new();
+        let mut draw = None;
         let chunks: Vec<&[u32]> = tokens.chunks(self.opts.max_batch).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();
@@ -792,7 +848,7 @@ impl Model {
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                         label: Some("prefill"),
                     });
-            self.encode_forward(&mut enc, &st, head);
+            self.stats.dispatches += self.encode_forward(&mut enc, &st, head);
             let logits_bytes = (chunk.len() * self.cfg.n_vocab * 4) as u64;
             let read = if head == Head::All {
                 let rb = self.ctx.device().create_buffer(&wgpu::BufferDescriptor {
@@ -807,18 +863,24 @@ impl Model {
                 None
             };
             if head == Head::LastAndSample {
-                enc.copy_buffer_to_buffer(&self.s.ids, 0, &self.s.token_read, 0, 4);
+                enc.copy_buffer_to_buffer(&self.s.ids, 0, &self.s.token_read[0], 0, 4);
             }
-            self.ctx.queue().submit([enc.finish()]);
+            let submission = self.ctx.queue().submit([enc.finish()]);
             self.stats.submits += 1;
             self.n_past += chunk.len();
+            if head == Head::LastAndSample {
+                draw = Some(Draw {
+                    slot: 0,
+                    submission: submission.clone(),
+                });
+            }
             if let Some(rb) = read {
                 let bytes = read_buffer(&self.ctx, &rb).await?;
                 self.stats.readback_bytes += bytes.len() as u64;
                 all_logits.extend_from_slice(bytemuck::cast_slice::<u8, f32>(&bytes));
             }
         }
-        Ok(all_logits)
+        Ok((all_logits, draw))
     }
 
     /// Evaluates `tokens` after what is already in the cache and returns the
@@ -831,7 +893,7 @@ impl Model {
                 "a sampled token is pending: call decode() or reset() before evaluating more tokens".into(),
             ));
         }
-        self.run(tokens, Head::All).await
+        Ok(self.run(tokens, Head::All).await?.0)
     }
 
     /// Evaluates the prompt `tokens` and samples the first new token (one
@@ -845,12 +907,18 @@ impl Model {
                     .into(),
             ));
         }
-        self.run(tokens, Head::LastAndSample).await?;
-        self.finish_draw().await
+        let (_, draw) = self.run(tokens, Head::LastAndSample).await?;
+        let draw =
+            draw.ok_or_else(|| EngineError::InvalidArgument("no tokens to evaluate".into()))?;
+        self.submit_ahead(draw.slot);
+        self.finish_draw(draw).await
     }
 
     /// Feeds the last sampled token and samples the next one: one submit, one
-    /// 4-byte readback.
+    /// 4-byte readback. With [`LoadOptions::pipeline_decode`] the step was
+    /// usually submitted already (by the previous call, while its own id was
+    /// on its way back), and this call submits the one after it before
+    /// waiting for its id.
     pub async fn decode(&mut self) -> Result<u32, EngineError> {
         if !self.pending {
             return Err(EngineError::InvalidArgument(
@@ -866,35 +934,104 @@ impl Model {
         }
         let clock = Stopwatch::start();
         let st = self.step_params(self.n_past, 1);
+        let draw = match self.ahead.take() {
+            Some(a) if a.st == st && a.epoch == self.epoch => {
+                self.stats.dispatches += a.dispatches;
+                Draw {
+                    slot: a.slot,
+                    submission: a.submission,
+                }
+            }
+            stale => {
+                if let Some(a) = stale {
+                    self.undo_ahead(&a);
+                }
+                let (submission, dispatches) = self.submit_step(&st, 0);
+                self.stats.dispatches += dispatches;
+                Draw {
+                    slot: 0,
+                    submission,
+                }
+            }
+        };
+        self.stats.submits += 1;
+        self.n_past += 1;
+        self.submit_ahead(draw.slot);
+        self.stats.record_ns += clock.ns();
+        self.finish_draw(draw).await
+    }
+
+    /// Records and submits one decode step (input `ids[0]`, uniform `st`),
+    /// copying its sampled id into `token_read[slot]`.
+    fn submit_step(&self, st: &StepParams, slot: usize) -> (wgpu::SubmissionIndex, u64) {
         self.ctx
             .queue()
-            .write_buffer(&self.s.step, 0, bytemuck::bytes_of(&st));
+            .write_buffer(&self.s.step, 0, bytemuck::bytes_of(st));
         let mut enc = self
             .ctx
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("decode"),
             });
-        self.encode_forward(&mut enc, &st, Head::LastAndSample);
-        enc.copy_buffer_to_buffer(&self.s.ids, 0, &self.s.token_read, 0, 4);
-        self.ctx.queue().submit([enc.finish()]);
-        self.stats.record_ns += clock.ns();
-        self.stats.submits += 1;
-        self.n_past += 1;
-        self.finish_draw().await
+        let dispatches = self.encode_forward(&mut enc, st, Head::LastAndSample);
+        enc.copy_buffer_to_buffer(&self.s.ids, 0, &self.s.token_read[slot], 0, 4);
+        (self.ctx.queue().submit([enc.finish()]), dispatches)
+    }
+
+    /// Submits the step after the one whose id is on its way into
+    /// `token_read[busy_slot]`: its input (that id) is already on the GPU,
+    /// and its counters are those the pending draw will leave.
+    fn submit_ahead(&mut self, busy_slot: usize) {
+        if !self.opts.pipeline_decode || self.n_past >= self.opts.n_ctx {
+            return;
+        }
+        let seen = self.n_seen + u64::from(self.opts.penalty_window > 0);
+        let st = self.step_params_with(self.n_past, 1, self.n_draws.wrapping_add(1), seen);
+        let slot = 1 - busy_slot;
+        let (submission, dispatches) = self.submit_step(&st, slot);
+        self.ahead = Some(Ahead {
+            st,
+            epoch: self.epoch,
+            slot,
+            submission,
+            dispatches,
+        });
+    }
+
+    /// Puts back what a step submitted ahead changed on the GPU before the
+    /// step is redone with other inputs: `ids[0]` (its input, overwritten
+    /// with its draw) and the penalty-ring slot its draw was pushed into.
+    fn undo_ahead(&self, a: &Ahead) {
+        let q = self.ctx.queue();
+        q.write_buffer(&self.s.ids, 0, bytemuck::bytes_of(&self.last_id));
+        if let Some(&old) = self.ring.get(a.st.recent_head as usize) {
+            q.write_buffer(
+                &self.recent,
+                a.st.recent_head as u64 * 4,
+                bytemuck::bytes_of(&old),
+            );
+        }
     }
 
     /// Reads the sampled id back and advances the sampler state (the GPU has
     /// already pushed the id into the penalty ring).
-    async fn finish_draw(&mut self) -> Result<u32, EngineError> {
-        let bytes = read_buffer(&self.ctx, &self.s.token_read).await?;
+    async fn finish_draw(&mut self, draw: Draw) -> Result<u32, EngineError> {
+        let bytes = read_buffer_after(
+            &self.ctx,
+            &self.s.token_read[draw.slot],
+            Some(draw.submission),
+        )
+        .await?;
         self.stats.readback_bytes += bytes.len() as u64;
         let id = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         self.n_draws = self.n_draws.wrapping_add(1);
-        if self.opts.penalty_window > 0 {
+        let w = self.opts.penalty_window as u64;
+        if w > 0 {
+            self.ring[(self.n_seen % w) as usize] = id;
             self.n_seen += 1;
         }
         self.pending = true;
+        self.last_id = id;
         if id as usize >= self.cfg.n_vocab {
             return Err(EngineError::DeviceLost(format!(
                 "sampler returned token id {id} outside the vocabulary"
@@ -907,6 +1044,7 @@ impl Model {
     /// so the next call may be [`Model::prefill`] or [`Model::logits`].
     pub fn discard_pending(&mut self) {
         self.pending = false;
+        self.ahead = None;
     }
 }
 

@@ -19,6 +19,13 @@ pub struct LoadOptions {
     /// memory `write_buffer` holds on native backends, and with it the peak CPU
     /// memory of a streaming load.
     pub upload_window: u64,
+    /// Submit each decode step before the previous sampled id is read back
+    /// (the next step's input is already on the GPU), so the GPU never waits
+    /// for the CPU to record a step or for the readback round trip. A step
+    /// whose inputs turn out different (the caller stopped, or changed the
+    /// sampling or the suppressed token) is redone or dropped; results are
+    /// identical either way.
+    pub pipeline_decode: bool,
 }
 
 impl Default for LoadOptions {
@@ -29,6 +36,7 @@ impl Default for LoadOptions {
             penalty_window: 64,
             memory_budget: None,
             upload_window: 16 << 20,
+            pipeline_decode: true,
         }
     }
 }

@@ -51,14 +51,26 @@ fn slot<T: Send + 'static>() -> (SlotFuture<T>, impl FnOnce(T) + Send + 'static)
 
 /// Blocks natively until submitted work is done (a no-op in the browser).
 pub(crate) fn poll_wait(ctx: &GpuContext) -> Result<(), EngineError> {
+    poll_wait_for(ctx, None)
+}
+
+/// Blocks natively until submission `index` (or, with `None`, all submitted work) is done; a
+/// no-op in the browser, where callbacks fire from the event loop.
+fn poll_wait_for(
+    ctx: &GpuContext,
+    index: Option<wgpu::SubmissionIndex>,
+) -> Result<(), EngineError> {
     #[cfg(not(target_arch = "wasm32"))]
     {
         ctx.device()
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(wgpu::PollType::Wait {
+                submission_index: index,
+                timeout: None,
+            })
             .map_err(|e| EngineError::DeviceLost(format!("waiting for the GPU failed: {e}")))?;
     }
     #[cfg(target_arch = "wasm32")]
-    let _ = ctx;
+    let _ = (ctx, index);
     Ok(())
 }
 
@@ -77,9 +89,19 @@ pub(crate) async fn read_buffer(
     ctx: &GpuContext,
     buf: &wgpu::Buffer,
 ) -> Result<Vec<u8>, EngineError> {
+    read_buffer_after(ctx, buf, None).await
+}
+
+/// [`read_buffer`] for a buffer last written by submission `after`: natively it waits for that
+/// submission only, so work submitted later (the next decode step) keeps the GPU busy meanwhile.
+pub(crate) async fn read_buffer_after(
+    ctx: &GpuContext,
+    buf: &wgpu::Buffer,
+    after: Option<wgpu::SubmissionIndex>,
+) -> Result<Vec<u8>, EngineError> {
     let (fut, fill) = slot::<Result<(), wgpu::BufferAsyncError>>();
     buf.slice(..).map_async(wgpu::MapMode::Read, fill);
-    poll_wait(ctx)?;
+    poll_wait_for(ctx, after)?;
     if let Err(e) = fut.await {
         ctx.check()?;
         return Err(EngineError::DeviceLost(format!(

@@ -26,6 +26,10 @@ pub struct Args {
     /// Most prompt tokens per prefill submit (the engine's `max_batch`; default: the engine's).
     #[arg(long)]
     pub batch: Option<usize>,
+    /// Record and submit each decode step only after the previous id is read back (the engine
+    /// otherwise submits the next step first, to keep the GPU busy).
+    #[arg(long)]
+    pub no_pipeline: bool,
     /// Use the f32 kernels and KV cache even where shader-f16 exists.
     #[arg(long)]
     pub force_f32: bool,
@@ -61,6 +65,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let t_load = Instant::now();
     let mut opts = LoadOptions {
         n_ctx: args.ctx,
+        pipeline_decode: !args.no_pipeline,
         ..Default::default()
     };
     if let Some(b) = args.batch {
@@ -104,6 +109,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "subgroups": model.context().use_subgroups(),
         "n_ctx": args.ctx,
         "max_batch": max_batch,
+        "pipeline_decode": !args.no_pipeline,
         "load_s": load_s,
         "prompt_tokens": args.prompt_tokens,
         "prefill_s": prefill_s,

@@ -130,7 +130,8 @@ test('m. a lost GPU device: the error says so, Reload rebuilds it from the store
         await loadModel(s, server.modelUrl(fx.gguf));
         await page.evaluate(() => { window.__samePage = true; });
         await server.clearLog();
-        await page.evaluate(() => window.ahmaDebug.loseDevice());
+        // quiet: the idle watchdog stays silent, so the generation meets the loss
+        await page.evaluate(() => window.ahmaDebug.loseDevice(true));
         const input = page.locator(tid('chat-input'));
         await input.fill('Hei, kuuletko?');
         await input.press('Enter');
@@ -157,6 +158,36 @@ test('m. a lost GPU device: the error says so, Reload rebuilds it from the store
         assert.ok(a.text.length > 0, 'no answer after the recovery');
         assert.deepEqual((await messages(page)).map((m) => m.role), ['user', 'assistant']);
         await s.shot('recovered');
+    });
+});
+
+test('q. a GPU device lost while idle is reported at once; the draft stays; Reload recovers', { timeout: T(240000) }, async (t) => {
+    await withBrowser(t, { name: 'q-device-lost-idle', server }, async (s) => {
+        const { page } = s;
+        const fx = fixture('kquant_gqa');
+        await loadModel(s, server.modelUrl(fx.gguf));
+        const input = page.locator(tid('chat-input'));
+        await input.fill('Luonnos, jota ei ole lähetetty');
+        const t0 = Date.now();
+        await page.evaluate(() => window.ahmaDebug.loseDevice());
+        // nothing is sent: the worker's watchdog notices the loss by itself
+        await waitState(page, 'error', { timeout: T(20000), failOn: ['no-webgpu'] });
+        t.diagnostic(`loss reported after ${Date.now() - t0} ms without any message sent`);
+        const err = (await page.locator(tid('error')).innerText()).replace(/\s+/g, ' ').trim();
+        t.diagnostic(`error: ${err.slice(0, 200)}`);
+        assert.match(err, /GPU was reset/);
+        const retry = page.locator(tid('retry'));
+        assert.match(await retry.innerText(), /Reload the model/);
+        // Enter does not send into a dead model; the draft is kept
+        await input.press('Enter');
+        await sleep(300);
+        assert.equal((await messages(page)).length, 0, 'a message was sent with no model');
+        assert.equal(await input.inputValue(), 'Luonnos, jota ei ole lähetetty', 'the draft was lost');
+        await s.shot('device-lost-idle');
+        await retry.click();
+        await waitState(page, 'ready', { timeout: T(120000) });
+        assert.deepEqual(await greedy(page, fx, 8), fx.greedy_ids.slice(0, 8), 'greedy ids differ after the recovery');
+        assert.equal(await input.inputValue(), 'Luonnos, jota ei ole lähetetty', 'the draft was lost on reload');
     });
 });
 

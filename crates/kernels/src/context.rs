@@ -229,6 +229,15 @@ impl GpuContext {
         self.summary.backend == wgpu::Backend::BrowserWebGpu
     }
 
+    /// Why the device was lost, once it is (`None` while it works). Unlike [`GpuContext::check`]
+    /// it leaves any other reported error in place, so a watchdog can poll it.
+    pub fn lost(&self) -> Option<String> {
+        let s = self.sink.lock().ok()?;
+        s.lost
+            .as_ref()
+            .map(|(reason, message)| format!("{reason}: {message}"))
+    }
+
     /// Returns `DeviceLost` once the device is gone, else the first error wgpu reported outside an
     /// error scope (and forgets it), else `Ok`. Call it after each submit that matters.
     pub fn check(&self) -> Result<(), KernelError> {

@@ -111,8 +111,12 @@ pub enum ToWorker {
     /// Drop the current model and device and load the model again (after a device loss).
     Reload,
     /// Destroy the GPU device, as a driver reset would (a console and test aid:
-    /// the only way to reproduce a device loss on demand).
-    LoseDevice,
+    /// the only way to reproduce a device loss on demand). `quiet`: the idle
+    /// watchdog does not report it, so the next GPU work meets the loss.
+    LoseDevice {
+        #[serde(default)]
+        quiet: bool,
+    },
     /// Run the benchmark on the loaded model and answer with `BenchResult`.
     Bench { prompt_tokens: u32, gen_tokens: u32 },
 }

@@ -8,8 +8,10 @@
 //! - `lastAnswerIds()` → the ids of the last answer
 //! - `modelInfo()` → facts about the loaded model (sizes, wasm heap, load time)
 //! - `progress()` → the current download/load progress (with the worker's wasm heap)
-//! - `loseDevice()` → destroys the worker's GPU device, as a driver reset
-//!   would; the next GPU work reports the loss and the UI offers to reload
+//! - `loseDevice(quiet)` → destroys the worker's GPU device, as a driver reset
+//!   would; the worker notices within a second and the UI offers to reload
+//!   (with `quiet = true` the idle watchdog stays silent, so the loss is met by
+//!   the next GPU work instead, e.g. a message being answered)
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
@@ -132,7 +134,11 @@ pub fn install(ui: Ui) {
     set(&obj, "progress", progress.as_ref());
     progress.forget();
 
-    let lose = Closure::<dyn Fn()>::new(move || bridge::send(&ToWorker::LoseDevice));
+    let lose = Closure::<dyn Fn(JsValue)>::new(move |quiet: JsValue| {
+        bridge::send(&ToWorker::LoseDevice {
+            quiet: quiet.as_bool().unwrap_or(false),
+        })
+    });
     set(&obj, "loseDevice", lose.as_ref());
     lose.forget();
 

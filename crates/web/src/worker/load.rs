@@ -418,10 +418,12 @@ pub async fn load(st: &Rc<State>, source: ModelSource, files: Vec<web_sys::File>
         Ok(l) => {
             let info = l.info.clone();
             *st.loaded.borrow_mut() = Some(l);
-            if let Some(ctx) = st.ctx.borrow().as_ref() {
+            let ctx = st.ctx.borrow().clone();
+            if let Some(ctx) = ctx {
                 post(&FromWorker::Adapter {
-                    info: adapter_info(ctx),
+                    info: adapter_info(&ctx),
                 });
+                super::watch_device(st.clone(), ctx);
             }
             post(&FromWorker::Ready { model: info });
         }

@@ -60,6 +60,57 @@ pub(crate) struct State {
     pub abort: RefCell<Option<web_sys::AbortController>>,
     /// The last model loaded, for a reload after a device loss.
     pub last: RefCell<Option<(ModelSource, Vec<web_sys::File>)>>,
+    /// Generation of the device watchdog: a watchdog ends when this moves on.
+    pub watch: Cell<u64>,
+}
+
+/// How often the watchdog looks at an idle device.
+const WATCH_MS: i32 = 1000;
+
+/// Resolves after `ms` milliseconds (a timer on the worker's event loop).
+async fn sleep_ms(ms: i32) {
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        let g: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let _ = g.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+}
+
+/// Watches the device of a loaded model while nothing runs: a device lost
+/// while idle (a driver reset, the GPU process restarting, a laptop waking)
+/// is reported at once, with the reload offer, instead of when the user next
+/// sends a message. A running load or generation meets the loss itself and
+/// reports it as its own error; this one only looks while idle.
+pub(crate) fn watch_device(st: Rc<State>, ctx: Arc<GpuContext>) {
+    let gen = st.watch.get().wrapping_add(1);
+    st.watch.set(gen);
+    wasm_bindgen_futures::spawn_local(async move {
+        loop {
+            sleep_ms(WATCH_MS).await;
+            let current = st
+                .ctx
+                .borrow()
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &ctx));
+            if st.watch.get() != gen || !current {
+                return;
+            }
+            if st.busy.get() {
+                continue;
+            }
+            if let Some(why) = ctx.lost() {
+                *st.ctx.borrow_mut() = None;
+                if st.loaded.borrow_mut().take().is_some() {
+                    post(&FromWorker::error(
+                        None,
+                        ErrorKind::DeviceLost,
+                        format!("the GPU device was lost while idle ({why})"),
+                    ));
+                }
+                return;
+            }
+        }
+    });
 }
 
 /// Entry point of the worker (called by `worker.js` after the wasm module is
@@ -167,7 +218,11 @@ fn handle(st: Rc<State>, msg: ToWorker, files: Vec<web_sys::File>) {
                 )),
             }
         }),
-        ToWorker::LoseDevice => {
+        ToWorker::LoseDevice { quiet } => {
+            if quiet {
+                // Stops the watchdog of this device.
+                st.watch.set(st.watch.get().wrapping_add(1));
+            }
             if let Some(ctx) = st.ctx.borrow().as_ref() {
                 ctx.device().destroy();
             }

@@ -178,6 +178,8 @@ test('q. a GPU device lost while idle is reported at once; the draft stays; Relo
         assert.match(err, /GPU was reset/);
         const retry = page.locator(tid('retry'));
         assert.match(await retry.innerText(), /Reload the model/);
+        // the model panel knows the model is stored: no "Download" offer
+        assert.match(await page.locator(tid('load')).innerText(), /Load the stored model/);
         // Enter does not send into a dead model; the draft is kept
         await input.press('Enter');
         await sleep(300);

@@ -4,7 +4,8 @@
 //! Every kernel's pipeline, uniform and bind group is created once at load
 //! time. A forward pass writes one 32-byte step uniform and records its
 //! dispatches into a single compute pass, so a decoded token is one queue
-//! submit and one 4-byte readback of the sampled id.
+//! submit and one 4-byte readback of the sampled id. Decode steps are
+//! pipelined: step n + 1 is submitted before step n's id is read back.
 
 use ahma_gguf::{names, LlamaConfig};
 use ahma_kernels::attention::{self, Attention, AttentionBuffers, AttentionParams};
@@ -107,7 +108,8 @@ pub struct StepStats {
     pub submits: u64,
     pub readback_bytes: u64,
     /// CPU time [`Model::decode`] spent recording, finishing and submitting its command buffers
-    /// (native only; 0 in the browser). The GPU waits for it on every token.
+    /// (native only; 0 in the browser). Without [`LoadOptions::pipeline_decode`] the GPU idles
+    /// for it on every token; with it, it overlaps the previous step's GPU work.
     pub record_ns: u64,
 }
 

@@ -586,6 +586,18 @@ impl Ui {
                 self.notice.set(Some(text));
             }
             FromWorker::Ready { model } => {
+                // The model is now stored whole: the model panel offers to load the stored copy
+                // (after a device loss, say) instead of a download.
+                if model.key.is_some()
+                    && self.loaded_selection.get_untracked() == Some(self.selection.get_untracked())
+                {
+                    self.fit.update(|f| {
+                        if let Some(f) = f.as_mut() {
+                            f.stored = model.file_bytes;
+                            f.complete = true;
+                        }
+                    });
+                }
                 self.model.set(Some(model));
                 self.progress.set(None);
                 self.error.set(None);

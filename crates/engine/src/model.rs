@@ -186,13 +186,13 @@ struct Ahead {
     /// exactly these.
     st: StepParams,
     epoch: u64,
-    /// Which `token_read` buffer receives its id, and the submission to wait for.
-    slot: usize,
-    submission: wgpu::SubmissionIndex,
+    /// Where its id lands.
+    draw: Draw,
     dispatches: u64,
 }
 
-/// The sampled id of a submitted step: where it lands and when.
+/// The sampled id of a submitted step: which `token_read` buffer receives it,
+/// and the submission to wait for.
 struct Draw {
     slot: usize,
     submission: wgpu::SubmissionIndex,
@@ -939,10 +939,7 @@ impl Model {
         let draw = match self.ahead.take() {
             Some(a) if a.st == st && a.epoch == self.epoch => {
                 self.stats.dispatches += a.dispatches;
-                Draw {
-                    slot: a.slot,
-                    submission: a.submission,
-                }
+                a.draw
             }
             stale => {
                 if let Some(a) = stale {
@@ -994,8 +991,7 @@ impl Model {
         self.ahead = Some(Ahead {
             st,
             epoch: self.epoch,
-            slot,
-            submission,
+            draw: Draw { slot, submission },
             dispatches,
         });
     }

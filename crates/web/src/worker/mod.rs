@@ -64,6 +64,15 @@ pub(crate) struct State {
     pub watch: Cell<u64>,
 }
 
+impl State {
+    /// Ends the running device watchdog, if any; returns the next generation.
+    fn next_watch(&self) -> u64 {
+        let gen = self.watch.get().wrapping_add(1);
+        self.watch.set(gen);
+        gen
+    }
+}
+
 /// How often the watchdog looks at an idle device.
 const WATCH_MS: i32 = 1000;
 
@@ -82,8 +91,7 @@ async fn sleep_ms(ms: i32) {
 /// sends a message. A running load or generation meets the loss itself and
 /// reports it as its own error; this one only looks while idle.
 pub(crate) fn watch_device(st: Rc<State>, ctx: Arc<GpuContext>) {
-    let gen = st.watch.get().wrapping_add(1);
-    st.watch.set(gen);
+    let gen = st.next_watch();
     wasm_bindgen_futures::spawn_local(async move {
         loop {
             sleep_ms(WATCH_MS).await;
@@ -220,8 +228,7 @@ fn handle(st: Rc<State>, msg: ToWorker, files: Vec<web_sys::File>) {
         }),
         ToWorker::LoseDevice { quiet } => {
             if quiet {
-                // Stops the watchdog of this device.
-                st.watch.set(st.watch.get().wrapping_add(1));
+                st.next_watch();
             }
             if let Some(ctx) = st.ctx.borrow().as_ref() {
                 ctx.device().destroy();

@@ -139,12 +139,23 @@ fn split(
         let pos = c0 + lid;
         var score = NEG;
         if pos < end {
+            // Four independent sums, so four loads of the key are in flight at once
+            // (a single running sum makes each load wait for the one before).
             let kb = pos * kv_pairs + kvh * half_hd;
-            var d = 0.0;
-            for (var i = 0u; i < half_hd; i++) {
-                d += dot(qs[i], vec2<f32>(kc[kb + i]));
+            var d = vec4<f32>(0.0);
+            var i = 0u;
+            for (; i + 4u <= half_hd; i += 4u) {
+                d += vec4<f32>(
+                    dot(qs[i], vec2<f32>(kc[kb + i])),
+                    dot(qs[i + 1u], vec2<f32>(kc[kb + i + 1u])),
+                    dot(qs[i + 2u], vec2<f32>(kc[kb + i + 2u])),
+                    dot(qs[i + 3u], vec2<f32>(kc[kb + i + 3u])),
+                );
             }
-            score = d;
+            for (; i < half_hd; i++) {
+                d.x += dot(qs[i], vec2<f32>(kc[kb + i]));
+            }
+            score = (d.x + d.y) + (d.z + d.w);
         }
 #ifdef SUBGROUPS
         let m_blk = wg_max(score, lid, sg_id, sg_lane, n_sg);
@@ -167,11 +178,23 @@ fn split(
         for (var r = 0u; r < 2u; r++) {
             let d2 = lid + r * WG;
             if d2 < half_hd {
-                var a = acc[r] * alpha;
-                for (var j = 0u; j < n_valid; j++) {
-                    a += sc[j] * vec2<f32>(vc[(c0 + j) * kv_pairs + kvh * half_hd + d2]);
+                // Four keys per iteration into four sums: four loads in flight.
+                let vb = c0 * kv_pairs + kvh * half_hd + d2;
+                var a0 = acc[r] * alpha;
+                var a1 = vec2<f32>(0.0);
+                var a2 = vec2<f32>(0.0);
+                var a3 = vec2<f32>(0.0);
+                var j = 0u;
+                for (; j + 4u <= n_valid; j += 4u) {
+                    a0 += sc[j] * vec2<f32>(vc[vb + j * kv_pairs]);
+                    a1 += sc[j + 1u] * vec2<f32>(vc[vb + (j + 1u) * kv_pairs]);
+                    a2 += sc[j + 2u] * vec2<f32>(vc[vb + (j + 2u) * kv_pairs]);
+                    a3 += sc[j + 3u] * vec2<f32>(vc[vb + (j + 3u) * kv_pairs]);
                 }
-                acc[r] = a;
+                for (; j < n_valid; j++) {
+                    a0 += sc[j] * vec2<f32>(vc[vb + j * kv_pairs]);
+                }
+                acc[r] = (a0 + a1) + (a2 + a3);
             }
         }
         l_run = l_run * alpha + l_blk;

@@ -27,8 +27,10 @@
 // receives row r at element y<k>_offset + r (offsets may wrap below zero as u32, so that a part
 // of a split matrix that starts inside a segment indexes it correctly).
 //
+// UNROLL (with ROWS 4) keeps the rows' sums in vectors instead of arrays indexed in the loop.
+//
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
-// ACCUMULATE, SWIGLU, NORM, Y2, Y3.
+// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL.
 
 #ifndef WG
 #define WG 128
@@ -161,6 +163,7 @@ fn main(
     let e = q_elems(j);
     // Byte offset of each row this workgroup reads. Rows past the end repeat the last row (their
     // sums are discarded), so the loop below needs no per-row branch.
+#ifndef UNROLL
     var base: array<u32, NACC>;
     for (var r = 0u; r < ROWS; r++) {
         let row = min(row0 + r, p.n_rows - 1u);
@@ -169,8 +172,59 @@ fn main(
         base[ROWS + r] = (row + p.up_rows) * p.row_bytes;
 #endif
     }
+#endif
     // acc[r]: row r (or gate row r); acc[ROWS + r]: up row r; acc[NACC]: sum of squares of x.
     var acc: array<f32, NRED>;
+#ifdef UNROLL
+    // ROWS == 4 (checked on the host): the four rows' offsets and sums live in vectors and the
+    // rows are written out one by one, so no array is indexed inside the loop.
+    let rr = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n_rows - 1u));
+    let b4 = rr * p.row_bytes;
+    var a4 = vec4<f32>(0.0);
+#ifdef SWIGLU
+    let bu4 = (rr + vec4<u32>(p.up_rows)) * p.row_bytes;
+    var au4 = vec4<f32>(0.0);
+#endif
+    var ss4 = 0.0;
+    for (var u = t >> 2u; u < units; u += WG / 4u) {
+        let xi = p.x_offset + u * 32u;
+        var xa = load_x4(xi + e.x, x_end);
+        var xb = load_x4(xi + e.y, x_end);
+#ifdef NORM
+        ss4 += dot(xa, xa) + dot(xb, xb);
+        xa *= load_nw4(u * 32u + e.x);
+        xb *= load_nw4(u * 32u + e.y);
+#endif
+        let sx = dot(xa + xb, vec4<f32>(1.0));
+        a4 += vec4<f32>(
+            dot_q(b4.x, u, j, p.n_in, xa, xb, sx),
+            dot_q(b4.y, u, j, p.n_in, xa, xb, sx),
+            dot_q(b4.z, u, j, p.n_in, xa, xb, sx),
+            dot_q(b4.w, u, j, p.n_in, xa, xb, sx),
+        );
+#ifdef SWIGLU
+        au4 += vec4<f32>(
+            dot_q(bu4.x, u, j, p.n_in, xa, xb, sx),
+            dot_q(bu4.y, u, j, p.n_in, xa, xb, sx),
+            dot_q(bu4.z, u, j, p.n_in, xa, xb, sx),
+            dot_q(bu4.w, u, j, p.n_in, xa, xb, sx),
+        );
+#endif
+    }
+    acc[0] = a4.x;
+    acc[1] = a4.y;
+    acc[2] = a4.z;
+    acc[3] = a4.w;
+#ifdef SWIGLU
+    acc[4] = au4.x;
+    acc[5] = au4.y;
+    acc[6] = au4.z;
+    acc[7] = au4.w;
+#endif
+#ifdef NORM
+    acc[NACC] = ss4;
+#endif
+#else
     for (var u = t >> 2u; u < units; u += WG / 4u) {
         let xi = p.x_offset + u * 32u;
         var xa = load_x4(xi + e.x, x_end);
@@ -186,6 +240,7 @@ fn main(
             acc[r] += dot_q(base[r], u, j, p.n_in, xa, xb, sx);
         }
     }
+#endif
 
 #ifdef SUBGROUPS
     // Subgroups are assumed to be laid out along local_invocation_index, as on every

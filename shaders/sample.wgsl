@@ -8,7 +8,10 @@
 //   2. temperature <= 0: greedy argmax (ties go to the lowest id), done;
 //   3. z = logit / temperature;
 //   4. top-k (k > 0): keep z >= the k-th largest z (ties kept, as transformers
-//      does), found exactly by a 4-pass radix select on order-preserving keys;
+//      does), found exactly: for k <= KMAX every invocation keeps its own k
+//      largest while the maximum is found, and k rounds of a workgroup argmax
+//      pop the largest heads; for larger k a 4-pass radix select on
+//      order-preserving keys;
 //   5. top-p (p < 1): of what is left, keep the smallest set of the most
 //      likely tokens whose probability mass reaches p, found by bisection on
 //      the key;
@@ -18,7 +21,10 @@
 // The sampled id goes to token_out[draw] (which the next step's embedding
 // reads) and, for draw 0, into the recent-token ring at step.recent_head.
 //
-// Defines: WG (>= 256 not required; any power of two).
+// Scans over the vocabulary load four elements (i, i + WG, i + 2 WG, i + 3 WG)
+// per iteration, so four loads are in flight per invocation.
+//
+// Defines: WG (any power of two; the engine uses 1024 where the device allows).
 
 #include "step.wgsl"
 
@@ -41,9 +47,14 @@ struct SampleParams {
 @group(0) @binding(6) var<storage, read_write> token_out: array<u32>;  // (n_draws)
 
 const NEG: f32 = -3.0e38;
+// Largest k handled by per-invocation lists (the chat default is 4).
+const KMAX: u32 = 8u;
+// Marks "no index yet" in argmax reductions.
+const NONE: u32 = 0xffffffffu;
 
 var<workgroup> redf: array<f32, WG>;
 var<workgroup> redu: array<u32, WG>;
+var<workgroup> redu2: array<u32, WG>;
 var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> bcast_f: f32;
 var<workgroup> bcast_u: u32;
@@ -100,6 +111,11 @@ fn wg_max(v: f32, lid: u32) -> f32 {
     return workgroupUniformLoad(&bcast_f);
 }
 
+// work[wo + i + q * WG] for q = 0..3 (all in bounds: the caller checks i + 3 WG < n).
+fn work4(wo: u32, i: u32) -> vec4<f32> {
+    return vec4<f32>(work[wo + i], work[wo + i + WG], work[wo + i + 2u * WG], work[wo + i + 3u * WG]);
+}
+
 fn emit(draw: u32, token: u32) {
     token_out[draw] = token;
     if draw == 0u && p.window > 0u {
@@ -114,22 +130,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let wo = draw * n;
 
     // 1. repetition penalty over the distinct tokens of the window.
-    for (var i = lid; i < n; i += WG) {
+    var i = lid;
+    for (; i + 3u * WG < n; i += 4u * WG) {
+        let v = vec4<f32>(logits[i], logits[i + WG], logits[i + 2u * WG], logits[i + 3u * WG]);
+        work[wo + i] = v.x;
+        work[wo + i + WG] = v.y;
+        work[wo + i + 2u * WG] = v.z;
+        work[wo + i + 3u * WG] = v.w;
+    }
+    for (; i < n; i += WG) {
         work[wo + i] = logits[i];
     }
     storageBarrier();
     if p.penalty != 1.0 {
+        // Computed from the unpenalized logit, so a token that occurs several times in the
+        // window gets the same value from every invocation that sees it: penalized once.
         for (var j = lid; j < step.n_recent; j += WG) {
             let tok = recent[j];
-            var seen_before = false;
-            for (var k = 0u; k < j; k++) {
-                if recent[k] == tok {
-                    seen_before = true;
-                    break;
-                }
-            }
-            if !seen_before && tok < n {
-                let l = work[wo + tok];
+            if tok < n {
+                let l = logits[tok];
                 work[wo + tok] = select(l / p.penalty, l * p.penalty, l < 0.0);
             }
         }
@@ -145,10 +164,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // 2. greedy.
     if p.temperature <= 0.0 {
         var best = NEG;
-        var best_i = 0xffffffffu;
-        for (var i = lid; i < n; i += WG) {
+        var best_i = NONE;
+        var i = lid;
+        for (; i + 3u * WG < n; i += 4u * WG) {
+            let v = work4(wo, i);
+            // In id order, so the first of equal values wins.
+            for (var q = 0u; q < 4u; q++) {
+                if v[q] > best || best_i == NONE {
+                    best = v[q];
+                    best_i = i + q * WG;
+                }
+            }
+        }
+        for (; i < n; i += WG) {
             let v = work[wo + i];
-            if v > best || best_i == 0xffffffffu {
+            if v > best || best_i == NONE {
                 best = v;
                 best_i = i;
             }
@@ -177,15 +207,76 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // 3. temperature.
     let inv_t = 1.0 / p.temperature;
+    // With a small k, each invocation also keeps its k largest z (sorted, largest first).
+    let small_k = p.top_k > 0u && p.top_k < n && p.top_k <= KMAX;
+    let k = select(0u, p.top_k, small_k);
+    var top: array<f32, KMAX>;
+    var n_top = 0u;
     var local_max = NEG;
-    for (var i = lid; i < n; i += WG) {
-        local_max = max(local_max, work[wo + i] * inv_t);
+    i = lid;
+    loop {
+        var v: vec4<f32>;
+        var m = 4u;
+        if i + 3u * WG < n {
+            v = work4(wo, i) * inv_t;
+        } else if i < n {
+            // The tail: one element per iteration.
+            v = vec4<f32>(work[wo + i] * inv_t, NEG, NEG, NEG);
+            m = 1u;
+        } else {
+            break;
+        }
+        local_max = max(local_max, max(max(v.x, v.y), max(v.z, v.w)));
+        for (var q = 0u; q < m; q++) {
+            let z = v[q];
+            if k > 0u && (n_top < k || z > top[k - 1u]) {
+                // Insert z, shifting the smaller entries down (the k-th falls off).
+                var at = min(n_top, k - 1u);
+                while at > 0u && top[at - 1u] < z {
+                    top[at] = top[at - 1u];
+                    at--;
+                }
+                top[at] = z;
+                n_top = min(n_top + 1u, k);
+            }
+        }
+        i += m * WG;
     }
     let z_max = wg_max(local_max, lid);
 
-    // 4. top-k: radix select of the k-th largest key, 8 bits per pass.
+    // 4. top-k.
     var tau = 0u;
-    if p.top_k > 0u && p.top_k < n {
+    if small_k {
+        // k rounds: the largest head among all invocations' lists is popped (ties: lowest
+        // invocation); the k-th popped is the k-th largest z, counted with multiplicity.
+        var head = 0u;
+        for (var r = 0u; r < k; r++) {
+            // Keys are > 0 for every z (key_of(-inf) = 0x007fffff), so 0 means "empty".
+            redu[lid] = select(0u, key_of(top[min(head, KMAX - 1u)]), head < n_top);
+            redu2[lid] = lid;
+            workgroupBarrier();
+            for (var s = WG / 2u; s > 0u; s >>= 1u) {
+                if lid < s {
+                    let bk = redu[lid + s];
+                    if bk > redu[lid] {
+                        redu[lid] = bk;
+                        redu2[lid] = redu2[lid + s];
+                    }
+                }
+                workgroupBarrier();
+            }
+            if lid == 0u {
+                bcast_u = redu[0];
+                bcast_u2 = redu2[0];
+            }
+            let won = workgroupUniformLoad(&bcast_u2);
+            tau = workgroupUniformLoad(&bcast_u);
+            if lid == won {
+                head++;
+            }
+        }
+    } else if p.top_k > 0u && p.top_k < n {
+        // Radix select of the k-th largest key, 8 bits per pass.
         var prefix = 0u;
         var remaining = p.top_k;
         for (var round = 0u; round < 4u; round++) {
@@ -225,7 +316,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Unnormalized probabilities of the top-k survivors.
     var local_sum = 0.0;
-    for (var i = lid; i < n; i += WG) {
+    i = lid;
+    for (; i + 3u * WG < n; i += 4u * WG) {
+        let z = work4(wo, i) * inv_t;
+        var e = vec4<f32>(0.0);
+        for (var q = 0u; q < 4u; q++) {
+            if key_of(z[q]) >= tau {
+                e[q] = exp(z[q] - z_max);
+            }
+        }
+        prob[wo + i] = e.x;
+        prob[wo + i + WG] = e.y;
+        prob[wo + i + 2u * WG] = e.z;
+        prob[wo + i + 3u * WG] = e.w;
+        local_sum += (e.x + e.y) + (e.z + e.w);
+    }
+    for (; i < n; i += WG) {
         let z = work[wo + i] * inv_t;
         var e = 0.0;
         if key_of(z) >= tau {

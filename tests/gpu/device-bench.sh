@@ -2,7 +2,8 @@
 # One-call GPU benchmark for a lent machine with no network (see BENCHMARKS.md).
 # Needs: a release `ahma` binary built elsewhere (AHMA_BIN, default .devbin/ahma),
 # the Vulkan loader .debs in .gl/ (unpacked here), PyTorch + transformers for the
-# peer row. Writes everything to ${OUT:-/tmp/ahma-bench}. Finishes in a few minutes.
+# peer row (SKIP_PEER=1 leaves it out; QUICK=1 leaves out the runs that repeat earlier A/Bs,
+# SKIP_MATMUL_SWEEP=1 the mat-mul tile sweep). `--profile` runs add GPU time per operation. Writes everything to ${OUT:-/tmp/ahma-bench}. Finishes in a few minutes.
 set -uo pipefail
 SECONDS=0
 cd "$(dirname "$0")/../.."
@@ -70,7 +71,29 @@ done
 
 # Most important first: the run may be cut short by the lease.
 M=$(synth ahma-3b q4km)
-run_bench 3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
+# CHECKS_SWEEP=1: only what each of wgpu's shader runtime checks costs (ahma bench --unchecked),
+# in the engine and in the kernels, then stop.
+if [ -n "${CHECKS_SWEEP:-}" ]; then
+    for c in none loops divisions bounds all; do
+        run_bench "3b-q4km-p512-unchecked-$c" "$M" --prompt-tokens 512 --gen-tokens 64 --ctx 2048 --unchecked "$c" --profile
+    done
+    run_bench "7b-q4km-p512-unchecked-none" "$(synth ahma-7b q4km)" --prompt-tokens 512 --gen-tokens 32 --ctx 2048 --profile
+    run_bench "7b-q4km-p512-unchecked-loops" "$(synth ahma-7b q4km)" --prompt-tokens 512 --gen-tokens 32 --ctx 2048 --unchecked loops --profile
+    if [ -n "${KERNEL_BENCH:-}" ] && [ -x "$KERNEL_BENCH" ]; then
+        KB_OPS=matmul KB_TOKENS=64,512 KB_TYPES=q5_0,q8_0 KB_TILES=64x64 KB_PATHS=f16+sg KB_UNCHECKED="none;loops;divisions;bounds;all" \
+            timeout 90 "$KERNEL_BENCH" 50 2>&1 | tee "$OUT/kernel_bench_checks_matmul.txt" | tee -a "$OUT/log.txt"
+        KB_OPS=matvec KB_TYPES=q5_0,q8_0,q4_k,q6_k KB_PATHS=f16+sg KB_UNCHECKED="none;loops;divisions;bounds;all" \
+            timeout 90 "$KERNEL_BENCH" 2>&1 | tee "$OUT/kernel_bench_checks_matvec.txt" | tee -a "$OUT/log.txt"
+    fi
+    log "done in $SECONDS s"
+    exit 0
+fi
+run_bench 3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --profile
+# What the chat runs: the model card's sampling, the browser app's whole-context penalty window.
+run_bench 3b-q4km-p128-sampled "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --sampled --penalty-window 2048 --profile
+# Shaders without wgpu's runtime checks: what they cost (CHECKS_SWEEP=1 splits them up).
+run_bench 3b-q4km-p128-unchecked "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --unchecked all --profile
+if [ -n "${SKIP_PEER:-}" ]; then log "peer skipped (SKIP_PEER)"; else
 log "peer: PyTorch + transformers fp16, Ahma-3B shape, random weights, greedy decode with KV cache"
 timeout 100 python3 - <<'PY' 2>&1 | tee "$OUT/torch.txt" | tee -a "$OUT/log.txt"
 import time, torch, transformers
@@ -93,28 +116,37 @@ for prompt_len, gen in ((128, 128), (1024, 64)):
         torch.cuda.synchronize(); tg = time.perf_counter() - t
     print(f"torch_fp16 prompt={prompt_len} prefill_tok_s={prompt_len/tp:.1f} decode_tok_s={gen/(tg-tp):.1f} (generate {gen} tokens incl. prefill {tg:.3f}s)")
 PY
+fi
+if [ -z "${QUICK:-}" ]; then
 run_bench 3b-q4km-ctx16 "$M" --prompt-tokens 16 --gen-tokens 128 --ctx 2048
 # Decode steps submitted one at a time (no step ahead): what the pipelining gains.
 run_bench 3b-q4km-p128-nopipe "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-pipeline
 run_bench 3b-q4km-f32 "$M" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --force-f32
+fi
 run_bench 3b-q4_0 "$(synth ahma-3b q4-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
 run_bench 3b-q8_0 "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
-run_bench 3b-q4km-p512 "$M" --prompt-tokens 512 --gen-tokens 32 --ctx 2048
-run_bench 3b-q4km-ctx1024 "$M" --prompt-tokens 1024 --gen-tokens 64 --ctx 2048
+run_bench 3b-q4km-p512 "$M" --prompt-tokens 512 --gen-tokens 32 --ctx 2048 --profile
+run_bench 3b-q4km-ctx1024 "$M" --prompt-tokens 1024 --gen-tokens 64 --ctx 2048 --profile
+if [ -z "${QUICK:-}" ]; then
 # Prefill batch size: bigger batches give the tiled matmul bigger grids (more workgroups).
-run_bench 3b-q4km-p512-b256 "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048 --batch 256
-run_bench 3b-q4km-p512-b512 "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048 --batch 512
-run_bench 7b-q4km "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048
+run_bench 3b-q4km-p512-b64 "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048 --batch 64
+run_bench 3b-q4km-p512-b256 "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048 --batch 256 --profile
+fi
+run_bench 7b-q4km "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --profile
 if [ -n "${BASELINE_BIN:-}" ] && [ -x "$BASELINE_BIN" ]; then
     # The previous engine on the same machine and files, for a like-for-like comparison.
+    # BASELINE_ARGS: flags the baseline understands (e.g. --profile), added to its runs.
     BIN_SAVED="$BIN"; BIN="$BASELINE_BIN"
-    run_bench baseline-3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
-    run_bench baseline-3b-q8_0 "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
+    run_bench baseline-3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 ${BASELINE_ARGS:-}
+    run_bench baseline-3b-q8_0 "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 ${BASELINE_ARGS:-}
     BIN="$BIN_SAVED"
 fi
 if [ -n "${KERNEL_BENCH:-}" ] && [ -x "$KERNEL_BENCH" ] && [ "$SECONDS" -lt "${BUDGET_S:-270}" ]; then
     log "kernel sweep (crates/kernels/examples/kernel_bench.rs): matmul tiles, then mat-vec shapes"
-    KB_OPS=matmul KB_TYPES=q5_0,q8_0 timeout 60 "$KERNEL_BENCH" 50 2>&1 | tee "$OUT/kernel_bench_matmul.txt" | tee -a "$OUT/log.txt"
+    # KB_PATHS, KB_UNCHECKED and KB_TYPES pass through (see kernel_bench.rs).
+    if [ -z "${SKIP_MATMUL_SWEEP:-}" ]; then
+        KB_OPS=matmul KB_TYPES=q5_0,q8_0 timeout 60 "$KERNEL_BENCH" 50 2>&1 | tee "$OUT/kernel_bench_matmul.txt" | tee -a "$OUT/log.txt"
+    fi
     KB_OPS=matvec timeout 60 "$KERNEL_BENCH" 2>&1 | tee "$OUT/kernel_bench.txt" | tee -a "$OUT/log.txt"
 fi
 log "done in $SECONDS s"

@@ -385,6 +385,38 @@ fn loader_streams_any_chunking_and_refuses_what_does_not_fit() {
         "{err}"
     );
 
+    // A budget that holds the scratch of a 64-token batch but not that of the default 512:
+    // the loader falls back to a smaller batch instead of refusing the model.
+    let ctx = context(false);
+    let (g, _) = ahma_gguf::Gguf::open(fixture(&format!("models/{name}.gguf"))).unwrap();
+    let cfg = ahma_gguf::LlamaConfig::from_gguf(&g).unwrap();
+    let free = ModelLoader::budget(&ctx, &opts);
+    let total = |batch: usize| {
+        ahma_engine::plan::plan(
+            &g,
+            &cfg,
+            64,
+            batch,
+            opts.penalty_window,
+            ctx.use_f16(),
+            &free,
+        )
+        .unwrap()
+        .total()
+    };
+    assert_eq!(opts.max_batch, 512);
+    assert!(total(512) > total(128), "{} vs {}", total(512), total(128));
+    let tight = LoadOptions {
+        memory_budget: Some(total(128)),
+        ..opts.clone()
+    };
+    let mut loader = ModelLoader::new(ctx, tight).unwrap();
+    pollster::block_on(loader.push(&bytes)).unwrap();
+    let mut smaller = pollster::block_on(loader.finish()).unwrap();
+    assert_eq!(smaller.memory_plan().max_batch, 128);
+    let got = pollster::block_on(smaller.logits(&e.prompt[..4])).unwrap();
+    assert_eq!(got, want, "the fallback batch changes the logits");
+
     // A memory budget below weights + KV cache + scratch.
     let small = LoadOptions {
         memory_budget: Some(1 << 20),
@@ -590,4 +622,139 @@ fn pipelined_decode_equals_step_by_step() {
         (sp.submits, sp.readback_bytes)
     );
     assert_eq!(st.dispatches, sp.dispatches);
+}
+
+/// `ahma bench --profile`: profiled prefill and decode steps (timestamps between dispatches,
+/// each step alone) give llama.cpp's greedy ids, also when mixed with pipelined steps, and
+/// time every operation of every layer.
+#[test]
+fn profiled_steps_give_the_same_ids_and_time_every_operation() {
+    let ctx = context(false);
+    assert!(
+        ctx.caps().timestamps,
+        "{} has no timestamps inside passes",
+        ctx.adapter().name
+    );
+    for name in FIXTURES {
+        let e = load_expected(name);
+        // Batches of 5: the profiled prefill spans several submits.
+        let mut m = load_in(ctx.clone(), name, 5);
+        let n_layer = m.config().n_layer as f64;
+        let mut prof = ahma_engine::Profiler::new(m.context()).unwrap();
+        let mut ids = vec![pollster::block_on(m.profile_prefill(&e.prompt, &mut prof)).unwrap()];
+        assert_eq!(prof.passes(), e.prompt.len().div_ceil(5) as u64);
+        let prefill_ops: Vec<&str> = prof.ops().iter().map(|o| o.op).collect();
+        for op in [
+            "embed",
+            "attn_norm",
+            "qkv",
+            "rope+kv",
+            "attention",
+            "o",
+            "ffn_norm",
+        ] {
+            assert!(
+                prefill_ops.contains(&op),
+                "{name}: prefill lacks {op}: {prefill_ops:?}"
+            );
+        }
+        prof.clear();
+        // Pipelined steps (one is left submitted ahead), then profiled ones, then pipelined.
+        ids.push(pollster::block_on(m.decode()).unwrap());
+        ids.push(pollster::block_on(m.decode()).unwrap());
+        for _ in 0..4 {
+            ids.push(pollster::block_on(m.profile_decode(&mut prof)).unwrap());
+        }
+        ids.push(pollster::block_on(m.decode()).unwrap());
+        ids.push(pollster::block_on(m.decode()).unwrap());
+        assert_eq!(
+            ids[..],
+            e.greedy[..ids.len()],
+            "{name}: ids differ from llama.cpp"
+        );
+        assert_eq!(prof.passes(), 4);
+        let sum: f64 = prof.ops().iter().map(|o| o.total_ns).sum();
+        assert!(prof.total_ns() > 0.0, "{name}: no GPU time measured");
+        assert!((sum - prof.total_ns()).abs() <= 1e-6 * prof.total_ns());
+        for o in prof.ops() {
+            let per_pass = o.count as f64 / 4.0;
+            let want = match o.op {
+                "embed" | "output" | "sample" => 1.0,
+                _ => n_layer,
+            };
+            assert_eq!(
+                per_pass, want,
+                "{name}: {} ran {per_pass} times a step",
+                o.op
+            );
+        }
+        let ops: Vec<&str> = prof.ops().iter().map(|o| o.op).collect();
+        for op in [
+            "norm+qkv",
+            "rope+kv",
+            "attention",
+            "o",
+            "norm+gate_up",
+            "down",
+            "output",
+        ] {
+            assert!(ops.contains(&op), "{name}: decode lacks {op}: {ops:?}");
+        }
+        println!(
+            "{name}: {:.3} ms of GPU time per decoded token: {:?}",
+            prof.total_ns() / 4e6,
+            prof.ops()
+                .iter()
+                .map(|o| format!("{} {:.0}%", o.op, 100.0 * o.total_ns / prof.total_ns()))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+/// `logits` of a sequence longer than `LOGITS_ROWS` with the default 512-token batch runs in
+/// several submits and gives what 16-token batches give.
+#[test]
+fn long_logits_are_evaluated_in_bounded_batches() {
+    let e = load_expected("kquant_gqa");
+    let load_batch = |max_batch: usize| {
+        let opts = LoadOptions {
+            n_ctx: 256,
+            max_batch,
+            ..Default::default()
+        };
+        pollster::block_on(load_file(
+            context(false),
+            fixture("models/kquant_gqa.gguf"),
+            opts,
+        ))
+        .unwrap()
+    };
+    let tokens: Vec<u32> = e
+        .prompt
+        .iter()
+        .chain(&e.greedy)
+        .cycle()
+        .take(150)
+        .copied()
+        .collect();
+    let mut big = load_batch(512);
+    assert_eq!(big.memory_plan().max_batch, 512);
+    let got = pollster::block_on(big.logits(&tokens)).unwrap();
+    assert!(
+        big.stats().submits >= tokens.len().div_ceil(ahma_engine::plan::LOGITS_ROWS) as u64,
+        "{} submits",
+        big.stats().submits
+    );
+    let mut small = load_batch(16);
+    let want = pollster::block_on(small.logits(&tokens)).unwrap();
+    assert_eq!(got.len(), want.len());
+    let err = nmse(&got, &want);
+    assert!(
+        err < 1e-10,
+        "512-token batches vs 16-token batches: NMSE {err:e}"
+    );
+    // The first prompt positions are llama.cpp's.
+    let n = e.n_vocab * e.logits.len().min(e.prompt.len());
+    let llama: Vec<f32> = e.logits.concat();
+    assert!(nmse(&got[..n], &llama[..n]) < 1e-4);
 }

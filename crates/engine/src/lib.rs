@@ -28,6 +28,7 @@ pub mod loader;
 pub mod model;
 mod options;
 pub mod plan;
+mod profile;
 mod readback;
 
 pub use error::EngineError;
@@ -37,3 +38,4 @@ pub use loader::{LoadProgress, ModelLoader};
 pub use model::{Model, StepStats};
 pub use options::{LoadOptions, SamplingParams};
 pub use plan::{DeviceBudget, MemoryPlan};
+pub use profile::{OpTime, Profiler};

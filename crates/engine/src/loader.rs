@@ -21,7 +21,7 @@ use ahma_kernels::GpuContext;
 
 use crate::linear::{Matrix, Stack};
 use crate::model::{LayerWeights, Weights};
-use crate::plan::{plan, DeviceBudget, MemoryPlan};
+use crate::plan::{plan_fitting, DeviceBudget, MemoryPlan};
 use crate::readback::wait_idle;
 use crate::{EngineError, LoadOptions, Model};
 
@@ -203,7 +203,11 @@ impl ModelLoader {
             ..
         } = st;
         let weights = assemble(&gguf, &cfg, dests, stacks)?;
-        Model::build(self.ctx, cfg, self.opts, plan, weights).await
+        let opts = LoadOptions {
+            max_batch: plan.max_batch,
+            ..self.opts
+        };
+        Model::build(self.ctx, cfg, opts, plan, weights).await
     }
 }
 
@@ -231,7 +235,7 @@ fn prepare(ctx: &GpuContext, opts: &LoadOptions, g: &Gguf) -> Result<Loading, En
         )));
     }
     let budget = ModelLoader::budget(ctx, opts);
-    let plan = plan(
+    let plan = plan_fitting(
         g,
         &cfg,
         opts.n_ctx,

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use ahma_kernels::GpuContext;
 
 use crate::linear::{Batch, Embedding, Linear, Matrix, Stack};
-use crate::plan::{MemoryPlan, ATTN_MAX_SPLITS};
+use crate::plan::{attn_partial_rows, attn_splits, MemoryPlan, LOGITS_ROWS};
+use crate::profile::Profiler;
 use crate::readback::{read_buffer, read_buffer_after};
 use crate::{EngineError, LoadOptions, SamplingParams};
 
@@ -235,7 +236,7 @@ impl Model {
             attn: storage(&ctx, "attn", f * b * qd)?,
             gate: storage(&ctx, "gate", f * b * ff)?,
             up: storage(&ctx, "up", f * b * ff)?,
-            logits: storage(&ctx, "logits", f * b * nv)?,
+            logits: storage(&ctx, "logits", f * b.min(LOGITS_ROWS as u64) * nv)?,
             token_read: [0, 1].map(|_| {
                 dev.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("token readback"),
@@ -247,13 +248,13 @@ impl Model {
             step,
         };
         let heads = cfg.n_head as u64;
-        let splits = ATTN_MAX_SPLITS as u64;
+        let rows = attn_partial_rows(opts.max_batch) as u64;
         let partial_o = storage(
             &ctx,
             "attention partial o",
-            f * b * heads * splits * cfg.head_dim as u64,
+            f * rows * heads * cfg.head_dim as u64,
         )?;
-        let partial_ml = storage(&ctx, "attention partial ml", f * b * heads * splits * 2)?;
+        let partial_ml = storage(&ctx, "attention partial ml", f * rows * heads * 2)?;
         let table = rope::cos_sin_table(opts.n_ctx, cfg.rope_dim, cfg.rope_base);
         let cos_sin = storage(&ctx, "rope cos/sin", f * table.len() as u64)?;
         ctx.queue()
@@ -497,7 +498,17 @@ impl Model {
             true,
         )
         .await?;
-        let output = Linear::new(&ctx, &weights.output, &s.normed, &s.logits, mb, false).await?;
+        // All logits rows of a batch: `logits` evaluates at most LOGITS_ROWS tokens per submit.
+        let logits_rows = mb.min(LOGITS_ROWS as u32);
+        let output = Linear::new(
+            &ctx,
+            &weights.output,
+            &s.normed,
+            &s.logits,
+            logits_rows,
+            false,
+        )
+        .await?;
         let output_last =
             Linear::new(&ctx, &weights.output, &s.normed, &s.logits, 1, false).await?;
         let output_fused = MatVec::new_fused(
@@ -717,7 +728,7 @@ impl Model {
             &mut st,
             pos0 as u32,
             n_tokens as u32,
-            ATTN_MAX_SPLITS as u32,
+            attn_splits(n_tokens) as u32,
         );
         let w = self.opts.penalty_window as u64;
         st.rng_step = draws;
@@ -727,8 +738,9 @@ impl Model {
         st
     }
 
-    /// Points every matrix-matrix product at a batch of `n` tokens.
-    fn prepare_batch(&mut self, n: u32) -> Result<(), EngineError> {
+    /// Points every matrix-matrix product at a batch of `n` tokens (the all-rows output head
+    /// only with `Head::All`, whose batches hold at most `LOGITS_ROWS` tokens).
+    fn prepare_batch(&mut self, n: u32, head: Head) -> Result<(), EngineError> {
         let ctx = &self.ctx;
         self.embed.prepare(ctx, n)?;
         for l in &mut self.layers {
@@ -740,54 +752,82 @@ impl Model {
                 }
             }
         }
-        self.output.prepare(ctx, n)
+        if head == Head::All {
+            self.output.prepare(ctx, n)?;
+        }
+        Ok(())
     }
 
     /// Records the forward pass of `n` tokens (ids already in `ids`) at `pos0`.
     /// Returns the number of dispatches recorded.
-    fn encode_forward(&self, enc: &mut wgpu::CommandEncoder, st: &StepParams, head: Head) -> u64 {
+    fn encode_forward(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        st: &StepParams,
+        head: Head,
+        mut prof: Option<&mut Profiler>,
+    ) -> u64 {
         let n = st.n_tokens;
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("forward"),
             timestamp_writes: None,
         });
+        // With a profiler, a timestamp after each operation (its GPU time is the difference).
+        let mut mark = |pass: &mut wgpu::ComputePass<'_>, op: &'static str| {
+            if let Some(p) = prof.as_deref_mut() {
+                p.mark(pass, op);
+            }
+        };
+        mark(&mut pass, "start");
         // Norms, rope, SwiGLU, sampling: one dispatch each; attention: two;
         // the matrix products report theirs (one per buffer of a split matrix).
         let mut dispatches = self.embed.encode(&mut pass);
+        mark(&mut pass, "embed");
         for l in &self.layers {
             if n == 1 {
                 for mv in &l.qkv {
                     mv.encode(&mut pass);
                     dispatches += mv.dispatch_count();
                 }
+                mark(&mut pass, "norm+qkv");
             } else {
                 l.attn_norm.encode(&mut pass, n);
                 dispatches += 1;
+                mark(&mut pass, "attn_norm");
                 for b in &l.qkv_batch {
                     dispatches += b.encode(&mut pass);
                 }
+                mark(&mut pass, "qkv");
             }
             l.rope.encode(&mut pass, n);
+            mark(&mut pass, "rope+kv");
             l.attention.encode(&mut pass, st);
+            mark(&mut pass, "attention");
             dispatches += 3;
             dispatches += l.o.encode(&mut pass, n);
+            mark(&mut pass, "o");
             if n == 1 {
                 for mv in &l.ffn_in {
                     mv.encode(&mut pass);
                     dispatches += mv.dispatch_count();
                 }
+                mark(&mut pass, "norm+gate_up");
             } else {
                 l.ffn_norm.encode(&mut pass, n);
                 dispatches += 1;
+                mark(&mut pass, "ffn_norm");
                 for b in &l.ffn_batch {
                     dispatches += b.encode(&mut pass);
                 }
+                mark(&mut pass, "gate_up");
             }
             if n > 1 || !l.ffn_fused {
                 l.swiglu.encode(&mut pass, n);
                 dispatches += 1;
+                mark(&mut pass, "swiglu");
             }
             dispatches += l.down.encode(&mut pass, n);
+            mark(&mut pass, "down");
         }
         match head {
             Head::All if n == 1 => {
@@ -806,10 +846,15 @@ impl Model {
                     self.out_norm_last.encode(&mut pass, n);
                     dispatches += 1 + self.output_last.encode(&mut pass, 1);
                 }
+                mark(&mut pass, "output");
                 self.sample.encode(&mut pass, 1);
                 dispatches += 1;
+                mark(&mut pass, "sample");
             }
             Head::None => {}
+        }
+        if head == Head::All {
+            mark(&mut pass, "output");
         }
         drop(pass);
         dispatches
@@ -822,13 +867,20 @@ impl Model {
         &mut self,
         tokens: &[u32],
         last_head: Head,
+        mut prof: Option<&mut Profiler>,
     ) -> Result<(Vec<f32>, Option<Draw>), EngineError> {
         // A step submitted ahead is void: these tokens replace its input, and
         // their ring pushes overwrite the slot it wrote.
         self.ahead = None;
         let mut all_logits = Vec::new();
         let mut draw = None;
-        let chunks: Vec<&[u32]> = tokens.chunks(self.opts.max_batch).collect();
+        // Every logits row is read back: at most LOGITS_ROWS of them per submit.
+        let batch = if last_head == Head::All {
+            self.opts.max_batch.min(LOGITS_ROWS)
+        } else {
+            self.opts.max_batch
+        };
+        let chunks: Vec<&[u32]> = tokens.chunks(batch).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();
             let head = if last_head == Head::All {
@@ -839,7 +891,7 @@ impl Model {
                 Head::None
             };
             self.push_recent(chunk);
-            self.prepare_batch(chunk.len() as u32)?;
+            self.prepare_batch(chunk.len() as u32, head)?;
             let st = self.step_params(self.n_past, chunk.len());
             let q = self.ctx.queue();
             q.write_buffer(&self.s.ids, 0, bytemuck::cast_slice(chunk));
@@ -850,7 +902,10 @@ impl Model {
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                         label: Some("prefill"),
                     });
-            self.stats.dispatches += self.encode_forward(&mut enc, &st, head);
+            self.stats.dispatches += self.encode_forward(&mut enc, &st, head, prof.as_deref_mut());
+            if let Some(p) = prof.as_deref() {
+                p.resolve(&mut enc);
+            }
             let logits_bytes = (chunk.len() * self.cfg.n_vocab * 4) as u64;
             let read = if head == Head::All {
                 let rb = self.ctx.device().create_buffer(&wgpu::BufferDescriptor {
@@ -876,6 +931,9 @@ impl Model {
                     submission: submission.clone(),
                 });
             }
+            if let Some(p) = prof.as_deref_mut() {
+                p.collect(&self.ctx).await?;
+            }
             if let Some(rb) = read {
                 let bytes = read_buffer(&self.ctx, &rb).await?;
                 self.stats.readback_bytes += bytes.len() as u64;
@@ -895,13 +953,31 @@ impl Model {
                 "a sampled token is pending: call decode() or reset() before evaluating more tokens".into(),
             ));
         }
-        Ok(self.run(tokens, Head::All).await?.0)
+        Ok(self.run(tokens, Head::All, None).await?.0)
     }
 
     /// Evaluates the prompt `tokens` and samples the first new token (one
     /// 4-byte readback). The token is not yet in the cache: the next
     /// [`Model::decode`] feeds it.
     pub async fn prefill(&mut self, tokens: &[u32]) -> Result<u32, EngineError> {
+        self.prefill_with(tokens, None).await
+    }
+
+    /// [`Model::prefill`] with a timestamp after each operation of each batch (each batch
+    /// waits for the one before; the next [`Model::decode`] is not submitted ahead).
+    pub async fn profile_prefill(
+        &mut self,
+        tokens: &[u32],
+        prof: &mut Profiler,
+    ) -> Result<u32, EngineError> {
+        self.prefill_with(tokens, Some(prof)).await
+    }
+
+    async fn prefill_with(
+        &mut self,
+        tokens: &[u32],
+        prof: Option<&mut Profiler>,
+    ) -> Result<u32, EngineError> {
         self.check_tokens(tokens)?;
         if self.pending {
             return Err(EngineError::InvalidArgument(
@@ -909,10 +985,13 @@ impl Model {
                     .into(),
             ));
         }
-        let (_, draw) = self.run(tokens, Head::LastAndSample).await?;
+        let profiled = prof.is_some();
+        let (_, draw) = self.run(tokens, Head::LastAndSample, prof).await?;
         let draw =
             draw.ok_or_else(|| EngineError::InvalidArgument("no tokens to evaluate".into()))?;
-        self.submit_ahead(draw.slot);
+        if !profiled {
+            self.submit_ahead(draw.slot);
+        }
         self.finish_draw(draw).await
     }
 
@@ -945,7 +1024,7 @@ impl Model {
                 if let Some(a) = stale {
                     self.undo_ahead(&a);
                 }
-                let (submission, dispatches) = self.submit_step(&st, 0);
+                let (submission, dispatches) = self.submit_step(&st, 0, None);
                 self.stats.dispatches += dispatches;
                 Draw {
                     slot: 0,
@@ -960,9 +1039,47 @@ impl Model {
         self.finish_draw(draw).await
     }
 
+    /// [`Model::decode`] with a timestamp after each operation: the step is submitted alone
+    /// (a step already submitted ahead is undone) and none is submitted after it. Not counted
+    /// in [`Model::stats`].
+    pub async fn profile_decode(&mut self, prof: &mut Profiler) -> Result<u32, EngineError> {
+        if !self.pending {
+            return Err(EngineError::InvalidArgument(
+                "decode() needs a sampled token: call prefill() first".into(),
+            ));
+        }
+        if self.room() == 0 {
+            return Err(EngineError::ContextOverflow {
+                requested: 1,
+                room: 0,
+                n_ctx: self.opts.n_ctx,
+            });
+        }
+        if let Some(a) = self.ahead.take() {
+            // Its inputs were right, but it wrote no timestamps: redo it with them.
+            self.undo_ahead(&a);
+        }
+        let st = self.step_params(self.n_past, 1);
+        let (submission, _) = self.submit_step(&st, 0, Some(prof));
+        self.n_past += 1;
+        let id = self
+            .finish_draw(Draw {
+                slot: 0,
+                submission,
+            })
+            .await?;
+        prof.collect(&self.ctx).await?;
+        Ok(id)
+    }
+
     /// Records and submits one decode step (input `ids[0]`, uniform `st`),
     /// copying its sampled id into `token_read[slot]`.
-    fn submit_step(&self, st: &StepParams, slot: usize) -> (wgpu::SubmissionIndex, u64) {
+    fn submit_step(
+        &self,
+        st: &StepParams,
+        slot: usize,
+        mut prof: Option<&mut Profiler>,
+    ) -> (wgpu::SubmissionIndex, u64) {
         self.ctx
             .queue()
             .write_buffer(&self.s.step, 0, bytemuck::bytes_of(st));
@@ -972,8 +1089,12 @@ impl Model {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("decode"),
             });
-        let dispatches = self.encode_forward(&mut enc, st, Head::LastAndSample);
+        let dispatches =
+            self.encode_forward(&mut enc, st, Head::LastAndSample, prof.as_deref_mut());
         enc.copy_buffer_to_buffer(&self.s.ids, 0, &self.s.token_read[slot], 0, 4);
+        if let Some(p) = prof {
+            p.resolve(&mut enc);
+        }
         (self.ctx.queue().submit([enc.finish()]), dispatches)
     }
 
@@ -987,7 +1108,7 @@ impl Model {
         let seen = self.n_seen + u64::from(self.opts.penalty_window > 0);
         let st = self.step_params_with(self.n_past, 1, self.n_draws.wrapping_add(1), seen);
         let slot = 1 - busy_slot;
-        let (submission, dispatches) = self.submit_step(&st, slot);
+        let (submission, dispatches) = self.submit_step(&st, slot, None);
         self.ahead = Some(Ahead {
             st,
             epoch: self.epoch,

@@ -7,8 +7,10 @@ use crate::EngineError;
 pub struct LoadOptions {
     /// Positions of KV cache to allocate (the longest prompt + generation).
     pub n_ctx: usize,
-    /// Most tokens per prefill submit. Bounds the activation and attention
-    /// scratch buffers; longer prompts are processed in several batches.
+    /// Most tokens per prefill submit (default 512: bigger batches give the tiled mat-mul
+    /// more workgroups). Bounds the activation and attention scratch buffers; longer prompts
+    /// are processed in several batches. Where the scratch for it does not fit the device
+    /// or the budget, the loader halves it (down to 64) rather than refuse the model.
     pub max_batch: usize,
     /// Capacity of the recent-token window the repetition penalty looks at.
     pub penalty_window: usize,
@@ -32,7 +34,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             n_ctx: 2048,
-            max_batch: 64,
+            max_batch: 512,
             penalty_window: 64,
             memory_budget: None,
             upload_window: 16 << 20,

@@ -11,6 +11,31 @@ use crate::EngineError;
 /// instead of more partial results, which bounds the partial buffers.
 pub const ATTN_MAX_SPLITS: usize = 32;
 
+/// Key splits per token in a batch of more than `ATTN_MAX_SPLITS / ATTN_BATCH_SPLITS` tokens:
+/// the tokens and heads already fill the GPU, so more splits would only grow the partials.
+pub const ATTN_BATCH_SPLITS: usize = 4;
+
+/// Most logits rows evaluated per submit by [`crate::Model::logits`] (every row is read back),
+/// so the logits buffer does not grow with the prefill batch.
+pub const LOGITS_ROWS: usize = 64;
+
+/// Fewest prompt tokens per prefill submit that [`plan_fitting`] falls back to.
+pub const MIN_FALLBACK_BATCH: usize = 64;
+
+/// Key splits per (token, head) for a batch of `n_tokens`: `ATTN_MAX_SPLITS` shared out over
+/// the tokens, at least `ATTN_BATCH_SPLITS`.
+pub fn attn_splits(n_tokens: usize) -> usize {
+    (ATTN_MAX_SPLITS / n_tokens.max(1)).clamp(ATTN_BATCH_SPLITS, ATTN_MAX_SPLITS)
+}
+
+/// Partial-result rows per head the attention of any batch of up to `batch` tokens needs.
+pub fn attn_partial_rows(batch: usize) -> usize {
+    (1..=batch.max(1))
+        .map(|n| n * attn_splits(n))
+        .max()
+        .unwrap_or(ATTN_MAX_SPLITS)
+}
+
 /// What the loader may use, from the adapter's limits and an optional budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceBudget {
@@ -36,6 +61,8 @@ pub struct MemoryPlan {
     pub scratch_bytes: u64,
     /// The largest single non-weight buffer.
     pub largest_buffer: (String, u64),
+    /// Most prompt tokens per prefill submit the scratch is sized for.
+    pub max_batch: usize,
 }
 
 impl MemoryPlan {
@@ -56,7 +83,7 @@ pub(crate) fn scratch_sizes(
     let d = cfg.n_embd as u64;
     let kv = cfg.kv_dim() as u64;
     let q = (cfg.n_head * cfg.head_dim) as u64;
-    let splits = ATTN_MAX_SPLITS as u64;
+    let rows = attn_partial_rows(batch) as u64;
     let heads = cfg.n_head as u64;
     vec![
         ("hidden", f32s(b * d)),
@@ -67,12 +94,12 @@ pub(crate) fn scratch_sizes(
         ("attn", f32s(b * q)),
         ("gate", f32s(b * cfg.n_ff as u64)),
         ("up", f32s(b * cfg.n_ff as u64)),
+        ("attn_partial_o", f32s(rows * heads * cfg.head_dim as u64)),
+        ("attn_partial_ml", f32s(rows * heads * 2)),
         (
-            "attn_partial_o",
-            f32s(b * heads * splits * cfg.head_dim as u64),
+            "logits",
+            f32s(b.min(LOGITS_ROWS as u64) * cfg.n_vocab as u64),
         ),
-        ("attn_partial_ml", f32s(b * heads * splits * 2)),
-        ("logits", f32s(b * cfg.n_vocab as u64)),
         ("sample_work", f32s(cfg.n_vocab as u64)),
         ("sample_prob", f32s(cfg.n_vocab as u64)),
         ("rope_table", f32s(n_ctx as u64 * cfg.rope_dim as u64)),
@@ -147,6 +174,7 @@ pub fn plan(
         kv_bytes,
         scratch_bytes,
         largest_buffer: largest,
+        max_batch: batch,
     };
     if let Some(max) = budget.memory_budget {
         if plan.total() > max {
@@ -165,6 +193,30 @@ pub fn plan(
     Ok(plan)
 }
 
+/// [`plan`] with the largest prefill batch that fits: `max_batch`, else halved down to
+/// [`MIN_FALLBACK_BATCH`] (or `max_batch` if smaller), so a big default batch costs speed,
+/// never the model. The error is that of the smallest batch tried.
+pub fn plan_fitting(
+    gguf: &Gguf,
+    cfg: &LlamaConfig,
+    n_ctx: usize,
+    max_batch: usize,
+    window: usize,
+    kv_f16: bool,
+    budget: &DeviceBudget,
+) -> Result<MemoryPlan, EngineError> {
+    let floor = MIN_FALLBACK_BATCH.min(max_batch);
+    let mut batch = max_batch;
+    loop {
+        match plan(gguf, cfg, n_ctx, batch, window, kv_f16, budget) {
+            Err(EngineError::DoesNotFit { .. }) if batch > floor => {
+                batch = (batch / 2).max(floor);
+            }
+            r => return r,
+        }
+    }
+}
+
 /// `b` bytes as MiB with the exact count (limits are often a few bytes apart).
 fn size(b: u64) -> String {
     format!("{:.1} MiB ({b} bytes)", b as f64 / (1u64 << 20) as f64)
@@ -177,6 +229,24 @@ fn mib(b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attention_partials_cover_every_batch() {
+        assert_eq!(attn_splits(1), ATTN_MAX_SPLITS);
+        assert_eq!(attn_splits(3), 10);
+        assert_eq!(attn_splits(512), ATTN_BATCH_SPLITS);
+        for b in [1usize, 2, 7, 8, 9, 64, 512] {
+            let rows = attn_partial_rows(b);
+            for n in 1..=b {
+                assert!(n * attn_splits(n) <= rows, "batch {b}: {n} tokens");
+            }
+            assert_eq!(
+                rows,
+                ATTN_MAX_SPLITS.max(b * ATTN_BATCH_SPLITS),
+                "batch {b}"
+            );
+        }
+    }
 
     #[test]
     fn splits_cover_the_keys_and_stay_bounded() {

@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use ahma_gguf::GgmlType;
 use ahma_kernels::matmul::{MatMul, MatMulOptions, TILE_EDGES};
-use ahma_kernels::{ContextOptions, GpuContext, KernelError, MatVec, MatVecOptions, QuantMatrix};
+use ahma_kernels::{
+    ContextOptions, GpuContext, KernelError, MatVec, MatVecOptions, QuantMatrix, ShaderChecks,
+};
 
 fn random_bytes(ty: GgmlType, n: usize, seed: &mut u64) -> Vec<u8> {
     let mut next = || {
@@ -106,15 +108,31 @@ fn main() -> Result<(), KernelError> {
         (GgmlType::F16, 3200, 8640),
         (GgmlType::Q8_0, 3200, 64256),
     ];
-    for (force_f32, disable_subgroups) in
+    // KB_PATHS: only these paths ("f16+sg,f32+sg"). KB_UNCHECKED: shader checks to leave out,
+    // one set per run separated by ';' (e.g. "none;loops;bounds;all", see ShaderChecks);
+    // default: the context's automatic choice.
+    let paths = std::env::var("KB_PATHS").ok();
+    let check_sets: Vec<Option<ShaderChecks>> = match std::env::var("KB_UNCHECKED") {
+        Ok(v) => v
+            .split(';')
+            .map(|s| ShaderChecks::without(s).map(Some))
+            .collect::<Result<_, _>>()?,
+        Err(_) => vec![None],
+    };
+    // KB_TILES: only these mat-mul tiles ("64x64,32x64").
+    let tiles = std::env::var("KB_TILES").ok();
+    for (force_f32, disable_subgroups, shader_checks) in
         [(false, false), (false, true), (true, false), (true, true)]
+            .into_iter()
+            .flat_map(|(a, b)| check_sets.iter().map(move |&c| (a, b, c)))
     {
         let ctx = pollster::block_on(GpuContext::new(ContextOptions {
             force_f32,
             disable_subgroups,
+            shader_checks,
             ..Default::default()
         }))?;
-        let path = format!(
+        let base_path = format!(
             "{}{}",
             if ctx.use_f16() { "f16" } else { "f32" },
             if ctx.use_subgroups() {
@@ -123,6 +141,17 @@ fn main() -> Result<(), KernelError> {
                 "+wg-reduce"
             }
         );
+        if let Some(p) = &paths {
+            if !p.split(',').any(|n| n.trim() == base_path) {
+                continue;
+            }
+        }
+        let left_out = ctx.shader_checks().left_out();
+        let path = if left_out.is_empty() {
+            base_path
+        } else {
+            format!("{base_path}-{left_out}")
+        };
         for &(ty, n_in, n_out) in &cases {
             if let Some(t) = &types {
                 if !t
@@ -137,21 +166,33 @@ fn main() -> Result<(), KernelError> {
             let x: Vec<f32> = (0..n_in).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
             let xb = ctx.storage_buffer_init("x", &x)?;
             let yb = ctx.storage_buffer("y", n_out * 4)?;
-            let shapes: &[(u32, u32)] = if ops.contains("matvec") {
-                &[(128, 4), (128, 8), (256, 4), (256, 8), (64, 2), (128, 2)]
+            // (threads, rows, unroll): the default first, then the same without the unrolled
+            // rows, then other shapes.
+            let shapes: &[(u32, u32, bool)] = if ops.contains("matvec") {
+                &[
+                    (128, 4, true),
+                    (128, 4, false),
+                    (256, 4, true),
+                    (256, 4, false),
+                    (64, 4, true),
+                    (128, 8, false),
+                    (128, 2, false),
+                ]
             } else {
                 &[]
             };
-            for &(wg, rows) in shapes {
+            for &(wg, rows, unroll) in shapes {
                 let opts = MatVecOptions {
                     workgroup_size: wg,
                     rows,
+                    unroll,
                     ..Default::default()
                 };
                 let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts))?;
                 let (t, cpu) = time_reps(&ctx, reps, &|p| op.encode(p))?;
                 println!(
-                    "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} rows {rows} parts {}: {:8.1} us (cpu {:5.1})  {:7.1} GB/s",
+                    "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} rows {rows}{} parts {}: {:8.1} us (cpu {:5.1})  {:7.1} GB/s",
+                    if unroll && rows == 4 { " unrolled" } else { "         " },
                     ty.name(),
                     m.parts().len(),
                     t * 1e6,
@@ -170,6 +211,14 @@ fn main() -> Result<(), KernelError> {
                 let yb = ctx.storage_buffer("ys", n_out * n_tokens as u64 * 4)?;
                 for tile_tokens in TILE_EDGES {
                     for tile_rows in TILE_EDGES {
+                        if let Some(t) = &tiles {
+                            if !t
+                                .split(',')
+                                .any(|s| s.trim() == format!("{tile_tokens}x{tile_rows}"))
+                            {
+                                continue;
+                            }
+                        }
                         let opts = MatMulOptions {
                             tile_tokens,
                             tile_rows,

@@ -19,6 +19,85 @@ pub struct ContextOptions {
     pub power_preference: wgpu::PowerPreference,
     /// Backends `GpuContext::new` searches; `None` = wgpu's default (all, or `WGPU_BACKEND`).
     pub backends: Option<wgpu::Backends>,
+    /// Which of wgpu's runtime checks native shaders are compiled with (the browser applies
+    /// its own); `None` = [`GpuContext::shader_checks`]'s automatic choice.
+    pub shader_checks: Option<ShaderChecks>,
+}
+
+/// wgpu's shader runtime checks (`wgpu::ShaderRuntimeChecks`), each of which can be left out
+/// natively to measure what it costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShaderChecks {
+    /// Index clamps on every array and buffer access. Without them, buffer accesses rely on
+    /// the driver's robust buffer access, and arrays in workgroup or function memory on the
+    /// kernels' own index arithmetic.
+    pub bounds: bool,
+    /// A counter in every loop that breaks out after 2^64 iterations (so that no loop is
+    /// provably infinite). Every loop of our kernels ends by construction, and the counter
+    /// keeps GPU compilers from unrolling them: on an H100 it made the prefill mat-mul ≈ 1.4×
+    /// and decode ≈ 5% slower (BENCHMARKS.md), so GPUs go without it.
+    pub loop_bounding: bool,
+    /// Guards on integer division and remainder against a zero divisor.
+    pub int_division: bool,
+}
+
+impl Default for ShaderChecks {
+    fn default() -> Self {
+        ShaderChecks {
+            bounds: true,
+            loop_bounding: true,
+            int_division: true,
+        }
+    }
+}
+
+impl ShaderChecks {
+    /// Every check on.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Parses a comma list of checks to leave out: `bounds`, `loops`, `divisions`, `all` or
+    /// `none` (nothing left out).
+    pub fn without(list: &str) -> Result<Self, KernelError> {
+        let mut c = Self::all();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "bounds" => c.bounds = false,
+                "loops" => c.loop_bounding = false,
+                "divisions" => c.int_division = false,
+                "all" => {
+                    c = ShaderChecks {
+                        bounds: false,
+                        loop_bounding: false,
+                        int_division: false,
+                    }
+                }
+                "none" => {}
+                other => {
+                    return Err(KernelError::InvalidArgument(format!(
+                        "unknown shader check {other:?} (bounds, loops, divisions, all, none)"
+                    )))
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// Short name of the checks left out, for reports ("" when all are on).
+    pub fn left_out(&self) -> String {
+        let mut v = Vec::new();
+        if !self.bounds {
+            v.push("bounds");
+        }
+        if !self.loop_bounding {
+            v.push("loops");
+        }
+        if !self.int_division {
+            v.push("divisions");
+        }
+        v.join(",")
+    }
 }
 
 impl Default for ContextOptions {
@@ -28,6 +107,7 @@ impl Default for ContextOptions {
             disable_subgroups: false,
             power_preference: wgpu::PowerPreference::HighPerformance,
             backends: None,
+            shader_checks: None,
         }
     }
 }
@@ -39,6 +119,9 @@ pub struct Caps {
     pub shader_f16: bool,
     /// Subgroup operations are enabled on the device (native only in wgpu 30).
     pub subgroups: bool,
+    /// Timestamp queries may be written between dispatches of a compute pass (native adapters
+    /// that have them; used only by the profiler of `ahma bench --profile`).
+    pub timestamps: bool,
     /// Smallest and largest subgroup size the adapter may use (0 when unknown).
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
@@ -63,6 +146,9 @@ impl Caps {
         Caps {
             shader_f16: f.contains(wgpu::Features::SHADER_F16),
             subgroups: f.contains(wgpu::Features::SUBGROUP),
+            timestamps: f.contains(
+                wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+            ),
             subgroup_min_size: info.subgroup_min_size,
             subgroup_max_size: info.subgroup_max_size,
             max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
@@ -136,8 +222,14 @@ impl GpuContext {
             })
             .await
             .map_err(|e| KernelError::AdapterNotFound(e.to_string()))?;
-        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
-        let features = adapter.features() & wanted;
+        let mut features =
+            adapter.features() & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP);
+        // Timestamps between dispatches (the profiler) only where both features exist.
+        let stamps =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        if adapter.features().contains(stamps) {
+            features |= stamps;
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("ahma"),
@@ -207,6 +299,23 @@ impl GpuContext {
 
     pub fn adapter(&self) -> &AdapterSummary {
         &self.summary
+    }
+
+    /// The runtime checks shaders are compiled with: the options' choice, else every check
+    /// but loop bounding on GPUs, and every check on CPU adapters (where LLVM-based drivers
+    /// ran our loops many times slower without the bound) and in the browser.
+    pub fn shader_checks(&self) -> ShaderChecks {
+        if let Some(c) = self.options().shader_checks {
+            return c;
+        }
+        if self.is_browser() || self.adapter().device_type == wgpu::DeviceType::Cpu {
+            ShaderChecks::all()
+        } else {
+            ShaderChecks {
+                loop_bounding: false,
+                ..ShaderChecks::all()
+            }
+        }
     }
 
     pub fn options(&self) -> &ContextOptions {

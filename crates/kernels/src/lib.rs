@@ -79,7 +79,7 @@ pub mod rope;
 pub mod sample;
 pub mod step;
 
-pub use context::{AdapterSummary, Caps, ContextOptions, GpuContext};
+pub use context::{AdapterSummary, Caps, ContextOptions, GpuContext, ShaderChecks};
 pub use embed::{Embed, EmbedOptions};
 pub use error::KernelError;
 pub use key::KernelKey;

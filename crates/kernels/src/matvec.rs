@@ -56,6 +56,9 @@ pub struct MatVecOptions {
     /// gate/up round trip through memory. The stacked matrix must fit one part; cannot be
     /// combined with `accumulate` or several outputs.
     pub swiglu: bool,
+    /// With `rows == 4`, keep the rows' sums in vectors rather than arrays indexed inside the
+    /// loop (the `UNROLL` variant); ignored for other row counts.
+    pub unroll: bool,
 }
 
 impl Default for MatVecOptions {
@@ -67,6 +70,7 @@ impl Default for MatVecOptions {
             x_offset: 0,
             y_offset: 0,
             swiglu: false,
+            unroll: true,
         }
     }
 }
@@ -109,6 +113,7 @@ pub fn key(
         .flag("Y3", outputs >= 3)
         .define("WG", opts.workgroup_size)
         .define("ROWS", opts.rows)
+        .flag("UNROLL", opts.unroll && opts.rows == 4)
 }
 
 /// Every variant the engine and the tests request: (accumulate, swiglu, norm, outputs) for the
@@ -131,12 +136,15 @@ pub fn variants() -> Vec<KernelKey> {
             }
             for sg in [false, true] {
                 for (accumulate, swiglu, norm, outputs) in modes {
-                    let opts = MatVecOptions {
-                        accumulate,
-                        swiglu,
-                        ..Default::default()
-                    };
-                    out.push(key(ty, f16, sg, &opts, norm, outputs));
+                    for unroll in [false, true] {
+                        let opts = MatVecOptions {
+                            accumulate,
+                            swiglu,
+                            unroll,
+                            ..Default::default()
+                        };
+                        out.push(key(ty, f16, sg, &opts, norm, outputs));
+                    }
                 }
                 for workgroup_size in [64, 256] {
                     let opts = MatVecOptions {

@@ -27,10 +27,24 @@ impl GpuContext {
         let device = self.device();
         let oom_scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let desc = wgpu::ShaderModuleDescriptor {
             label: Some(&label),
             source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        };
+        let c = self.shader_checks();
+        let module = if c != crate::ShaderChecks::all() && !self.is_browser() {
+            let mut checks = wgpu::ShaderRuntimeChecks::checked();
+            checks.bounds_checks = c.bounds;
+            checks.force_loop_bounding = c.loop_bounding;
+            checks.int_div_checks = c.int_division;
+            // SAFETY: the WGSL is still validated. What each left-out check relies on instead
+            // is documented on `ShaderChecks`: every loop of our kernels terminates, divisors
+            // come from validated shapes, and indices from the kernels' own arithmetic (buffer
+            // accesses also from the driver's robust buffer access).
+            unsafe { device.create_shader_module_trusted(desc, checks) }
+        } else {
+            device.create_shader_module(desc)
+        };
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: None,

@@ -7,7 +7,25 @@ use std::sync::Arc;
 use crate::step::{bind_group, key, pipeline, uniform};
 use crate::{GpuContext, KernelError, KernelKey};
 
+/// Invocations of the one workgroup per draw: [`WG_WIDE`] on a GPU that allows it (each scan
+/// of the vocabulary is then a quarter as long), else [`WG`] (WebGPU's default limit, and
+/// CPU adapters, where every invocation costs CPU time).
 pub const WG: u32 = 256;
+pub const WG_WIDE: u32 = 1024;
+
+/// The workgroup size the sampler uses on `ctx`.
+pub fn workgroup_size(ctx: &GpuContext) -> u32 {
+    let c = ctx.caps();
+    if ctx.adapter().device_type != wgpu::DeviceType::Cpu
+        && c.max_compute_invocations_per_workgroup >= WG_WIDE
+        && c.max_compute_workgroup_size_x >= WG_WIDE
+        && c.max_compute_workgroup_storage_size >= 16 * 1024
+    {
+        WG_WIDE
+    } else {
+        WG
+    }
+}
 
 /// Mirror of `Params` in `shaders/sample.wgsl`.
 #[repr(C)]
@@ -28,8 +46,8 @@ pub struct SampleParams {
     pub window: u32,
 }
 
-pub fn kernel_key() -> KernelKey {
-    key("sample", "main", &[("WG", WG.to_string())])
+pub fn kernel_key(wg: u32) -> KernelKey {
+    key("sample", "main", &[("WG", wg.to_string())])
 }
 
 pub fn params_layouts() -> Vec<crate::ParamsLayout> {
@@ -46,7 +64,7 @@ pub fn params_layouts() -> Vec<crate::ParamsLayout> {
 }
 
 pub fn variants() -> Vec<KernelKey> {
-    vec![kernel_key()]
+    vec![kernel_key(WG), kernel_key(WG_WIDE)]
 }
 
 /// Buffers the sampler binds.
@@ -76,7 +94,22 @@ impl Sample {
         b: &SampleBuffers<'_>,
         params: &SampleParams,
     ) -> Result<Self, KernelError> {
-        let pipeline = pipeline(ctx, &kernel_key()).await?;
+        Self::with_workgroup_size(ctx, b, params, workgroup_size(ctx)).await
+    }
+
+    /// [`Sample::new`] with `wg` invocations ([`WG`] or [`WG_WIDE`]; for tests of both).
+    pub async fn with_workgroup_size(
+        ctx: &GpuContext,
+        b: &SampleBuffers<'_>,
+        params: &SampleParams,
+        wg: u32,
+    ) -> Result<Self, KernelError> {
+        if wg != WG && wg != WG_WIDE {
+            return Err(KernelError::InvalidArgument(format!(
+                "sampler workgroup size {wg} is neither {WG} nor {WG_WIDE}"
+            )));
+        }
+        let pipeline = pipeline(ctx, &kernel_key(wg)).await?;
         let pbuf = uniform(ctx, "sample params", params)?;
         let bind_group = bind_group(
             ctx,

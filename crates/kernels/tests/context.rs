@@ -64,3 +64,66 @@ fn shader_compile_error_is_captured() {
         Err(KernelError::Preprocess(_))
     ));
 }
+
+#[test]
+fn shader_check_lists_parse() {
+    use ahma_kernels::ShaderChecks;
+    assert_eq!(ShaderChecks::without("none").unwrap(), ShaderChecks::all());
+    let c = ShaderChecks::without("loops, divisions").unwrap();
+    assert!(c.bounds && !c.loop_bounding && !c.int_division);
+    assert_eq!(c.left_out(), "loops,divisions");
+    let all = ShaderChecks::without("all").unwrap();
+    assert_eq!(all.left_out(), "bounds,loops,divisions");
+    assert!(ShaderChecks::without("bounds,speed").is_err());
+}
+
+/// GPUs compile without loop bounding by default; the kernels compute the same with every
+/// check, without loop bounding, and without any check (here on whatever adapter runs the
+/// tests, which chooses every check for itself when it is a CPU).
+#[test]
+fn kernels_compute_the_same_without_runtime_checks() {
+    use ahma_gguf::GgmlType;
+    use ahma_kernels::{matmul::matmul_once, matvec::matvec_once, QuantMatrix, ShaderChecks};
+    let _gpu = common::serial();
+    let probe = common::context(false, false);
+    let auto = probe.shader_checks();
+    if probe.adapter().device_type == wgpu::DeviceType::Cpu {
+        assert_eq!(auto, ShaderChecks::all(), "CPU adapters keep every check");
+    } else {
+        assert!(
+            !auto.loop_bounding && auto.bounds && auto.int_division,
+            "{auto:?}"
+        );
+    }
+    drop(probe);
+    let (n_in, n_out, n_tok) = (320usize, 45usize, 9usize);
+    let mut outputs = Vec::new();
+    for list in ["none", "loops", "all"] {
+        let ctx = pollster::block_on(ahma_kernels::GpuContext::new(
+            ahma_kernels::ContextOptions {
+                shader_checks: Some(ShaderChecks::without(list).unwrap()),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+        let mut results = Vec::new();
+        for ty in [GgmlType::Q5_0, GgmlType::Q4K, GgmlType::Q6K] {
+            let n_in = if ty.block_elems() == 256 { 512 } else { n_in };
+            let mut r = common::Rng::new(ty as u64);
+            let bytes = common::random_tensor(ty, n_in, n_out, &mut r);
+            let m =
+                QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+            let x: Vec<f32> = (0..n_in * n_tok).map(|_| r.signed()).collect();
+            results.push(pollster::block_on(matvec_once(&ctx, &m, &x[..n_in], None)).unwrap());
+            results.push(pollster::block_on(matmul_once(&ctx, &m, &x, None)).unwrap());
+        }
+        outputs.push((list, results));
+    }
+    let (_, want) = &outputs[0];
+    for (list, got) in &outputs[1..] {
+        for (g, w) in got.iter().zip(want) {
+            let (e, _) = common::nmse(g, &w.iter().map(|&v| v as f64).collect::<Vec<_>>());
+            assert!(e < 1e-12, "without {list}: nmse {e:e} against every check");
+        }
+    }
+}

@@ -422,6 +422,19 @@ impl SamplerRig {
         draws: usize,
         p: &SampleParams,
     ) -> Self {
+        let wg = ahma_kernels::sample::workgroup_size(&ctx);
+        Self::with_wg(ctx, logits, recent, window, draws, p, wg)
+    }
+
+    fn with_wg(
+        ctx: GpuContext,
+        logits: &[f32],
+        recent: &[u32],
+        window: usize,
+        draws: usize,
+        p: &SampleParams,
+        wg: u32,
+    ) -> Self {
         let n = logits.len();
         let step = step_buffer(&ctx, &StepParams::default());
         let lb = f32_buffer(&ctx, logits);
@@ -439,7 +452,7 @@ impl SamplerRig {
             prob: &prob,
             token_out: &out,
         };
-        let op = pollster::block_on(Sample::new(&ctx, &bufs, p)).unwrap();
+        let op = pollster::block_on(Sample::with_workgroup_size(&ctx, &bufs, p, wg)).unwrap();
         SamplerRig {
             ctx,
             step,
@@ -710,6 +723,79 @@ fn sampling_distribution_matches_cpu_probabilities() {
                 w > 0.0 || h == 0.0,
                 "T={t} k={k} p={p}: token {i} drawn {h} times but filtered out"
             );
+        }
+    }
+}
+
+/// A vocabulary longer than four scans of the widest workgroup (plus a tail), with ties at the
+/// top: greedy picks the lowest id of the largest value (after the penalty), and top-k keeps
+/// exactly the tokens at or above the k-th largest value, ties included, on both the small-k
+/// path (k <= 8) and the radix path, for both workgroup sizes.
+#[test]
+fn large_vocabulary_greedy_and_top_k_keep_exact_ties() {
+    use ahma_kernels::sample::{WG, WG_WIDE};
+    let mut rng = Rng(11);
+    let n = 9001;
+    let mut logits = rng.vec(n, 2.0);
+    let top = logits.iter().cloned().fold(f32::MIN, f32::max) + 1.0;
+    for i in [17usize, 4100, 8999] {
+        logits[i] = top;
+    }
+    for i in [300usize, 7000] {
+        logits[i] = top - 0.5;
+    }
+    let draws = 400;
+    for wg in [WG, WG_WIDE] {
+        let ctx = default_ctx();
+        if ctx.caps().max_compute_invocations_per_workgroup < wg {
+            panic!("{}: no workgroups of {wg}", ctx.adapter().name);
+        }
+        let rig = SamplerRig::with_wg(
+            ctx,
+            &logits,
+            &[17, 17],
+            4,
+            draws,
+            &sample_params(n, 0.0, 0, 1.0, 1.0, 5, 4),
+            wg,
+        );
+        let st = StepParams {
+            rng_step: 77,
+            n_recent: 2,
+            recent_head: 2,
+            ..Default::default()
+        };
+        let ids = rig.draw(&st, 1);
+        assert_eq!(ids, [17], "wg {wg}: greedy tie goes to the lowest id");
+        rig.op
+            .set_params(&rig.ctx, &sample_params(n, 0.0, 0, 1.0, 1.3, 5, 4));
+        let ids = rig.draw(&st, 1);
+        assert_eq!(ids, [4100], "wg {wg}: greedy after penalizing token 17");
+        for k in [1u32, 3, 4, 5, 6, 8, 9, 12] {
+            rig.op
+                .set_params(&rig.ctx, &sample_params(n, 1.0, k, 1.0, 1.0, 5, 4));
+            let ids = rig.draw(&st, draws);
+            let hist = histogram(&ids, n);
+            let want = expected_probs(&logits, 1.0, k as usize, 1.0);
+            let kept = want.iter().filter(|&&w| w > 0.0).count();
+            for (i, (&h, &w)) in hist.iter().zip(&want).enumerate() {
+                assert!(
+                    w > 0.0 || h == 0.0,
+                    "wg {wg} k={k}: token {i} drawn {h} times but not among the {kept} kept"
+                );
+            }
+            let tv = total_variation(&hist, &want);
+            println!("wg {wg} k={k}: {kept} kept, total variation {tv:.3}");
+            assert!(tv < 0.12, "wg {wg} k={k}: total variation {tv}");
+            if k <= 5 {
+                // The tied top tokens are each drawn (probability >= 0.1 each).
+                for i in [17usize, 4100, 8999] {
+                    assert!(
+                        hist[i] > 0.0,
+                        "wg {wg} k={k}: tied top token {i} never drawn"
+                    );
+                }
+            }
         }
     }
 }

@@ -385,11 +385,12 @@ fn matvec_norm_fused_qkv_outputs() {
 fn matvec_norm_fused_swiglu() {
     let _gpu = common::serial();
     for (path, ctx) in common::variant_contexts() {
-        for (i, (ty, workgroup_size, rows)) in [
-            (GgmlType::Q5_0, 128, 4),
-            (GgmlType::Q8_0, 256, 8),
-            (GgmlType::Q4K, 64, 2),
-            (GgmlType::Q6K, 128, 1),
+        for (i, (ty, workgroup_size, rows, unroll)) in [
+            (GgmlType::Q5_0, 128, 4, true),
+            (GgmlType::Q5_0, 128, 4, false),
+            (GgmlType::Q8_0, 256, 8, true),
+            (GgmlType::Q4K, 64, 2, true),
+            (GgmlType::Q6K, 128, 1, true),
         ]
         .into_iter()
         .enumerate()
@@ -422,6 +423,7 @@ fn matvec_norm_fused_swiglu() {
                 swiglu: true,
                 workgroup_size,
                 rows,
+                unroll,
                 ..Default::default()
             };
             let op = pollster::block_on(MatVec::new_fused(
@@ -441,7 +443,7 @@ fn matvec_norm_fused_swiglu() {
             let got = pollster::block_on(ctx.read_f32(&yb, 0, n_ff)).unwrap();
             let (e, max) = nmse(&got, &want);
             eprintln!(
-                "norm+swiglu {ty} {path} wg{workgroup_size} rows {rows}: nmse {e:.2e} max abs {max:.2e}"
+                "norm+swiglu {ty} {path} wg{workgroup_size} rows {rows} unroll {unroll}: nmse {e:.2e} max abs {max:.2e}"
             );
             assert!(e <= tolerance(&ctx, ty), "{ty} {path}: nmse {e:e}");
         }
@@ -467,12 +469,17 @@ fn matvec_workgroup_shapes() {
     let m = QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
     let xb = ctx.storage_buffer_init("x", &x).unwrap();
     for workgroup_size in ahma_kernels::matvec::WORKGROUP_SIZES {
-        for rows in ahma_kernels::matvec::ROW_COUNTS {
+        for (rows, unroll) in ahma_kernels::matvec::ROW_COUNTS
+            .into_iter()
+            .map(|r| (r, true))
+            .chain([(4, false)])
+        {
             let yb = ctx.storage_buffer_init("y", &init).unwrap();
             let opts = MatVecOptions {
                 accumulate: true,
                 workgroup_size,
                 rows,
+                unroll,
                 ..Default::default()
             };
             let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts)).unwrap();
@@ -481,7 +488,7 @@ fn matvec_workgroup_shapes() {
             let (e, _) = nmse(&got, &want);
             assert!(
                 e <= tolerance(&ctx, ty),
-                "wg{workgroup_size} rows {rows}: nmse {e:e}"
+                "wg{workgroup_size} rows {rows} unroll {unroll}: nmse {e:e}"
             );
         }
     }

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ahma_engine::{load_file, LoadOptions, SamplingParams};
-use ahma_kernels::{ContextOptions, GpuContext};
+use ahma_engine::{load_file, LoadOptions, Model, Profiler, SamplingParams};
+use ahma_kernels::{ContextOptions, GpuContext, ShaderChecks};
 use anyhow::{bail, Context};
 
 #[derive(clap::Args, Debug)]
@@ -30,6 +30,24 @@ pub struct Args {
     /// otherwise submits the next step first, to keep the GPU busy).
     #[arg(long)]
     pub no_pipeline: bool,
+    /// Decode with the chat's default sampling (the model card's temperature 0.6, top-k 4,
+    /// repetition penalty 1.2; seed 1) instead of greedy argmax.
+    #[arg(long)]
+    pub sampled: bool,
+    /// Also time every operation on the GPU (timestamps between dispatches): one profiled
+    /// prefill of the prompt and up to 32 profiled decode steps, after the timed runs. Needs an
+    /// adapter with timestamp queries inside compute passes.
+    #[arg(long)]
+    pub profile: bool,
+    /// Compile the shaders without these of wgpu's runtime checks, to measure what they cost:
+    /// a comma list of `bounds`, `loops`, `divisions`, or `all` or `none` (default: the
+    /// engine's choice, `loops` on GPUs).
+    #[arg(long, value_name = "CHECKS")]
+    pub unchecked: Option<String>,
+    /// Repetition-penalty window of the engine (default: the engine's 64; the browser app
+    /// uses the whole context).
+    #[arg(long)]
+    pub penalty_window: Option<usize>,
     /// Use the f32 kernels and KV cache even where shader-f16 exists.
     #[arg(long)]
     pub force_f32: bool,
@@ -58,6 +76,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let copts = ContextOptions {
         force_f32: args.force_f32,
         disable_subgroups: args.no_subgroups,
+        shader_checks: args
+            .unchecked
+            .as_deref()
+            .map(ShaderChecks::without)
+            .transpose()?,
         ..Default::default()
     };
     let ctx = pollster::block_on(GpuContext::new(copts)).context("no usable GPU")?;
@@ -71,12 +94,28 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Some(b) = args.batch {
         opts.max_batch = b;
     }
+    if let Some(w) = args.penalty_window {
+        opts.penalty_window = w;
+    }
     let max_batch = opts.max_batch;
+    let opts_window = opts.penalty_window;
     let mut model = pollster::block_on(load_file(std::sync::Arc::new(ctx), &args.model, opts))
         .with_context(|| format!("cannot load {}", args.model.display()))?;
     let load_s = t_load.elapsed().as_secs_f64();
     eprintln!("loaded in {load_s:.1} s");
-    model.set_sampling(SamplingParams::greedy())?;
+    let sampling = if args.sampled {
+        let g = ahma_chat::GenerationSettings::default();
+        SamplingParams {
+            temperature: g.temperature,
+            top_k: g.top_k,
+            top_p: g.top_p,
+            repeat_penalty: g.repetition_penalty,
+            seed: 1,
+        }
+    } else {
+        SamplingParams::greedy()
+    };
+    model.set_sampling(sampling)?;
 
     // A fixed, non-repeating prompt that avoids the special ids 0..=6.
     let n_vocab = cfg.n_vocab as u64;
@@ -100,7 +139,12 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let n_dec = (args.gen_tokens - 1).max(1) as f64;
     let stats = model.stats();
     let plan = model.memory_plan().clone();
-    let v = serde_json::json!({
+    let profile = if args.profile {
+        Some(profile(&mut model, &prompt, args.gen_tokens.min(32))?)
+    } else {
+        None
+    };
+    let mut v = serde_json::json!({
         "model": args.model.display().to_string(),
         "adapter": adapter.name,
         "backend": format!("{:?}", adapter.backend),
@@ -110,6 +154,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "n_ctx": args.ctx,
         "max_batch": max_batch,
         "pipeline_decode": !args.no_pipeline,
+        "penalty_window": opts_window,
+        "unchecked": model.context().shader_checks().left_out(),
+        "sampling": if args.sampled { "chat default (temperature 0.6, top-k 4, penalty 1.2)" } else { "greedy" },
         "load_s": load_s,
         "prompt_tokens": args.prompt_tokens,
         "prefill_s": prefill_s,
@@ -126,6 +173,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "gpu_kv_bytes": plan.kv_bytes,
         "gpu_scratch_bytes": plan.scratch_bytes,
     });
+    if let Some(p) = profile {
+        v["profile"] = p;
+    }
     if args.json {
         serde_json::to_writer(&mut *out, &v)?;
         writeln!(out)?;
@@ -133,4 +183,40 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     }
     Ok(())
+}
+
+/// GPU time per operation: one profiled prefill of `prompt` (from an empty cache) and `steps`
+/// profiled decode steps after it, as `{"prefill": …, "decode": …}` with milliseconds per pass.
+fn profile(model: &mut Model, prompt: &[u32], steps: usize) -> anyhow::Result<serde_json::Value> {
+    let mut prof = Profiler::new(model.context())?;
+    model.reset();
+    pollster::block_on(model.profile_prefill(prompt, &mut prof))?;
+    let prefill = summary(&prof);
+    prof.clear();
+    for _ in 0..steps {
+        pollster::block_on(model.profile_decode(&mut prof))?;
+    }
+    Ok(serde_json::json!({ "prefill": prefill, "decode": summary(&prof) }))
+}
+
+/// `{"passes", "gpu_ms_per_pass", "ops": {op: {"ms_per_pass", "runs_per_pass", "share"}}}`.
+fn summary(prof: &Profiler) -> serde_json::Value {
+    let passes = prof.passes().max(1) as f64;
+    let total = prof.total_ns().max(1.0);
+    let mut ops = serde_json::Map::new();
+    for o in prof.ops() {
+        ops.insert(
+            o.op.to_string(),
+            serde_json::json!({
+                "ms_per_pass": o.total_ns / 1e6 / passes,
+                "runs_per_pass": o.count as f64 / passes,
+                "share": o.total_ns / total,
+            }),
+        );
+    }
+    serde_json::json!({
+        "passes": prof.passes(),
+        "gpu_ms_per_pass": prof.total_ns() / 1e6 / passes,
+        "ops": ops,
+    })
 }

@@ -202,7 +202,7 @@ pub async fn check(
     let opts = load_options(Some(cfg.n_ctx_train));
     let budget = ModelLoader::budget(&ctx, &opts);
     let caps = ctx.caps();
-    let msg = match ahma_engine::plan::plan(
+    let msg = match ahma_engine::plan::plan_fitting(
         &g,
         &cfg,
         opts.n_ctx,

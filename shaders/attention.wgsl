@@ -2,7 +2,10 @@
 //
 //   split:  one workgroup per (split s, head h, token t). It walks the keys of
 //           its split in CHUNK-sized blocks with an online softmax and writes
-//           the unnormalized partial output plus its (max, sum) pair.
+//           the unnormalized partial output plus its (max, sum) pair. Four
+//           invocations score each key of a block and four groups of
+//           invocations sum its values, so no invocation walks a whole key or
+//           a whole block alone (decode is latency-bound, not bandwidth-bound).
 //   reduce: one workgroup per (head, token) merges the splits:
 //           out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s.
 //
@@ -12,8 +15,7 @@
 // head would leave most of the GPU idle. GQA maps head h to kv head
 // h / (n_head / n_head_kv). The 1/sqrt(head_dim) scale is folded into q.
 //
-// Defines: WG (= CHUNK, keys per block), F16 (f16 cache), SUBGROUPS.
-// head_dim <= 4 * WG.
+// Defines: WG (256 = 4 * CHUNK), F16 (f16 cache), SUBGROUPS. head_dim <= 256.
 
 #ifdef F16
 alias kv2 = vec2<f16>;
@@ -38,13 +40,20 @@ struct AttentionParams {
 @group(0) @binding(6) var<storage, read_write> part_ml: array<vec2<f32>>;  // (n_tokens, n_head, n_splits): (max, sum)
 @group(0) @binding(7) var<storage, read_write> out: array<vec2<f32>>;      // (n_tokens, n_head * head_dim / 2)
 
-const CHUNK: u32 = WG;
+// Keys per block; invocations per key while scoring (WG = CHUNK * LANES, LANES = 4).
+const CHUNK: u32 = 64u;
+const LANES: u32 = WG / CHUNK;
+// Invocations per key group while summing values (two pairs each: head_dim <= 256), and groups.
+const PAIR_SLOTS: u32 = 64u;
+const GROUPS: u32 = WG / PAIR_SLOTS;
 // Finite "minus infinity": keeps exp(m_old - m_new) free of inf - inf = NaN.
 const NEG: f32 = -1.0e30;
 
-var<workgroup> qs: array<vec2<f32>, 2 * WG>;  // the scaled query of this head
-var<workgroup> sc: array<f32, WG>;            // softmax numerators of the current block
+var<workgroup> qs: array<vec2<f32>, 2 * PAIR_SLOTS>;  // the scaled query of this head
+var<workgroup> sc: array<f32, CHUNK>;                 // softmax numerators of the current block
+var<workgroup> lane_sum: array<f32, WG>;              // partial key dot products
 var<workgroup> red: array<f32, WG>;
+var<workgroup> group_o: array<vec2<f32>, 2 * WG>;     // (group, 2, PAIR_SLOTS) value sums
 
 #ifdef SUBGROUPS
 fn wg_max(v: f32, lid: u32, sg_id: u32, sg_lane: u32, n_sg: u32) -> f32 {
@@ -131,31 +140,38 @@ fn split(
     let split_len = step.chunks_per_split * CHUNK;
     let start = s * split_len;
     let end = min(start + split_len, kv_end);
+    // Scoring: LANES invocations per key of the block, each summing every LANES-th pair.
+    let kk = lid / LANES;
+    let lane = lid % LANES;
+    // Values: GROUPS groups of PAIR_SLOTS invocations, group g taking keys g, g + GROUPS, ...
+    // and invocation ps the pairs ps and ps + PAIR_SLOTS.
+    let g = lid / PAIR_SLOTS;
+    let ps = lid % PAIR_SLOTS;
 
     var m_run = NEG;
     var l_run = 0.0;
     var acc = array<vec2<f32>, 2>(vec2<f32>(0.0), vec2<f32>(0.0));
     for (var c0 = start; c0 < end; c0 += CHUNK) {
-        let pos = c0 + lid;
-        var score = NEG;
+        let pos = c0 + kk;
+        // Two independent sums, so two loads of the key are in flight at once.
+        var d = vec2<f32>(0.0);
         if pos < end {
-            // Four independent sums, so four loads of the key are in flight at once
-            // (a single running sum makes each load wait for the one before).
             let kb = pos * kv_pairs + kvh * half_hd;
-            var d = vec4<f32>(0.0);
-            var i = 0u;
-            for (; i + 4u <= half_hd; i += 4u) {
-                d += vec4<f32>(
-                    dot(qs[i], vec2<f32>(kc[kb + i])),
-                    dot(qs[i + 1u], vec2<f32>(kc[kb + i + 1u])),
-                    dot(qs[i + 2u], vec2<f32>(kc[kb + i + 2u])),
-                    dot(qs[i + 3u], vec2<f32>(kc[kb + i + 3u])),
-                );
+            var i = lane;
+            for (; i + LANES < half_hd; i += 2u * LANES) {
+                d.x += dot(qs[i], vec2<f32>(kc[kb + i]));
+                d.y += dot(qs[i + LANES], vec2<f32>(kc[kb + i + LANES]));
             }
-            for (; i < half_hd; i++) {
+            if i < half_hd {
                 d.x += dot(qs[i], vec2<f32>(kc[kb + i]));
             }
-            score = (d.x + d.y) + (d.z + d.w);
+        }
+        lane_sum[lid] = d.x + d.y;
+        workgroupBarrier();
+        var score = NEG;
+        if pos < end {
+            let b = kk * LANES;
+            score = (lane_sum[b] + lane_sum[b + 1u]) + (lane_sum[b + 2u] + lane_sum[b + 3u]);
         }
 #ifdef SUBGROUPS
         let m_blk = wg_max(score, lid, sg_id, sg_lane, n_sg);
@@ -164,10 +180,10 @@ fn split(
 #endif
         let m_new = max(m_run, m_blk);
         var e = 0.0;
-        if pos < end {
+        if pos < end && lane == 0u {
             e = exp(score - m_new);
+            sc[kk] = e;
         }
-        sc[lid] = e;
 #ifdef SUBGROUPS
         let l_blk = wg_sum(e, lid, sg_id, sg_lane, n_sg);
 #else
@@ -176,7 +192,7 @@ fn split(
         let alpha = exp(m_run - m_new);
         let n_valid = min(CHUNK, end - c0);
         for (var r = 0u; r < 2u; r++) {
-            let d2 = lid + r * WG;
+            let d2 = ps + r * PAIR_SLOTS;
             if d2 < half_hd {
                 // Four keys per iteration into four sums: four loads in flight.
                 let vb = c0 * kv_pairs + kvh * half_hd + d2;
@@ -184,14 +200,14 @@ fn split(
                 var a1 = vec2<f32>(0.0);
                 var a2 = vec2<f32>(0.0);
                 var a3 = vec2<f32>(0.0);
-                var j = 0u;
-                for (; j + 4u <= n_valid; j += 4u) {
+                var j = g;
+                for (; j + 3u * GROUPS < n_valid; j += 4u * GROUPS) {
                     a0 += sc[j] * vec2<f32>(vc[vb + j * kv_pairs]);
-                    a1 += sc[j + 1u] * vec2<f32>(vc[vb + (j + 1u) * kv_pairs]);
-                    a2 += sc[j + 2u] * vec2<f32>(vc[vb + (j + 2u) * kv_pairs]);
-                    a3 += sc[j + 3u] * vec2<f32>(vc[vb + (j + 3u) * kv_pairs]);
+                    a1 += sc[j + GROUPS] * vec2<f32>(vc[vb + (j + GROUPS) * kv_pairs]);
+                    a2 += sc[j + 2u * GROUPS] * vec2<f32>(vc[vb + (j + 2u * GROUPS) * kv_pairs]);
+                    a3 += sc[j + 3u * GROUPS] * vec2<f32>(vc[vb + (j + 3u * GROUPS) * kv_pairs]);
                 }
-                for (; j < n_valid; j++) {
+                for (; j < n_valid; j += GROUPS) {
                     a0 += sc[j] * vec2<f32>(vc[vb + j * kv_pairs]);
                 }
                 acc[r] = (a0 + a1) + (a2 + a3);
@@ -202,14 +218,25 @@ fn split(
         workgroupBarrier();
     }
 
+    // The groups' partial value sums, added in group order.
+    for (var r = 0u; r < 2u; r++) {
+        group_o[(g * 2u + r) * PAIR_SLOTS + ps] = acc[r];
+    }
+    workgroupBarrier();
     let row = (t * p.n_head + h) * step.n_splits + s;
     if lid == 0u {
         part_ml[row] = vec2<f32>(m_run, l_run);
     }
-    for (var r = 0u; r < 2u; r++) {
-        let d2 = lid + r * WG;
-        if d2 < half_hd {
-            part_o[row * half_hd + d2] = acc[r];
+    if g == 0u {
+        for (var r = 0u; r < 2u; r++) {
+            let d2 = ps + r * PAIR_SLOTS;
+            if d2 < half_hd {
+                var o = vec2<f32>(0.0);
+                for (var gg = 0u; gg < GROUPS; gg++) {
+                    o += group_o[(gg * 2u + r) * PAIR_SLOTS + ps];
+                }
+                part_o[row * half_hd + d2] = o;
+            }
         }
     }
 }

@@ -27,10 +27,11 @@
 // receives row r at element y<k>_offset + r (offsets may wrap below zero as u32, so that a part
 // of a split matrix that starts inside a segment indexes it correctly).
 //
-// UNROLL (with ROWS 4) keeps the rows' sums in vectors instead of arrays indexed in the loop.
+// UNROLL (with ROWS 4, or 8 and ROWS8) keeps the rows' sums in vectors instead of arrays
+// indexed in the loop.
 //
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
-// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL.
+// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8.
 
 #ifndef WG
 #define WG 128
@@ -176,14 +177,23 @@ fn main(
     // acc[r]: row r (or gate row r); acc[ROWS + r]: up row r; acc[NACC]: sum of squares of x.
     var acc: array<f32, NRED>;
 #ifdef UNROLL
-    // ROWS == 4 (checked on the host): the four rows' offsets and sums live in vectors and the
-    // rows are written out one by one, so no array is indexed inside the loop.
+    // ROWS == 4, or 8 with ROWS8 (chosen on the host): the rows' offsets and sums live in
+    // vectors and are written out one by one, so no array is indexed inside the loop.
     let rr = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n_rows - 1u));
     let b4 = rr * p.row_bytes;
     var a4 = vec4<f32>(0.0);
+#ifdef ROWS8
+    let rh = min(vec4<u32>(row0 + 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n_rows - 1u));
+    let bh4 = rh * p.row_bytes;
+    var ah4 = vec4<f32>(0.0);
+#endif
 #ifdef SWIGLU
     let bu4 = (rr + vec4<u32>(p.up_rows)) * p.row_bytes;
     var au4 = vec4<f32>(0.0);
+#ifdef ROWS8
+    let buh4 = (rh + vec4<u32>(p.up_rows)) * p.row_bytes;
+    var auh4 = vec4<f32>(0.0);
+#endif
 #endif
     var ss4 = 0.0;
     for (var u = t >> 2u; u < units; u += WG / 4u) {
@@ -202,6 +212,14 @@ fn main(
             dot_q(b4.z, u, j, p.n_in, xa, xb, sx),
             dot_q(b4.w, u, j, p.n_in, xa, xb, sx),
         );
+#ifdef ROWS8
+        ah4 += vec4<f32>(
+            dot_q(bh4.x, u, j, p.n_in, xa, xb, sx),
+            dot_q(bh4.y, u, j, p.n_in, xa, xb, sx),
+            dot_q(bh4.z, u, j, p.n_in, xa, xb, sx),
+            dot_q(bh4.w, u, j, p.n_in, xa, xb, sx),
+        );
+#endif
 #ifdef SWIGLU
         au4 += vec4<f32>(
             dot_q(bu4.x, u, j, p.n_in, xa, xb, sx),
@@ -209,17 +227,37 @@ fn main(
             dot_q(bu4.z, u, j, p.n_in, xa, xb, sx),
             dot_q(bu4.w, u, j, p.n_in, xa, xb, sx),
         );
+#ifdef ROWS8
+        auh4 += vec4<f32>(
+            dot_q(buh4.x, u, j, p.n_in, xa, xb, sx),
+            dot_q(buh4.y, u, j, p.n_in, xa, xb, sx),
+            dot_q(buh4.z, u, j, p.n_in, xa, xb, sx),
+            dot_q(buh4.w, u, j, p.n_in, xa, xb, sx),
+        );
+#endif
 #endif
     }
     acc[0] = a4.x;
     acc[1] = a4.y;
     acc[2] = a4.z;
     acc[3] = a4.w;
+#ifdef ROWS8
+    acc[4] = ah4.x;
+    acc[5] = ah4.y;
+    acc[6] = ah4.z;
+    acc[7] = ah4.w;
+#endif
 #ifdef SWIGLU
-    acc[4] = au4.x;
-    acc[5] = au4.y;
-    acc[6] = au4.z;
-    acc[7] = au4.w;
+    acc[ROWS] = au4.x;
+    acc[ROWS + 1u] = au4.y;
+    acc[ROWS + 2u] = au4.z;
+    acc[ROWS + 3u] = au4.w;
+#ifdef ROWS8
+    acc[ROWS + 4u] = auh4.x;
+    acc[ROWS + 5u] = auh4.y;
+    acc[ROWS + 6u] = auh4.z;
+    acc[ROWS + 7u] = auh4.w;
+#endif
 #endif
 #ifdef NORM
     acc[NACC] = ss4;

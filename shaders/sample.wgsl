@@ -56,6 +56,10 @@ var<workgroup> redf: array<f32, WG>;
 var<workgroup> redu: array<u32, WG>;
 var<workgroup> redu2: array<u32, WG>;
 var<workgroup> hist: array<atomic<u32>, 256>;
+// Kept probability mass of GS consecutive invocations' id ranges (NG groups).
+const GS: u32 = 32u;
+const NG: u32 = WG / GS;
+var<workgroup> group_mass: array<f32, NG>;
 var<workgroup> bcast_f: f32;
 var<workgroup> bcast_u: u32;
 var<workgroup> bcast_u2: u32;
@@ -378,27 +382,57 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     redf[lid] = part;
     workgroupBarrier();
+    // Sums of GS consecutive invocations, so that one invocation finds the range holding
+    // the draw in NG + GS steps instead of WG.
+    if lid < NG {
+        var sg = 0.0;
+        for (var t = lid * GS; t < lid * GS + GS; t++) {
+            sg += redf[t];
+        }
+        group_mass[lid] = sg;
+    }
+    workgroupBarrier();
     if lid == 0u {
         var kept = 0.0;
-        for (var t = 0u; t < WG; t++) {
-            kept += redf[t];
+        for (var g = 0u; g < NG; g++) {
+            kept += group_mass[g];
         }
         let goal = rand01(draw) * kept;
         var acc = 0.0;
-        var sel = 0u;
+        var sel = NONE;
         var resid = 0.0;
-        for (var t = 0u; t < WG; t++) {
-            let c = redf[t];
-            if c > 0.0 {
-                // Fallback when rounding leaves goal >= kept: the last kept token.
-                sel = t;
-                resid = c;
-                if acc + c > goal {
-                    resid = goal - acc;
+        for (var g = 0u; g < NG && sel == NONE; g++) {
+            let cg = group_mass[g];
+            if cg <= 0.0 {
+                continue;
+            }
+            if acc + cg <= goal {
+                acc += cg;
+                continue;
+            }
+            for (var t = g * GS; t < g * GS + GS; t++) {
+                let c = redf[t];
+                if c > 0.0 {
+                    if acc + c > goal {
+                        sel = t;
+                        resid = goal - acc;
+                        break;
+                    }
+                    acc += c;
+                }
+            }
+        }
+        if sel == NONE {
+            // Rounding left goal >= kept: the last kept token (its whole range's mass, so the
+            // range's walk below falls through to its last kept token).
+            for (var t: u32 = WG; t > 0u; t--) {
+                if redf[t - 1u] > 0.0 {
+                    sel = t - 1u;
+                    resid = redf[t - 1u];
                     break;
                 }
-                acc += c;
             }
+            sel = select(sel, 0u, sel == NONE);
         }
         bcast_u = sel;
         bcast_f = resid;

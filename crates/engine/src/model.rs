@@ -940,6 +940,9 @@ impl Model {
                 all_logits.extend_from_slice(bytemuck::cast_slice::<u8, f32>(&bytes));
             }
         }
+        // Decode steps look up one id: without this they would embed as many rows as the
+        // last batch had (harmless, but 512 rows cost a decode step ~25 µs on an H100).
+        self.embed.prepare(&self.ctx, 1)?;
         Ok((all_logits, draw))
     }
 

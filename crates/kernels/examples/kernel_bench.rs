@@ -175,6 +175,8 @@ fn main() -> Result<(), KernelError> {
                     (256, 4, true),
                     (256, 4, false),
                     (64, 4, true),
+                    (128, 8, true),
+                    (256, 8, true),
                     (128, 8, false),
                     (128, 2, false),
                 ]
@@ -192,7 +194,7 @@ fn main() -> Result<(), KernelError> {
                 let (t, cpu) = time_reps(&ctx, reps, &|p| op.encode(p))?;
                 println!(
                     "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} rows {rows}{} parts {}: {:8.1} us (cpu {:5.1})  {:7.1} GB/s",
-                    if unroll && rows == 4 { " unrolled" } else { "         " },
+                    if unroll && (rows == 4 || rows == 8) { " unrolled" } else { "         " },
                     ty.name(),
                     m.parts().len(),
                     t * 1e6,

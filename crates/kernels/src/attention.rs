@@ -8,12 +8,12 @@ use std::sync::Arc;
 use crate::step::{bind_group, key, pipeline, uniform, StepParams};
 use crate::{GpuContext, KernelError, KernelKey};
 
-/// Workgroup size, equal to the keys per block (`CHUNK` in the shader).
-pub const WG: u32 = 64;
-/// Keys per block: the engine's split arithmetic must use the same number.
-pub const CHUNK: u32 = WG;
-/// Largest head_dim the shader supports (`2 * WG` pairs per workgroup).
-pub const MAX_HEAD_DIM: u32 = 4 * WG;
+/// Workgroup size: four invocations per key of a block.
+pub const WG: u32 = 256;
+/// Keys per block (`CHUNK` in the shader): the engine's split arithmetic must use the same.
+pub const CHUNK: u32 = 64;
+/// Largest head_dim the shader supports (two pairs for each of 64 invocations).
+pub const MAX_HEAD_DIM: u32 = 256;
 
 /// Mirror of `Params` in `shaders/attention.wgsl`.
 #[repr(C)]

@@ -56,8 +56,8 @@ pub struct MatVecOptions {
     /// gate/up round trip through memory. The stacked matrix must fit one part; cannot be
     /// combined with `accumulate` or several outputs.
     pub swiglu: bool,
-    /// With `rows == 4`, keep the rows' sums in vectors rather than arrays indexed inside the
-    /// loop (the `UNROLL` variant); ignored for other row counts.
+    /// With `rows` 4 or 8, keep the rows' sums in vectors rather than arrays indexed inside
+    /// the loop (the `UNROLL` variant); ignored for other row counts.
     pub unroll: bool,
 }
 
@@ -113,7 +113,8 @@ pub fn key(
         .flag("Y3", outputs >= 3)
         .define("WG", opts.workgroup_size)
         .define("ROWS", opts.rows)
-        .flag("UNROLL", opts.unroll && opts.rows == 4)
+        .flag("UNROLL", opts.unroll && (opts.rows == 4 || opts.rows == 8))
+        .flag("ROWS8", opts.unroll && opts.rows == 8)
 }
 
 /// Every variant the engine and the tests request: (accumulate, swiglu, norm, outputs) for the
@@ -136,11 +137,12 @@ pub fn variants() -> Vec<KernelKey> {
             }
             for sg in [false, true] {
                 for (accumulate, swiglu, norm, outputs) in modes {
-                    for unroll in [false, true] {
+                    for (rows, unroll) in [(ROWS, false), (ROWS, true), (8, true)] {
                         let opts = MatVecOptions {
                             accumulate,
                             swiglu,
                             unroll,
+                            rows,
                             ..Default::default()
                         };
                         out.push(key(ty, f16, sg, &opts, norm, outputs));

@@ -205,3 +205,80 @@ fn bad_arguments_are_errors() {
     assert!(ahma(&["logits", &m, "--tokens", "x"]).is_err());
     assert!(ahma(&["logits", &m]).is_err());
 }
+
+/// `ahma bench --json` keeps the keys other tools read, and with `--profile` times every
+/// operation of the prefill and of the decode steps (the fixture's one layer, on whatever
+/// adapter runs the tests); `--sampled` names the sampling, a bad `--unchecked` is an error.
+#[test]
+fn bench_json_keys_and_profile() {
+    let m = model("kquant_gqa");
+    let out = ahma(&[
+        "bench",
+        &m,
+        "--prompt-tokens",
+        "12",
+        "--gen-tokens",
+        "5",
+        "--ctx",
+        "64",
+        "--profile",
+        "--sampled",
+        "--json",
+    ])
+    .unwrap();
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    for key in [
+        "adapter",
+        "backend",
+        "f16",
+        "subgroups",
+        "prefill_tokens_per_s",
+        "decode_tokens_per_s",
+        "dispatches_per_token",
+        "submits_per_token",
+        "readback_bytes_per_token",
+        "weight_bytes_per_token",
+        "cpu_record_ms_per_token",
+        "max_batch",
+        "pipeline_decode",
+        "unchecked",
+        "sampling",
+    ] {
+        assert!(v.get(key).is_some(), "no {key} in {v}");
+    }
+    assert_eq!(v["submits_per_token"], 1.0);
+    assert_eq!(v["readback_bytes_per_token"], 4.0);
+    assert!(v["sampling"].as_str().unwrap().starts_with("chat default"));
+    let info: Value = serde_json::from_str(&ahma(&["info", &m, "--json"]).unwrap()).unwrap();
+    let n_layer = info["config"]["n_layer"].as_f64().unwrap();
+    let p = &v["profile"];
+    assert_eq!(p["decode"]["passes"], 5);
+    assert_eq!(p["prefill"]["passes"], 1);
+    for (phase, ops) in [
+        (
+            "prefill",
+            &["embed", "qkv", "attention", "gate_up", "down"][..],
+        ),
+        (
+            "decode",
+            &["norm+qkv", "attention", "norm+gate_up", "down", "sample"][..],
+        ),
+    ] {
+        for op in ops {
+            let o = &p[phase]["ops"][op];
+            assert!(
+                o["ms_per_pass"].as_f64().unwrap() >= 0.0,
+                "{phase} {op}: {o}"
+            );
+            let runs = if ["embed", "sample"].contains(op) {
+                1.0
+            } else {
+                n_layer
+            };
+            assert_eq!(o["runs_per_pass"].as_f64(), Some(runs), "{phase} {op}");
+        }
+        assert!(p[phase]["gpu_ms_per_pass"].as_f64().unwrap() > 0.0);
+    }
+    let err = ahma(&["bench", &m, "--unchecked", "speed", "--json"]).unwrap_err();
+    assert!(err.to_string().contains("unknown shader check"), "{err}");
+}

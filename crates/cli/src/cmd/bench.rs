@@ -30,8 +30,8 @@ pub struct Args {
     /// otherwise submits the next step first, to keep the GPU busy).
     #[arg(long)]
     pub no_pipeline: bool,
-    /// Decode with the chat's default sampling (the model card's temperature 0.6, top-k 4,
-    /// repetition penalty 1.2; seed 1) instead of greedy argmax.
+    /// Decode with the chat's default sampling (`GenerationSettings::default()`: the model
+    /// card's temperature 0.6, top-k 4, repetition penalty 1.2; seed 1) instead of greedy.
     #[arg(long)]
     pub sampled: bool,
     /// Also time every operation on the GPU (timestamps between dispatches): one profiled
@@ -103,17 +103,22 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         .with_context(|| format!("cannot load {}", args.model.display()))?;
     let load_s = t_load.elapsed().as_secs_f64();
     eprintln!("loaded in {load_s:.1} s");
-    let sampling = if args.sampled {
+    let (sampling, sampling_name) = if args.sampled {
         let g = ahma_chat::GenerationSettings::default();
-        SamplingParams {
+        let name = format!(
+            "chat default (temperature {}, top-k {}, top-p {}, repetition penalty {})",
+            g.temperature, g.top_k, g.top_p, g.repetition_penalty
+        );
+        let params = SamplingParams {
             temperature: g.temperature,
             top_k: g.top_k,
             top_p: g.top_p,
             repeat_penalty: g.repetition_penalty,
             seed: 1,
-        }
+        };
+        (params, name)
     } else {
-        SamplingParams::greedy()
+        (SamplingParams::greedy(), "greedy".to_string())
     };
     model.set_sampling(sampling)?;
 
@@ -156,7 +161,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "pipeline_decode": !args.no_pipeline,
         "penalty_window": opts_window,
         "unchecked": model.context().shader_checks().left_out(),
-        "sampling": if args.sampled { "chat default (temperature 0.6, top-k 4, penalty 1.2)" } else { "greedy" },
+        "sampling": sampling_name,
         "load_s": load_s,
         "prompt_tokens": args.prompt_tokens,
         "prefill_s": prefill_s,

@@ -99,6 +99,41 @@ fn load_nw4(i: u32) -> vec4<f32> {
 }
 #endif
 
+// One thread's quarter of unit u of x: elements e.x.. and e.y.. (four each), times the norm
+// weight with NORM; `ss` is their sum of squares before the weight, `sx` the sum of all eight
+// after it (shared by every row: `dot_q` folds the block offsets out).
+struct XQuarter {
+    a: vec4<f32>,
+    b: vec4<f32>,
+    ss: f32,
+    sx: f32,
+}
+
+fn load_quarter(u: u32, e: vec2<u32>, x_end: u32) -> XQuarter {
+    let xi = p.x_offset + u * 32u;
+    var q: XQuarter;
+    q.a = load_x4(xi + e.x, x_end);
+    q.b = load_x4(xi + e.y, x_end);
+    q.ss = 0.0;
+#ifdef NORM
+    q.ss = dot(q.a, q.a) + dot(q.b, q.b);
+    q.a *= load_nw4(u * 32u + e.x);
+    q.b *= load_nw4(u * 32u + e.y);
+#endif
+    q.sx = dot(q.a + q.b, vec4<f32>(1.0));
+    return q;
+}
+
+// Four rows (byte offsets `b`) dotted with a quarter of x.
+fn dot4_q(b: vec4<u32>, u: u32, j: u32, q: XQuarter) -> vec4<f32> {
+    return vec4<f32>(
+        dot_q(b.x, u, j, p.n_in, q.a, q.b, q.sx),
+        dot_q(b.y, u, j, p.n_in, q.a, q.b, q.sx),
+        dot_q(b.z, u, j, p.n_in, q.a, q.b, q.sx),
+        dot_q(b.w, u, j, p.n_in, q.a, q.b, q.sx),
+    );
+}
+
 fn put(at: u32, s: f32) {
 #ifdef ACCUMULATE
     y[at] += s;
@@ -197,43 +232,16 @@ fn main(
 #endif
     var ss4 = 0.0;
     for (var u = t >> 2u; u < units; u += WG / 4u) {
-        let xi = p.x_offset + u * 32u;
-        var xa = load_x4(xi + e.x, x_end);
-        var xb = load_x4(xi + e.y, x_end);
-#ifdef NORM
-        ss4 += dot(xa, xa) + dot(xb, xb);
-        xa *= load_nw4(u * 32u + e.x);
-        xb *= load_nw4(u * 32u + e.y);
-#endif
-        let sx = dot(xa + xb, vec4<f32>(1.0));
-        a4 += vec4<f32>(
-            dot_q(b4.x, u, j, p.n_in, xa, xb, sx),
-            dot_q(b4.y, u, j, p.n_in, xa, xb, sx),
-            dot_q(b4.z, u, j, p.n_in, xa, xb, sx),
-            dot_q(b4.w, u, j, p.n_in, xa, xb, sx),
-        );
+        let q = load_quarter(u, e, x_end);
+        ss4 += q.ss;
+        a4 += dot4_q(b4, u, j, q);
 #ifdef ROWS8
-        ah4 += vec4<f32>(
-            dot_q(bh4.x, u, j, p.n_in, xa, xb, sx),
-            dot_q(bh4.y, u, j, p.n_in, xa, xb, sx),
-            dot_q(bh4.z, u, j, p.n_in, xa, xb, sx),
-            dot_q(bh4.w, u, j, p.n_in, xa, xb, sx),
-        );
+        ah4 += dot4_q(bh4, u, j, q);
 #endif
 #ifdef SWIGLU
-        au4 += vec4<f32>(
-            dot_q(bu4.x, u, j, p.n_in, xa, xb, sx),
-            dot_q(bu4.y, u, j, p.n_in, xa, xb, sx),
-            dot_q(bu4.z, u, j, p.n_in, xa, xb, sx),
-            dot_q(bu4.w, u, j, p.n_in, xa, xb, sx),
-        );
+        au4 += dot4_q(bu4, u, j, q);
 #ifdef ROWS8
-        auh4 += vec4<f32>(
-            dot_q(buh4.x, u, j, p.n_in, xa, xb, sx),
-            dot_q(buh4.y, u, j, p.n_in, xa, xb, sx),
-            dot_q(buh4.z, u, j, p.n_in, xa, xb, sx),
-            dot_q(buh4.w, u, j, p.n_in, xa, xb, sx),
-        );
+        auh4 += dot4_q(buh4, u, j, q);
 #endif
 #endif
     }
@@ -264,18 +272,12 @@ fn main(
 #endif
 #else
     for (var u = t >> 2u; u < units; u += WG / 4u) {
-        let xi = p.x_offset + u * 32u;
-        var xa = load_x4(xi + e.x, x_end);
-        var xb = load_x4(xi + e.y, x_end);
+        let q = load_quarter(u, e, x_end);
 #ifdef NORM
-        acc[NACC] += dot(xa, xa) + dot(xb, xb);
-        xa *= load_nw4(u * 32u + e.x);
-        xb *= load_nw4(u * 32u + e.y);
+        acc[NACC] += q.ss;
 #endif
-        // Sum of this quarter of x, shared by every row (`dot_q` folds the block offsets out).
-        let sx = dot(xa + xb, vec4<f32>(1.0));
         for (var r = 0u; r < NACC; r++) {
-            acc[r] += dot_q(base[r], u, j, p.n_in, xa, xb, sx);
+            acc[r] += dot_q(base[r], u, j, p.n_in, q.a, q.b, q.sx);
         }
     }
 #endif

@@ -643,21 +643,25 @@ fn profiled_steps_give_the_same_ids_and_time_every_operation() {
         let mut prof = ahma_engine::Profiler::new(m.context()).unwrap();
         let mut ids = vec![pollster::block_on(m.profile_prefill(&e.prompt, &mut prof)).unwrap()];
         assert_eq!(prof.passes(), e.prompt.len().div_ceil(5) as u64);
-        let prefill_ops: Vec<&str> = prof.ops().iter().map(|o| o.op).collect();
-        for op in [
-            "embed",
-            "attn_norm",
-            "qkv",
-            "rope+kv",
-            "attention",
-            "o",
-            "ffn_norm",
-        ] {
-            assert!(
-                prefill_ops.contains(&op),
-                "{name}: prefill lacks {op}: {prefill_ops:?}"
-            );
-        }
+        let has_ops = |prof: &ahma_engine::Profiler, phase: &str, want: &[&str]| {
+            let ops: Vec<&str> = prof.ops().iter().map(|o| o.op).collect();
+            for op in want {
+                assert!(ops.contains(op), "{name}: {phase} lacks {op}: {ops:?}");
+            }
+        };
+        has_ops(
+            &prof,
+            "prefill",
+            &[
+                "embed",
+                "attn_norm",
+                "qkv",
+                "rope+kv",
+                "attention",
+                "o",
+                "ffn_norm",
+            ],
+        );
         prof.clear();
         // Pipelined steps (one is left submitted ahead), then profiled ones, then pipelined.
         ids.push(pollster::block_on(m.decode()).unwrap());
@@ -688,18 +692,19 @@ fn profiled_steps_give_the_same_ids_and_time_every_operation() {
                 o.op
             );
         }
-        let ops: Vec<&str> = prof.ops().iter().map(|o| o.op).collect();
-        for op in [
-            "norm+qkv",
-            "rope+kv",
-            "attention",
-            "o",
-            "norm+gate_up",
-            "down",
-            "output",
-        ] {
-            assert!(ops.contains(&op), "{name}: decode lacks {op}: {ops:?}");
-        }
+        has_ops(
+            &prof,
+            "decode",
+            &[
+                "norm+qkv",
+                "rope+kv",
+                "attention",
+                "o",
+                "norm+gate_up",
+                "down",
+                "output",
+            ],
+        );
         println!(
             "{name}: {:.3} ms of GPU time per decoded token: {:?}",
             prof.total_ns() / 4e6,

@@ -998,12 +998,8 @@ impl Model {
         self.finish_draw(draw).await
     }
 
-    /// Feeds the last sampled token and samples the next one: one submit, one
-    /// 4-byte readback. With [`LoadOptions::pipeline_decode`] the step was
-    /// usually submitted already (by the previous call, while its own id was
-    /// on its way back), and this call submits the one after it before
-    /// waiting for its id.
-    pub async fn decode(&mut self) -> Result<u32, EngineError> {
+    /// A decode step needs a sampled token to feed and room in the cache for it.
+    fn check_decodable(&self) -> Result<(), EngineError> {
         if !self.pending {
             return Err(EngineError::InvalidArgument(
                 "decode() needs a sampled token: call prefill() first".into(),
@@ -1016,6 +1012,16 @@ impl Model {
                 n_ctx: self.opts.n_ctx,
             });
         }
+        Ok(())
+    }
+
+    /// Feeds the last sampled token and samples the next one: one submit, one
+    /// 4-byte readback. With [`LoadOptions::pipeline_decode`] the step was
+    /// usually submitted already (by the previous call, while its own id was
+    /// on its way back), and this call submits the one after it before
+    /// waiting for its id.
+    pub async fn decode(&mut self) -> Result<u32, EngineError> {
+        self.check_decodable()?;
         let clock = Stopwatch::start();
         let st = self.step_params(self.n_past, 1);
         let draw = match self.ahead.take() {
@@ -1046,18 +1052,7 @@ impl Model {
     /// (a step already submitted ahead is undone) and none is submitted after it. Not counted
     /// in [`Model::stats`].
     pub async fn profile_decode(&mut self, prof: &mut Profiler) -> Result<u32, EngineError> {
-        if !self.pending {
-            return Err(EngineError::InvalidArgument(
-                "decode() needs a sampled token: call prefill() first".into(),
-            ));
-        }
-        if self.room() == 0 {
-            return Err(EngineError::ContextOverflow {
-                requested: 1,
-                room: 0,
-                n_ctx: self.opts.n_ctx,
-            });
-        }
+        self.check_decodable()?;
         if let Some(a) = self.ahead.take() {
             // Its inputs were right, but it wrote no timestamps: redo it with them.
             self.undo_ahead(&a);

@@ -34,6 +34,9 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
     chmod 700 "$XDG_RUNTIME_DIR"
 fi
 export AHMA_REQUIRE_GPU=1
+# One build per clean clone: incremental caches would only take disk space
+# (a full debug build with them is several GB more).
+export CARGO_INCREMENTAL=0
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -8,6 +8,9 @@
 //           a whole block alone (decode is latency-bound, not bandwidth-bound).
 //   reduce: one workgroup per (head, token) merges the splits:
 //           out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s.
+//           With a single split (at most CHUNK keys, or a caller that asks for
+//           one) the split pass normalizes and writes `out` itself and the
+//           reduce pass is not dispatched.
 //
 // Token t of the batch sits at position pos0 + t and sees keys 0..=pos0 + t,
 // so the same two passes serve decode (n_tokens = 1) and prefill. Splitting
@@ -224,7 +227,8 @@ fn split(
     }
     workgroupBarrier();
     let row = (t * p.n_head + h) * step.n_splits + s;
-    if lid == 0u {
+    let single = step.n_splits == 1u;
+    if lid == 0u && !single {
         part_ml[row] = vec2<f32>(m_run, l_run);
     }
     if g == 0u {
@@ -235,7 +239,12 @@ fn split(
                 for (var gg = 0u; gg < GROUPS; gg++) {
                     o += group_o[(gg * 2u + r) * PAIR_SLOTS + ps];
                 }
-                part_o[row * half_hd + d2] = o;
+                if single {
+                    // Every row sees key 0, so l_run > 0.
+                    out[t * p.n_head * half_hd + h * half_hd + d2] = o / l_run;
+                } else {
+                    part_o[row * half_hd + d2] = o;
+                }
             }
         }
     }

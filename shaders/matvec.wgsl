@@ -30,8 +30,16 @@
 // UNROLL (with ROWS 4, or 8 and ROWS8) keeps the rows' sums in vectors instead of arrays
 // indexed in the loop.
 //
+// ROPE (decode's q/k/v, with Y2 and Y3, one token at position step.pos0) fuses llama.cpp's
+// NORMAL-mode rotary embedding and the KV-cache store into the product, as `rope.wgsl` does it in
+// a dispatch of its own: rows below seg1 are q (rotated, into y), rows in [seg1, seg2) are k
+// (rotated, into the key cache y2 at row pos), rows from seg2 on are v (into the value cache y3
+// at row pos). The pairs (x[2i], x[2i+1]) of a head rotate together, so each workgroup holds
+// whole pairs (ROWS even, every part and segment starting at an even row and element) and the
+// partner's value comes through workgroup memory. The caches hold f16 pairs with KV_F16.
+//
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
-// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8.
+// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, ROPE, KV_F16.
 
 #ifndef WG
 #define WG 128
@@ -64,7 +72,24 @@ struct MatVecParams {
     seg2: u32,       // Y3: first row (of this part) written to y3; else n_rows
     y2_offset: u32,  // Y2: element of y2 receiving row 0 of this part (wrapping)
     y3_offset: u32,  // Y3: element of y3 receiving row 0 of this part (wrapping)
+    head_dim: u32,   // ROPE: elements per head (even)
+    rope_dim: u32,   // ROPE: rotated elements per head (even, <= head_dim)
+    kv_pairs: u32,   // ROPE: element pairs per cache row (n_head_kv * head_dim / 2)
+    _pad: u32,
 }
+
+#ifdef ROPE
+#ifdef KV_F16
+alias kv2 = vec2<f16>;
+#else
+alias kv2 = vec2<f32>;
+#endif
+#define STEP_BINDING 7
+#include "step.wgsl"
+@group(0) @binding(8) var<storage, read> cs: array<vec2<f32>>; // (n_ctx, rope_dim / 2): (cos, sin)
+// The finished values of this workgroup's rows, for the rotation partners.
+var<workgroup> fin: array<f32, ROWS>;
+#endif
 
 @group(0) @binding(0) var<uniform> p: MatVecParams;
 @group(0) @binding(1) var<storage, read> w: array<u32>;        // (n_rows, row_bytes) raw GGUF blocks
@@ -73,11 +98,16 @@ struct MatVecParams {
 #ifdef NORM
 @group(0) @binding(4) var<storage, read> nw: array<f32>;       // (n_in) norm weight
 #endif
+#ifdef ROPE
+@group(0) @binding(5) var<storage, read_write> y2: array<kv2>; // key cache (n_ctx, kv_pairs)
+@group(0) @binding(6) var<storage, read_write> y3: array<kv2>; // value cache (n_ctx, kv_pairs)
+#else
 #ifdef Y2
 @group(0) @binding(5) var<storage, read_write> y2: array<f32>; // rows [seg1, seg2)
 #endif
 #ifdef Y3
 @group(0) @binding(6) var<storage, read_write> y3: array<f32>; // rows [seg2, n_rows)
+#endif
 #endif
 
 #include "quant.wgsl"
@@ -142,12 +172,9 @@ fn put(at: u32, s: f32) {
 #endif
 }
 
-// Writes output row `row` from its reduced sums: `g` (the row's dot product, or the gate's),
+// The value of an output row from its reduced sums: `g` (the row's dot product, or the gate's),
 // `v` (the up row's; unused without SWIGLU) and `ss` (sum of squares of x; NORM only).
-fn store_row(row: u32, g_in: f32, v_in: f32, ss: f32) {
-    if (row >= p.n_rows) {
-        return;
-    }
+fn finish(g_in: f32, v_in: f32, ss: f32) -> f32 {
     var g = g_in;
     var v = v_in;
 #ifdef NORM
@@ -156,10 +183,49 @@ fn store_row(row: u32, g_in: f32, v_in: f32, ss: f32) {
     v *= scale;
 #endif
 #ifdef SWIGLU
-    let s = g / (1.0 + exp(-g)) * v;
+    return g / (1.0 + exp(-g)) * v;
 #else
-    let s = g;
+    return g;
 #endif
+}
+
+#ifdef ROPE
+// Row `row` with value `s`; `o` is the value of its pair partner (row ^ 1).
+fn store_rope(row: u32, s: f32, o: f32) {
+    if (row >= p.n_rows) {
+        return;
+    }
+    let odd = (row & 1u) == 1u;
+    let pr = select(vec2<f32>(s, o), vec2<f32>(o, s), odd);
+    let pos = step.pos0;
+    if (row >= p.seg2) {
+        if (!odd) {
+            y3[pos * p.kv_pairs + (p.y3_offset + row) / 2u] = kv2(pr);
+        }
+        return;
+    }
+    let is_k = row >= p.seg1;
+    let e = select(p.y_offset, p.y2_offset, is_k) + row;
+    let d = e % p.head_dim;
+    var r = pr;
+    if (d < p.rope_dim) {
+        let c = cs[pos * (p.rope_dim / 2u) + d / 2u];
+        r = vec2<f32>(pr.x * c.x - pr.y * c.y, pr.x * c.y + pr.y * c.x);
+    }
+    if (is_k) {
+        if (!odd) {
+            y2[pos * p.kv_pairs + e / 2u] = kv2(r);
+        }
+        return;
+    }
+    y[e] = select(r.x, r.y, odd);
+}
+#else
+// Writes output row `row` (value `s`) to its output.
+fn store_row(row: u32, s: f32) {
+    if (row >= p.n_rows) {
+        return;
+    }
 #ifdef Y3
     if (row >= p.seg2) {
 #ifdef ACCUMULATE
@@ -182,6 +248,7 @@ fn store_row(row: u32, g_in: f32, v_in: f32, ss: f32) {
 #endif
     put(p.y_offset + row, s);
 }
+#endif
 
 @compute @workgroup_size(WG)
 fn main(
@@ -294,6 +361,7 @@ fn main(
         }
     }
     workgroupBarrier();
+    var out = 0.0;
     if (t < ROWS) {
         var g = 0.0;
         var v = 0.0;
@@ -307,7 +375,7 @@ fn main(
             ss += partial[i * NRED + NACC];
 #endif
         }
-        store_row(row0 + t, g, v, ss);
+        out = finish(g, v, ss);
     }
 #else
     for (var r = 0u; r < NRED; r++) {
@@ -322,6 +390,7 @@ fn main(
         }
         workgroupBarrier();
     }
+    var out = 0.0;
     if (t < ROWS) {
         var v = 0.0;
         var ss = 0.0;
@@ -331,7 +400,20 @@ fn main(
 #ifdef NORM
         ss = partial[NACC * WG];
 #endif
-        store_row(row0 + t, partial[t * WG], v, ss);
+        out = finish(partial[t * WG], v, ss);
+    }
+#endif
+#ifdef ROPE
+    if (t < ROWS) {
+        fin[t] = out;
+    }
+    workgroupBarrier();
+    if (t < ROWS) {
+        store_rope(row0 + t, out, fin[t ^ 1u]);
+    }
+#else
+    if (t < ROWS) {
+        store_row(row0 + t, out);
     }
 #endif
 }

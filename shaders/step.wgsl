@@ -12,4 +12,8 @@ struct StepParams {
     suppress: u32,          // sampler: 1 + id of a token that may not be drawn (0 = none)
 }
 
-@group(0) @binding(0) var<uniform> step: StepParams;
+// Binding 0 unless the including shader defines STEP_BINDING (matvec's fused RoPE).
+#ifndef STEP_BINDING
+#define STEP_BINDING 0
+#endif
+@group(0) @binding(STEP_BINDING) var<uniform> step: StepParams;

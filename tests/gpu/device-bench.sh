@@ -91,6 +91,8 @@ fi
 run_bench 3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --profile
 # What the chat runs: the model card's sampling, the browser app's whole-context penalty window.
 run_bench 3b-q4km-p128-sampled "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --sampled --penalty-window 2048 --profile
+# RoPE + KV write in a dispatch of its own per layer: what fusing it into q/k/v gains.
+run_bench 3b-q4km-p128-rope-apart "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-fused-rope --profile
 # Shaders without wgpu's runtime checks: what they cost (CHECKS_SWEEP=1 splits them up).
 run_bench 3b-q4km-p128-unchecked "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --unchecked all --profile
 if [ -n "${SKIP_PEER:-}" ]; then log "peer skipped (SKIP_PEER)"; else

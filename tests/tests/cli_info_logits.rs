@@ -241,6 +241,7 @@ fn bench_json_keys_and_profile() {
         "cpu_record_ms_per_token",
         "max_batch",
         "pipeline_decode",
+        "fused_rope",
         "unchecked",
         "sampling",
     ] {
@@ -261,7 +262,13 @@ fn bench_json_keys_and_profile() {
         ),
         (
             "decode",
-            &["norm+qkv", "attention", "norm+gate_up", "down", "sample"][..],
+            &[
+                "norm+qkv+rope+kv",
+                "attention",
+                "norm+gate_up",
+                "down",
+                "sample",
+            ][..],
         ),
     ] {
         for op in ops {

@@ -191,17 +191,27 @@ fn stacked_projections_match_the_cpu_reference() {
     for (pos, &t) in prompt.iter().chain(&extra).enumerate() {
         want.push(reference.forward(t, pos).unwrap().to_vec());
     }
-    for (force_f32, no_sg) in [(true, false), (false, false), (true, true), (false, true)] {
+    // Every path with RoPE fused into the q/k/v mat-vecs (the default), and the default path
+    // with RoPE in a dispatch of its own.
+    for (force_f32, no_sg, fuse_rope) in [
+        (true, false, true),
+        (false, false, true),
+        (true, true, true),
+        (false, true, true),
+        (false, false, false),
+    ] {
         let ctx = context_with(force_f32, no_sg);
         let path_name = format!(
-            "{}{}",
+            "{}{}{}",
             if ctx.use_f16() { "f16" } else { "f32" },
-            if ctx.use_subgroups() { "+sg" } else { "" }
+            if ctx.use_subgroups() { "+sg" } else { "" },
+            if fuse_rope { "" } else { " rope apart" }
         );
         let gate = if ctx.use_f16() { 1e-4 } else { 1e-5 };
         let opts = LoadOptions {
             n_ctx: 64,
             max_batch: 16,
+            fuse_rope,
             ..Default::default()
         };
         let mut model = pollster::block_on(load_file(ctx, &path, opts)).unwrap();
@@ -214,10 +224,16 @@ fn stacked_projections_match_the_cpu_reference() {
         model.reset_stats();
         for (i, &t) in extra.iter().enumerate() {
             let got = pollster::block_on(model.logits(&[t])).unwrap();
-            // Embed; layer 0: one q/k/v mat-vec (one stack), RoPE, attention (2), output
-            // projection, gate/up/SwiGLU, down = 7; layer 1: q/k and v apart = 8; the output
-            // projection with the final norm fused in.
-            assert_eq!(model.stats().dispatches, 17 * (i as u64 + 1), "{path_name}");
+            // Embed; layer 0: one q/k/v mat-vec (one stack) with RoPE and the KV write,
+            // attention (one split: at most 64 keys, no reduce pass), output projection,
+            // gate/up/SwiGLU, down = 5; layer 1: q/k and v apart = 6; the output projection
+            // with the final norm fused in. With RoPE apart, one more per layer.
+            let per_token = if fuse_rope { 13 } else { 15 };
+            assert_eq!(
+                model.stats().dispatches,
+                per_token * (i as u64 + 1),
+                "{path_name}"
+            );
             let e = nmse(&got, &want[prompt.len() + i]);
             println!(
                 "stacked {path_name}: decode position {}: NMSE {e:.3e}",
@@ -696,8 +712,7 @@ fn profiled_steps_give_the_same_ids_and_time_every_operation() {
             &prof,
             "decode",
             &[
-                "norm+qkv",
-                "rope+kv",
+                "norm+qkv+rope+kv",
                 "attention",
                 "o",
                 "norm+gate_up",

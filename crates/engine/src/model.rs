@@ -10,7 +10,7 @@
 use ahma_gguf::{names, LlamaConfig};
 use ahma_kernels::attention::{self, Attention, AttentionBuffers, AttentionParams};
 use ahma_kernels::elementwise::{Elementwise, ElementwiseOp};
-use ahma_kernels::matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput};
+use ahma_kernels::matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope};
 use ahma_kernels::rms_norm::RmsNorm;
 use ahma_kernels::rope::{self, Rope, RopeBuffers, RopeParams};
 use ahma_kernels::sample::{Sample, SampleBuffers, SampleParams};
@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use ahma_kernels::GpuContext;
 
-use crate::linear::{Batch, Embedding, Linear, Matrix, Stack};
+use crate::linear::{Batch, Embedding, Linear, Matrix, Member, Stack};
 use crate::plan::{attn_partial_rows, attn_splits, MemoryPlan, LOGITS_ROWS};
 use crate::profile::Profiler;
 use crate::readback::{read_buffer, read_buffer_after};
@@ -66,14 +66,17 @@ struct Scratch {
 
 /// Kernels of one block, bound to that block's weights and KV cache.
 ///
-/// Decode (one token) runs at most 8 dispatches: q/k/v with the attention RMSNorm fused in
-/// (one mat-vec per stack, usually one), RoPE + KV write, attention (two), the output
+/// Decode (one token) runs at most 8 dispatches: q/k/v with the attention RMSNorm, RoPE and
+/// the KV write fused in (one mat-vec per stack, usually one; with `fuse_rope` off, RoPE + KV
+/// write in a dispatch of its own), attention (two), the output
 /// projection adding into the residual stream, gate/up with the FFN RMSNorm and SwiGLU fused
 /// in, and the down projection adding into the residual stream. Prefill batches run the
 /// explicit norms, one tiled product per tensor and the SwiGLU kernel.
 struct LayerOps {
-    /// Decode: norm-fused mat-vecs over the q/k/v stacks.
+    /// Decode: norm-fused mat-vecs over the q/k/v stacks (with RoPE and the KV write fused in
+    /// when `qkv_rope`).
     qkv: Vec<MatVec>,
+    qkv_rope: bool,
     /// Decode: norm-fused mat-vecs over the gate/up stacks; one SwiGLU-fused mat-vec when gate
     /// and up share a stack.
     ffn_in: Vec<MatVec>,
@@ -297,23 +300,59 @@ impl Model {
             };
             let mut qkv = Vec::new();
             let mut qkv_batch = Vec::new();
+            let qkv_names = [names::attn_q(l), names::attn_k(l), names::attn_v(l)];
+            let rope_bufs = MatVecRope {
+                q: &s.q,
+                rows: [0; 3],
+                step: &s.step,
+                cos_sin: &cos_sin,
+                k_cache: kc,
+                v_cache: vc,
+                head_dim: cfg.head_dim as u32,
+                rope_dim: cfg.rope_dim as u32,
+                n_head_kv: cfg.n_head_kv as u32,
+            };
+            // Every stack holds its members in q, k, v order.
+            let rows_of = |members: &[Member]| {
+                let mut rows = [0u64; 3];
+                for m in members {
+                    if let Some(i) = qkv_names.iter().position(|n| *n == m.name) {
+                        rows[i] = m.rows;
+                    }
+                }
+                rows
+            };
+            let qkv_rope = opts.fuse_rope;
             for st in &w.attn {
-                let outs = st
-                    .members
-                    .iter()
-                    .map(|m| {
-                        Ok(MatVecOutput {
-                            buffer: dest(&m.name)?,
-                            offset: 0,
-                            rows: m.rows,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, EngineError>>()?;
                 let norm = MatVecNorm {
                     weight: &w.attn_norm,
                     eps: cfg.rms_eps,
                 };
-                qkv.push(
+                let op = if qkv_rope {
+                    MatVec::new_qkv_rope(
+                        &ctx,
+                        &st.m.0,
+                        &s.hidden,
+                        Some(norm),
+                        MatVecRope {
+                            rows: rows_of(&st.members),
+                            ..rope_bufs
+                        },
+                        MatVecOptions::default(),
+                    )
+                    .await?
+                } else {
+                    let outs = st
+                        .members
+                        .iter()
+                        .map(|m| {
+                            Ok(MatVecOutput {
+                                buffer: dest(&m.name)?,
+                                offset: 0,
+                                rows: m.rows,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, EngineError>>()?;
                     MatVec::new_fused(
                         &ctx,
                         &st.m.0,
@@ -322,8 +361,9 @@ impl Model {
                         &outs,
                         MatVecOptions::default(),
                     )
-                    .await?,
-                );
+                    .await?
+                };
+                qkv.push(op);
                 if mb > 1 {
                     for m in &st.members {
                         qkv_batch.push(
@@ -399,6 +439,7 @@ impl Model {
             }
             layers.push(LayerOps {
                 qkv,
+                qkv_rope,
                 ffn_in,
                 ffn_fused,
                 qkv_batch,
@@ -784,12 +825,20 @@ impl Model {
         let mut dispatches = self.embed.encode(&mut pass);
         mark(&mut pass, "embed");
         for l in &self.layers {
+            let rope_fused = n == 1 && l.qkv_rope;
             if n == 1 {
                 for mv in &l.qkv {
                     mv.encode(&mut pass);
                     dispatches += mv.dispatch_count();
                 }
-                mark(&mut pass, "norm+qkv");
+                mark(
+                    &mut pass,
+                    if rope_fused {
+                        "norm+qkv+rope+kv"
+                    } else {
+                        "norm+qkv"
+                    },
+                );
             } else {
                 l.attn_norm.encode(&mut pass, n);
                 dispatches += 1;
@@ -799,11 +848,13 @@ impl Model {
                 }
                 mark(&mut pass, "qkv");
             }
-            l.rope.encode(&mut pass, n);
-            mark(&mut pass, "rope+kv");
-            l.attention.encode(&mut pass, st);
+            if !rope_fused {
+                l.rope.encode(&mut pass, n);
+                dispatches += 1;
+                mark(&mut pass, "rope+kv");
+            }
+            dispatches += l.attention.encode(&mut pass, st);
             mark(&mut pass, "attention");
-            dispatches += 3;
             dispatches += l.o.encode(&mut pass, n);
             mark(&mut pass, "o");
             if n == 1 {

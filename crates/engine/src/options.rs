@@ -28,6 +28,9 @@ pub struct LoadOptions {
     /// sampling or the suppressed token) is redone or dropped; results are
     /// identical either way.
     pub pipeline_decode: bool,
+    /// Decode applies RoPE and stores k and v in the KV cache inside the q/k/v mat-vec (one
+    /// dispatch fewer per layer) instead of in a dispatch of its own. Results are identical.
+    pub fuse_rope: bool,
 }
 
 impl Default for LoadOptions {
@@ -39,6 +42,7 @@ impl Default for LoadOptions {
             memory_budget: None,
             upload_window: 16 << 20,
             pipeline_decode: true,
+            fuse_rope: true,
         }
     }
 }

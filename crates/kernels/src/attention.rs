@@ -1,7 +1,8 @@
 //! Causal attention over the KV cache, split-KV / flash-decoding style
 //! (`shaders/attention.wgsl`): a `split` pass writes per-split partial
-//! softmax results, a `reduce` pass merges them. The same two dispatches
-//! serve decode (one token) and prefill (a batch of tokens).
+//! softmax results, a `reduce` pass merges them (a single split writes the
+//! output itself). The same dispatches serve decode (one token) and prefill
+//! (a batch of tokens).
 
 use std::sync::Arc;
 
@@ -133,6 +134,7 @@ impl Attention {
                 Some(b.v_cache),
                 Some(b.partial_o),
                 Some(b.partial_ml),
+                Some(b.out),
             ],
         );
         let reduce_bg = bind_group(
@@ -160,14 +162,19 @@ impl Attention {
         })
     }
 
-    /// Records both passes; `step` must be the values written to the step
-    /// uniform for this submit (see [`fill_step`]).
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &StepParams) {
+    /// Records the passes (the reduce only with several splits); `step` must be the values
+    /// written to the step uniform for this submit (see [`fill_step`]). Returns the number of
+    /// dispatches.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &StepParams) -> u64 {
         pass.set_pipeline(&self.split);
         pass.set_bind_group(0, &self.split_bg, &[]);
         pass.dispatch_workgroups(step.n_splits, self.n_head, step.n_tokens);
+        if step.n_splits == 1 {
+            return 1;
+        }
         pass.set_pipeline(&self.reduce);
         pass.set_bind_group(0, &self.reduce_bg, &[]);
         pass.dispatch_workgroups(self.n_head, step.n_tokens, 1);
+        2
     }
 }

@@ -84,6 +84,6 @@ pub use embed::{Embed, EmbedOptions};
 pub use error::KernelError;
 pub use key::KernelKey;
 pub use matmul::{MatMul, MatMulOptions};
-pub use matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput};
+pub use matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope};
 pub use quant_matrix::{MatrixPart, QuantMatrix};
 pub use registry::ParamsLayout;

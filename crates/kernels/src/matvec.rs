@@ -26,6 +26,10 @@ pub struct MatVecParams {
     pub seg2: u32,
     pub y2_offset: u32,
     pub y3_offset: u32,
+    pub head_dim: u32,
+    pub rope_dim: u32,
+    pub kv_pairs: u32,
+    pub _pad: u32,
 }
 
 /// Default rows per workgroup (the `ROWS` define); x is loaded once per unit for this many rows.
@@ -93,6 +97,28 @@ pub struct MatVecOutput<'a> {
     pub rows: u64,
 }
 
+/// Decode's RoPE and KV-cache store fused into the q/k/v product (the `ROPE` variant; see
+/// [`MatVec::new_qkv_rope`]). The caches and the cos/sin table are laid out as
+/// `crate::rope` has them.
+#[derive(Clone, Copy, Debug)]
+pub struct MatVecRope<'a> {
+    /// Receives q, rotated, from element 0.
+    pub q: &'a wgpu::Buffer,
+    /// q, k and v rows of the matrix, in this order (0 for a tensor the stack lacks; each
+    /// present one is the whole tensor).
+    pub rows: [u64; 3],
+    /// The step uniform: the token's position is its `pos0`.
+    pub step: &'a wgpu::Buffer,
+    /// `(n_ctx, rope_dim / 2)` (cos, sin) pairs from [`crate::rope::cos_sin_table`].
+    pub cos_sin: &'a wgpu::Buffer,
+    /// `(n_ctx, n_head_kv * head_dim)`, f16 when the context uses f16, else f32.
+    pub k_cache: &'a wgpu::Buffer,
+    pub v_cache: &'a wgpu::Buffer,
+    pub head_dim: u32,
+    pub rope_dim: u32,
+    pub n_head_kv: u32,
+}
+
 /// The key of one variant; `accumulate` and `swiglu` exclude each other. `outputs` is 1, 2 or 3.
 pub fn key(
     ty: GgmlType,
@@ -115,6 +141,20 @@ pub fn key(
         .define("ROWS", opts.rows)
         .flag("UNROLL", opts.unroll && (opts.rows == 4 || opts.rows == 8))
         .flag("ROWS8", opts.unroll && opts.rows == 8)
+}
+
+/// The key of the fused q/k/v + RoPE + KV-store variant (three outputs; the caches are f16
+/// pairs when `f16`).
+pub fn rope_key(
+    ty: GgmlType,
+    f16: bool,
+    subgroups: bool,
+    opts: &MatVecOptions,
+    norm: bool,
+) -> KernelKey {
+    key(ty, f16, subgroups, opts, norm, 3)
+        .flag("ROPE", true)
+        .flag("KV_F16", f16)
 }
 
 /// Every variant the engine and the tests request: (accumulate, swiglu, norm, outputs) for the
@@ -148,6 +188,15 @@ pub fn variants() -> Vec<KernelKey> {
                         out.push(key(ty, f16, sg, &opts, norm, outputs));
                     }
                 }
+                for unroll in [false, true] {
+                    for norm in [false, true] {
+                        let opts = MatVecOptions {
+                            unroll,
+                            ..Default::default()
+                        };
+                        out.push(rope_key(ty, f16, sg, &opts, norm));
+                    }
+                }
                 for workgroup_size in [64, 256] {
                     let opts = MatVecOptions {
                         workgroup_size,
@@ -174,7 +223,11 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         seg1,
         seg2,
         y2_offset,
-        y3_offset
+        y3_offset,
+        head_dim,
+        rope_dim,
+        kv_pairs,
+        _pad
     })]
 }
 
@@ -252,6 +305,89 @@ impl MatVec {
         outputs: &[MatVecOutput<'_>],
         opts: MatVecOptions,
     ) -> Result<MatVec, KernelError> {
+        MatVec::build(ctx, m, x, norm, outputs, opts, None).await
+    }
+
+    /// Decode's q/k/v product of one token with the rotary embedding and the KV-cache store
+    /// fused in (saves the RoPE dispatch of every layer). The matrix holds `rope.rows[0]` q
+    /// rows, then `rope.rows[1]` k rows, then `rope.rows[2]` v rows: q lands rotated in
+    /// `rope.q`, k rotated and v as they are in the caches' row `step.pos0`. Results are those
+    /// of the plain product followed by [`crate::rope::Rope`]. Needs an even `opts.rows`
+    /// without `accumulate` or `swiglu`, and parts and segments that start at even rows.
+    pub async fn new_qkv_rope(
+        ctx: &GpuContext,
+        m: &QuantMatrix,
+        x: &wgpu::Buffer,
+        norm: Option<MatVecNorm<'_>>,
+        rope: MatVecRope<'_>,
+        opts: MatVecOptions,
+    ) -> Result<MatVec, KernelError> {
+        let rows = rope.rows;
+        let kv_row = rope.n_head_kv as u64 * rope.head_dim as u64;
+        let odd_part = m
+            .parts()
+            .iter()
+            .any(|p| p.first_row % 2 == 1 || p.n_rows % 2 == 1);
+        if opts.accumulate
+            || opts.swiglu
+            || opts.rows % 2 == 1
+            || rope.head_dim % 2 == 1
+            || rope.rope_dim % 2 == 1
+            || rope.rope_dim > rope.head_dim
+            || rows[0] % 2 == 1
+            || rows[1] % 2 == 1
+            || rows[1].max(rows[2]) > kv_row
+            || odd_part
+        {
+            return Err(KernelError::InvalidArgument(format!(
+                "fused RoPE matvec `{}`: needs even rows per workgroup ({}), even parts, q/k/v \
+                 rows {rows:?} within a cache row of {kv_row} and an even rope_dim {} <= head_dim \
+                 {}, without accumulate or swiglu",
+                m.label(),
+                opts.rows,
+                rope.rope_dim,
+                rope.head_dim
+            )));
+        }
+        let elem = crate::rope::kv_elem_bytes(ctx.use_f16());
+        for (c, what) in [(rope.k_cache, "key cache"), (rope.v_cache, "value cache")] {
+            if c.size() < kv_row * elem || c.size() % (kv_row * elem) != 0 {
+                return Err(KernelError::InvalidArgument(format!(
+                    "fused RoPE matvec: the {what} holds {} bytes, not whole rows of {}",
+                    c.size(),
+                    kv_row * elem
+                )));
+            }
+        }
+        let outputs = [
+            MatVecOutput {
+                buffer: rope.q,
+                offset: 0,
+                rows: rows[0],
+            },
+            MatVecOutput {
+                buffer: rope.k_cache,
+                offset: 0,
+                rows: rows[1],
+            },
+            MatVecOutput {
+                buffer: rope.v_cache,
+                offset: 0,
+                rows: rows[2],
+            },
+        ];
+        MatVec::build(ctx, m, x, norm, &outputs, opts, Some(&rope)).await
+    }
+
+    async fn build(
+        ctx: &GpuContext,
+        m: &QuantMatrix,
+        x: &wgpu::Buffer,
+        norm: Option<MatVecNorm<'_>>,
+        outputs: &[MatVecOutput<'_>],
+        opts: MatVecOptions,
+        rope: Option<&MatVecRope<'_>>,
+    ) -> Result<MatVec, KernelError> {
         if !WORKGROUP_SIZES.contains(&opts.workgroup_size) || !ROW_COUNTS.contains(&opts.rows) {
             return Err(KernelError::InvalidArgument(format!(
                 "matvec workgroup size {} / rows {} not in {WORKGROUP_SIZES:?} / {ROW_COUNTS:?}",
@@ -288,7 +424,9 @@ impl MatVec {
             )));
         }
         check_len(x, opts.x_offset as u64 + m.n_in(), "matvec input")?;
-        for o in outputs {
+        // With RoPE, outputs 2 and 3 are the caches (checked by `new_qkv_rope`).
+        let direct = if rope.is_some() { 1 } else { outputs.len() };
+        for o in &outputs[..direct] {
             check_len(o.buffer, o.offset as u64 + o.rows, "matvec output")?;
         }
         if let Some(n) = &norm {
@@ -302,14 +440,23 @@ impl MatVec {
                 ctx.caps().max_compute_workgroup_storage_size
             )));
         }
-        let k = key(
-            m.ty(),
-            ctx.use_f16(),
-            ctx.use_subgroups(),
-            &opts,
-            norm.is_some(),
-            outputs.len(),
-        );
+        let k = match rope {
+            Some(_) => rope_key(
+                m.ty(),
+                ctx.use_f16(),
+                ctx.use_subgroups(),
+                &opts,
+                norm.is_some(),
+            ),
+            None => key(
+                m.ty(),
+                ctx.use_f16(),
+                ctx.use_subgroups(),
+                &opts,
+                norm.is_some(),
+                outputs.len(),
+            ),
+        };
         let pipeline = ctx.pipeline(&k).await?;
         // Global first row of each output.
         let mut starts = Vec::with_capacity(outputs.len());
@@ -354,6 +501,10 @@ impl MatVec {
                 seg2,
                 y2_offset,
                 y3_offset,
+                head_dim: rope.map_or(0, |r| r.head_dim),
+                rope_dim: rope.map_or(0, |r| r.rope_dim),
+                kv_pairs: rope.map_or(0, |r| r.n_head_kv * r.head_dim / 2),
+                _pad: 0,
             };
             let uniform = ctx.uniform_buffer(&format!("{k} params"), &params)?;
             let bind_group = crate::step::bind_group(
@@ -368,6 +519,8 @@ impl MatVec {
                     norm.map(|n| n.weight),
                     outputs.get(1).map(|o| o.buffer),
                     outputs.get(2).map(|o| o.buffer),
+                    rope.map(|r| r.step),
+                    rope.map(|r| r.cos_sin),
                 ],
             );
             dispatches.push(Dispatch {

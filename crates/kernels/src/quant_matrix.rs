@@ -73,7 +73,10 @@ impl QuantMatrix {
         }
         let row_bytes = n_in / be * ty.block_bytes() as u64;
         let limit = max_part_bytes.min(u32::MAX as u64) & !3;
-        let rows_per_part = limit / row_bytes;
+        // Whole groups of four rows per part where possible, so that parts start at even rows
+        // (the fused RoPE product keeps each rotated pair in one workgroup).
+        let fit = limit / row_bytes;
+        let rows_per_part = if fit >= 4 { fit & !3 } else { fit };
         if rows_per_part == 0 {
             return Err(KernelError::BufferTooLarge {
                 label: label.to_string(),

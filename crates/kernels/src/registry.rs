@@ -111,7 +111,7 @@ pub fn all_params_layouts() -> Vec<(&'static str, ParamsLayout)> {
 /// The final WGSL for `key`: enable directives, then the preprocessed source.
 ///
 /// Conventions every shader follows: the flag `F16` means "this variant uses f16 arithmetic"
-/// (adds `enable f16;`), the flag `SUBGROUPS` means "this variant uses subgroup builtins" (adds
+/// (adds `enable f16;`, as does `KV_F16`, an f16 KV cache), the flag `SUBGROUPS` means "this variant uses subgroup builtins" (adds
 /// `enable subgroups;` for browsers; naga needs no directive for it).
 pub fn wgsl(key: &KernelKey, browser: bool) -> Result<String, KernelError> {
     Ok(wgsl_with(key, browser, &source)?)
@@ -125,7 +125,7 @@ pub fn wgsl_with(
 ) -> Result<String, PreprocessError> {
     let body = preprocess(key.shader, &key.defines, lookup)?;
     let mut out = String::with_capacity(body.len() + 64);
-    if key.defines.contains_key("F16") {
+    if key.defines.contains_key("F16") || key.defines.contains_key("KV_F16") {
         out.push_str("enable f16;\n");
     }
     if browser && key.defines.contains_key("SUBGROUPS") {

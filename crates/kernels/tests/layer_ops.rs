@@ -260,16 +260,19 @@ fn rope_rotates_q_and_stores_kv() {
 fn split_attention_matches_reference() {
     let mut rng = Rng(3);
     for (label, ctx) in contexts() {
-        // (n_head, n_head_kv, head_dim, n_tokens, pos0): single and multi-block splits,
-        // prefill batches, GQA, head_dim 100 and the 256 maximum.
-        for &(nh, nkv, hd, n, pos0) in &[
-            (4usize, 4usize, 100usize, 1usize, 0usize),
-            (4, 4, 100, 1, 130),
-            (2, 1, 64, 7, 60),
-            (3, 3, 10, 1, 2200),
-            (2, 2, 256, 3, 5),
-            (8, 2, 32, 33, 100),
-            (1, 1, 2, 1, 4100),
+        // (n_head, n_head_kv, head_dim, n_tokens, pos0, max_splits): single and multi-block
+        // splits, one split over many blocks (no reduce pass), prefill batches, GQA, head_dim
+        // 100 and the 256 maximum.
+        for &(nh, nkv, hd, n, pos0, max_splits) in &[
+            (4usize, 4usize, 100usize, 1usize, 0usize, 32u32),
+            (4, 4, 100, 1, 130, 32),
+            (4, 4, 100, 1, 300, 1),
+            (2, 1, 64, 7, 60, 32),
+            (3, 3, 10, 1, 2200, 32),
+            (2, 2, 256, 3, 5, 32),
+            (8, 2, 32, 33, 100, 32),
+            (2, 1, 64, 5, 200, 1),
+            (1, 1, 2, 1, 4100, 32),
         ] {
             let n_ctx = pos0 + n;
             let (qd, kvd) = (nh * hd, nkv * hd);
@@ -277,7 +280,7 @@ fn split_attention_matches_reference() {
             let kc = round_cache(&ctx, &rng.vec(n_ctx * kvd, 1.0));
             let vc = round_cache(&ctx, &rng.vec(n_ctx * kvd, 1.0));
             let mut st = StepParams::default();
-            attention::fill_step(&mut st, pos0 as u32, n as u32, 32);
+            attention::fill_step(&mut st, pos0 as u32, n as u32, max_splits);
             let step = step_buffer(&ctx, &st);
             let qb = f32_buffer(&ctx, &q);
             let kb = ctx
@@ -317,7 +320,11 @@ fn split_attention_matches_reference() {
                 scale: 1.0 / (hd as f32).sqrt(),
             };
             let op = pollster::block_on(Attention::new(&ctx, &bufs, params)).unwrap();
-            ctx.run_pass("attention", |p| op.encode(p, &st)).unwrap();
+            ctx.run_pass("attention", |p| {
+                let dispatches = op.encode(p, &st);
+                assert_eq!(dispatches, if st.n_splits == 1 { 1 } else { 2 });
+            })
+            .unwrap();
             let got = read(&ctx, &out, n * qd);
             let mut want = vec![0.0; n * qd];
             let mut scores = vec![0.0; n_ctx];

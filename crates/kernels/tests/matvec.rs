@@ -10,7 +10,9 @@
 mod common;
 
 use ahma_gguf::GgmlType;
-use ahma_kernels::matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput};
+use ahma_kernels::matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope};
+use ahma_kernels::rope;
+use ahma_kernels::step::StepParams;
 use ahma_kernels::{GpuContext, QuantMatrix};
 use common::{nmse, random_tensor, reference_matmul, shapes, Rng};
 
@@ -376,6 +378,202 @@ fn matvec_norm_fused_qkv_outputs() {
                 .is_err());
             }
         }
+    }
+}
+
+/// A q/k/v layout: a label, the stacks as (bytes, [q, k, v] rows) and a part size limit.
+type Layout<'a> = (&'static str, Vec<(&'a [u8], [usize; 3])>, Option<u64>);
+
+/// Rotates the pairs of every `hd`-element head of `v` (first `rd` elements of each) to
+/// position `pos`, in f64 (llama.cpp NORMAL mode).
+fn reference_rope(v: &mut [f64], hd: usize, rd: usize, pos: usize) {
+    for head in v.chunks_mut(hd) {
+        for i in 0..rd / 2 {
+            let theta = pos as f64 * 10000f64.powf(-2.0 * i as f64 / rd as f64);
+            let (x0, x1) = (head[2 * i], head[2 * i + 1]);
+            head[2 * i] = x0 * theta.cos() - x1 * theta.sin();
+            head[2 * i + 1] = x0 * theta.sin() + x1 * theta.cos();
+        }
+    }
+}
+
+/// Decode's q/k/v product with RoPE and the KV-cache store fused in (`MatVec::new_qkv_rope`)
+/// against the f64 norm and products followed by the f64 rotation: q lands rotated in its
+/// buffer, k rotated and v in the caches' row `pos` (every other row untouched). Covers a whole
+/// q/k/v stack, q/k and v in stacks of their own (the published Q4_K_M's Q8_0 attn_v), a stack
+/// split over several buffers, GQA and a rope_dim shorter than the head.
+#[test]
+fn matvec_qkv_rope_fused_into_the_cache() {
+    let _gpu = common::serial();
+    for (path, ctx) in common::variant_contexts() {
+        for (i, ty) in [GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::F32]
+            .into_iter()
+            .enumerate()
+        {
+            let n_in = if ty.block_elems() == 256 { 512 } else { 320 };
+            // (n_head, n_head_kv, head_dim, rope_dim, pos)
+            for (j, &(nh, nkv, hd, rd, pos)) in [
+                (4usize, 2usize, 10usize, 10usize, 7usize),
+                (2, 2, 12, 8, 0),
+                (3, 1, 6, 6, 30),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let (qd, kvd) = (nh * hd, nkv * hd);
+                let n_ctx = pos + 3;
+                let mut rng = Rng::new(700 + 10 * i as u64 + j as u64);
+                let wq = random_tensor(ty, n_in, qd, &mut rng);
+                let wk = random_tensor(ty, n_in, kvd, &mut rng);
+                let wv = random_tensor(ty, n_in, kvd, &mut rng);
+                let x: Vec<f32> = (0..n_in).map(|_| 3.0 * rng.signed()).collect();
+                let nw: Vec<f32> = (0..n_in).map(|_| 0.5 + rng.unit()).collect();
+                let eps = 1e-6;
+                let xn = reference_rms_norm(&x, &nw, eps);
+                let mut want_q = reference_matmul(ty, &wq, n_in, qd, &xn);
+                let mut want_k = reference_matmul(ty, &wk, n_in, kvd, &xn);
+                let want_v = reference_matmul(ty, &wv, n_in, kvd, &xn);
+                reference_rope(&mut want_q, hd, rd, pos);
+                reference_rope(&mut want_k, hd, rd, pos);
+
+                let xb = ctx.storage_buffer_init("x", &x).unwrap();
+                let nwb = ctx.storage_buffer_init("nw", &nw).unwrap();
+                let step = ctx
+                    .uniform_buffer(
+                        "step",
+                        &StepParams {
+                            n_tokens: 1,
+                            pos0: pos as u32,
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                let cs = ctx
+                    .storage_buffer_init("cos/sin", &rope::cos_sin_table(n_ctx, rd, 10000.0))
+                    .unwrap();
+                let cache_bytes = (n_ctx * kvd) as u64 * rope::kv_elem_bytes(ctx.use_f16());
+                let row_bytes = (n_in / ty.block_elems() * ty.block_bytes()) as u64;
+                let whole = [&wq[..], &wk[..], &wv[..]].concat();
+                let qk = [&wq[..], &wk[..]].concat();
+                // (label, stacks as (bytes, [q, k, v] rows), part limit)
+                let layouts: [Layout<'_>; 3] = [
+                    ("q/k/v", vec![(&whole, [qd, kvd, kvd])], None),
+                    (
+                        "q/k + v",
+                        vec![(&qk, [qd, kvd, 0]), (&wv, [0, 0, kvd])],
+                        None,
+                    ),
+                    (
+                        "q/k/v in parts",
+                        vec![(&whole, [qd, kvd, kvd])],
+                        Some(10 * row_bytes),
+                    ),
+                ];
+                for (layout, stacks, limit) in layouts {
+                    let qb = ctx.storage_buffer("q", qd as u64 * 4).unwrap();
+                    let kc = ctx.storage_buffer("k cache", cache_bytes).unwrap();
+                    let vc = ctx.storage_buffer("v cache", cache_bytes).unwrap();
+                    let mut ops = Vec::new();
+                    let mut parts = 0;
+                    for (bytes, rows) in &stacks {
+                        let n_out = rows.iter().sum::<usize>() as u64;
+                        let m = match limit {
+                            Some(l) => {
+                                let mut m = QuantMatrix::with_part_limit(
+                                    &ctx,
+                                    "qkv",
+                                    ty,
+                                    n_in as u64,
+                                    n_out,
+                                    l,
+                                )
+                                .unwrap();
+                                m.write(&ctx, 0, bytes).unwrap();
+                                m.finish(&ctx).unwrap();
+                                m
+                            }
+                            None => {
+                                QuantMatrix::from_bytes(&ctx, "qkv", ty, n_in as u64, n_out, bytes)
+                                    .unwrap()
+                            }
+                        };
+                        parts += m.parts().len();
+                        let r = MatVecRope {
+                            q: &qb,
+                            rows: rows.map(|r| r as u64),
+                            step: &step,
+                            cos_sin: &cs,
+                            k_cache: &kc,
+                            v_cache: &vc,
+                            head_dim: hd as u32,
+                            rope_dim: rd as u32,
+                            n_head_kv: nkv as u32,
+                        };
+                        let norm = Some(MatVecNorm { weight: &nwb, eps });
+                        let op = pollster::block_on(MatVec::new_qkv_rope(
+                            &ctx,
+                            &m,
+                            &xb,
+                            norm,
+                            r,
+                            MatVecOptions::default(),
+                        ))
+                        .unwrap();
+                        // An odd number of rows per workgroup would split rotation pairs.
+                        let odd = MatVecOptions {
+                            rows: 1,
+                            ..Default::default()
+                        };
+                        assert!(pollster::block_on(MatVec::new_qkv_rope(
+                            &ctx, &m, &xb, norm, r, odd
+                        ))
+                        .is_err());
+                        ops.push(op);
+                    }
+                    ctx.run_pass("qkv+rope", |p| ops.iter().for_each(|op| op.encode(p)))
+                        .unwrap();
+                    let got_q = pollster::block_on(ctx.read_f32(&qb, 0, qd)).unwrap();
+                    let got_k = read_cache(&ctx, &kc, n_ctx * kvd);
+                    let got_v = read_cache(&ctx, &vc, n_ctx * kvd);
+                    let cache_tol = if ctx.use_f16() { 1e-6 } else { 0.0 };
+                    let tol = tolerance(&ctx, ty).max(cache_tol);
+                    for (what, got, want) in [
+                        ("q", &got_q[..], &want_q),
+                        ("k", &got_k[pos * kvd..(pos + 1) * kvd], &want_k),
+                        ("v", &got_v[pos * kvd..(pos + 1) * kvd], &want_v),
+                    ] {
+                        let (e, max) = nmse(got, want);
+                        eprintln!(
+                            "qkv+rope {ty} {path} {layout} ({parts} parts) {nh}/{nkv}x{hd} \
+                             rope {rd} pos {pos} {what}: nmse {e:.2e} max abs {max:.2e}"
+                        );
+                        assert!(e <= tol, "{ty} {path} {layout} {what}: nmse {e:e}");
+                    }
+                    for c in [&got_k, &got_v] {
+                        assert!(
+                            c[..pos * kvd]
+                                .iter()
+                                .chain(&c[(pos + 1) * kvd..])
+                                .all(|&v| v == 0.0),
+                            "{ty} {path} {layout}: a cache row other than {pos} was written"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads `n` cache elements (f16 with an f16 context, else f32) as f32.
+fn read_cache(ctx: &GpuContext, b: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    if ctx.use_f16() {
+        let bytes = pollster::block_on(ctx.read_bytes(b, 0, n as u64 * 2)).unwrap();
+        bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect()
+    } else {
+        pollster::block_on(ctx.read_f32(b, 0, n)).unwrap()
     }
 }
 

@@ -30,6 +30,10 @@ pub struct Args {
     /// otherwise submits the next step first, to keep the GPU busy).
     #[arg(long)]
     pub no_pipeline: bool,
+    /// Decode with RoPE and the KV-cache write in a dispatch of their own per layer instead of
+    /// inside the q/k/v mat-vec (to measure what the fusion saves).
+    #[arg(long)]
+    pub no_fused_rope: bool,
     /// Decode with the chat's default sampling (`GenerationSettings::default()`: the model
     /// card's temperature 0.6, top-k 4, repetition penalty 1.2; seed 1) instead of greedy.
     #[arg(long)]
@@ -89,6 +93,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut opts = LoadOptions {
         n_ctx: args.ctx,
         pipeline_decode: !args.no_pipeline,
+        fuse_rope: !args.no_fused_rope,
         ..Default::default()
     };
     if let Some(b) = args.batch {
@@ -159,6 +164,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "n_ctx": args.ctx,
         "max_batch": max_batch,
         "pipeline_decode": !args.no_pipeline,
+        "fused_rope": !args.no_fused_rope,
         "penalty_window": opts_window,
         "unchecked": model.context().shader_checks().left_out(),
         "sampling": sampling_name,

@@ -9,9 +9,13 @@
 //   3. z = logit / temperature;
 //   4. top-k (k > 0): keep z >= the k-th largest z (ties kept, as transformers
 //      does), found exactly: for k <= KMAX every invocation keeps its own k
-//      largest while the maximum is found, and k rounds of a workgroup argmax
-//      pop the largest heads; for larger k a 4-pass radix select on
-//      order-preserving keys;
+//      largest (with their ids) while the maximum is found, and k rounds of a
+//      workgroup argmax pop the largest heads; a (k+1)-th round tells whether
+//      any other z equals the k-th (a tie). Without one, the k popped tokens
+//      are the whole kept set and steps 5 and 6 run on them alone in one
+//      invocation, without another pass over the vocabulary. For larger k (or
+//      a tie) a 4-pass radix select on order-preserving keys, and steps 5 and
+//      6 over the vocabulary;
 //   5. top-p (p < 1): of what is left, keep the smallest set of the most
 //      likely tokens whose probability mass reaches p, found by bisection on
 //      the key;
@@ -63,6 +67,9 @@ var<workgroup> group_mass: array<f32, NG>;
 var<workgroup> bcast_f: f32;
 var<workgroup> bcast_u: u32;
 var<workgroup> bcast_u2: u32;
+// The tokens the small-k rounds popped, largest z first.
+var<workgroup> kept_z: array<f32, KMAX>;
+var<workgroup> kept_id: array<u32, KMAX>;
 
 // Monotone map f32 -> u32: a < b  <=>  key(a) < key(b).
 fn key_of(z: f32) -> u32 {
@@ -125,6 +132,57 @@ fn emit(draw: u32, token: u32) {
     if draw == 0u && p.window > 0u {
         recent[step.recent_head] = token;
     }
+}
+
+// Steps 5 and 6 for the k tokens the small-k rounds popped (no other z ties the k-th): top-p on
+// the list (largest first), then the draw over the survivors in id order. One invocation.
+fn draw_small(draw: u32, k: u32, z_max: f32) -> u32 {
+    var e: array<f32, KMAX>;
+    var total = 0.0;
+    for (var r = 0u; r < k; r++) {
+        e[r] = exp(kept_z[r] - z_max);
+        total += e[r];
+    }
+    // Top-p: the smallest prefix of equal-key groups whose mass reaches p of the total.
+    var n_keep = k;
+    if p.top_p < 1.0 {
+        let goal = p.top_p * total;
+        var mass = 0.0;
+        for (var r = 0u; r < k; r++) {
+            mass += e[r];
+            let group_ends = r + 1u == k || key_of(kept_z[r + 1u]) != key_of(kept_z[r]);
+            if group_ends && mass >= goal {
+                n_keep = r + 1u;
+                break;
+            }
+        }
+    }
+    // Survivors in id order.
+    var ids: array<u32, KMAX>;
+    var ps: array<f32, KMAX>;
+    for (var r = 0u; r < n_keep; r++) {
+        var at = r;
+        while at > 0u && ids[at - 1u] > kept_id[r] {
+            ids[at] = ids[at - 1u];
+            ps[at] = ps[at - 1u];
+            at--;
+        }
+        ids[at] = kept_id[r];
+        ps[at] = e[r];
+    }
+    var kept = 0.0;
+    for (var r = 0u; r < n_keep; r++) {
+        kept += ps[r];
+    }
+    let goal = rand01(draw) * kept;
+    var acc = 0.0;
+    for (var r = 0u; r < n_keep; r++) {
+        acc += ps[r];
+        if acc > goal {
+            return ids[r];
+        }
+    }
+    return ids[n_keep - 1u];
 }
 
 @compute @workgroup_size(WG)
@@ -215,7 +273,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let small_k = p.top_k > 0u && p.top_k < n && p.top_k <= KMAX;
     let k = select(0u, p.top_k, small_k);
     var top: array<f32, KMAX>;
+    var top_id: array<u32, KMAX>;
     var n_top = 0u;
+    // Largest key this invocation saw but does not hold in its list (rejected or pushed out).
+    var dropped = 0u;
     var local_max = NEG;
     i = lid;
     loop {
@@ -235,13 +296,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let z = v[q];
             if k > 0u && (n_top < k || z > top[k - 1u]) {
                 // Insert z, shifting the smaller entries down (the k-th falls off).
+                if n_top == k {
+                    dropped = max(dropped, key_of(top[k - 1u]));
+                }
                 var at = min(n_top, k - 1u);
                 while at > 0u && top[at - 1u] < z {
                     top[at] = top[at - 1u];
+                    top_id[at] = top_id[at - 1u];
                     at--;
                 }
                 top[at] = z;
+                top_id[at] = i + q * WG;
                 n_top = min(n_top + 1u, k);
+            } else if k > 0u {
+                dropped = max(dropped, key_of(z));
             }
         }
         i += m * WG;
@@ -250,13 +318,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // 4. top-k.
     var tau = 0u;
+    var tie = false;
     if small_k {
         // k rounds: the largest head among all invocations' lists is popped (ties: lowest
         // invocation); the k-th popped is the k-th largest z, counted with multiplicity.
+        // Round k offers what is left (list heads and dropped keys): a key >= tau there is
+        // another z equal to the k-th largest.
         var head = 0u;
-        for (var r = 0u; r < k; r++) {
+        for (var r = 0u; r <= k; r++) {
             // Keys are > 0 for every z (key_of(-inf) = 0x007fffff), so 0 means "empty".
-            redu[lid] = select(0u, key_of(top[min(head, KMAX - 1u)]), head < n_top);
+            var offer = select(0u, key_of(top[min(head, KMAX - 1u)]), head < n_top);
+            if r == k {
+                offer = max(offer, dropped);
+            }
+            redu[lid] = offer;
             redu2[lid] = lid;
             workgroupBarrier();
             for (var s = WG / 2u; s > 0u; s >>= 1u) {
@@ -274,10 +349,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 bcast_u2 = redu2[0];
             }
             let won = workgroupUniformLoad(&bcast_u2);
-            tau = workgroupUniformLoad(&bcast_u);
-            if lid == won {
-                head++;
+            let best = workgroupUniformLoad(&bcast_u);
+            if r == k {
+                tie = best >= tau;
+            } else {
+                tau = best;
+                if lid == won {
+                    kept_z[r] = top[min(head, KMAX - 1u)];
+                    kept_id[r] = top_id[min(head, KMAX - 1u)];
+                    head++;
+                }
             }
+        }
+        if !tie {
+            if lid == 0u {
+                emit(draw, draw_small(draw, k, z_max));
+            }
+            return;
         }
     } else if p.top_k > 0u && p.top_k < n {
         // Radix select of the k-th largest key, 8 bits per pass.

@@ -3,7 +3,8 @@
 // (h) a local file through the file input, with zero requests; (i) no WebGPU: the advice panel;
 // (j) an early click; (m) a lost GPU device is recovered from the stored copy without a page
 // reload; (n) a .gguf dropped on the page loads with zero requests; (o) a model too large for
-// the adapter is refused before anything is downloaded.
+// the adapter is refused before anything is downloaded; (r) the benchmark page prints the JSON of
+// `ahma bench`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -274,4 +275,35 @@ test('o. a model too large for the adapter is refused before the download, with 
         await big.stop();
         fs.rmSync(dir, { recursive: true, force: true });
     }
+});
+
+test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON of ahma bench', { timeout: T(180000) }, async (t) => {
+    await withBrowser(t, { name: 'r-bench-page', server }, async (s) => {
+        const fx = fixture('ahma_like_legacy');
+        await loadModel(s, server.modelUrl(fx.gguf), { extra: { bench: '1', prompt: '12', gen: '6' } });
+        const { page } = s;
+        await page.waitForFunction(() => (document.querySelector('[data-testid="bench-result"]')?.textContent ?? '') !== '',
+            null, { timeout: T(120000) });
+        const v = JSON.parse(await page.locator(tid('bench-result')).textContent());
+        t.diagnostic(`bench: ${JSON.stringify(v)}`);
+        await s.shot('bench-result');
+        // the keys `ahma bench --json` prints for the same measurement
+        for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'n_ctx', 'max_batch', 'pipeline_decode',
+            'fused_rope', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
+            'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'weight_bytes_per_token',
+            'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
+            assert.ok(key in v, `no ${key} in ${JSON.stringify(v)}`);
+        }
+        assert.equal(v.prompt_tokens, 12);
+        assert.equal(v.gen_tokens, 6);
+        assert.equal(v.f16, false, 'SwiftShader has no shader-f16: the f32 path runs');
+        assert.equal(v.submits_per_token, 1);
+        assert.equal(v.readback_bytes_per_token, 4);
+        assert.ok(v.prefill_tokens_per_s > 0 && v.decode_tokens_per_s > 0, 'no speed measured');
+        assert.ok(v.dispatches_per_token > 0 && v.weight_bytes_per_token > 0);
+        // the model stays usable after the measurement: greedy ids still equal llama.cpp's
+        const ids = await page.evaluate(async ({ ids, n }) => Array.from(await window.ahmaDebug.generateIds(ids, n)),
+            { ids: fx.prompt_ids, n: 8 });
+        assert.deepEqual(ids, fx.greedy_ids.slice(0, 8), 'greedy ids after the benchmark differ from llama.cpp');
+    });
 });

@@ -695,23 +695,30 @@ fn sampling_distribution_matches_cpu_probabilities() {
         (1.0, 0, 0.6, 1.0),
         (0.8, 10, 0.8, 1.0),
         (1.0, 0, 1.0, 1.8),
+        // The small-k list path with top-p, and the chat's defaults (top-k 4, penalty 1.2).
+        (0.9, 6, 0.7, 1.0),
+        (1.2, 3, 0.5, 1.0),
+        (0.6, 4, 1.0, 1.2),
     ];
     let recent = [3u32, 5, 5, 9];
+    // Draw 0 writes its token into the ring at recent_head: a fifth slot that the four
+    // penalized entries do not include, so no draw changes what the others (and the next
+    // case) penalize.
     let rig = SamplerRig::new(
         ctx,
         &logits,
         &recent,
-        4,
+        5,
         draws,
-        &sample_params(n, 1.0, 0, 1.0, 1.0, 99, 4),
+        &sample_params(n, 1.0, 0, 1.0, 1.0, 99, 5),
     );
     for &(t, k, p, pen) in cases {
         rig.op
-            .set_params(&rig.ctx, &sample_params(n, t, k, p, pen, 99, 4));
+            .set_params(&rig.ctx, &sample_params(n, t, k, p, pen, 99, 5));
         let st = StepParams {
             rng_step: 1000,
             n_recent: 4,
-            recent_head: 0,
+            recent_head: 4,
             ..Default::default()
         };
         let ids = rig.draw(&st, draws);

@@ -74,9 +74,8 @@ struct Scratch {
 /// explicit norms, one tiled product per tensor and the SwiGLU kernel.
 struct LayerOps {
     /// Decode: norm-fused mat-vecs over the q/k/v stacks (with RoPE and the KV write fused in
-    /// when `qkv_rope`).
+    /// with `LoadOptions::fuse_rope`).
     qkv: Vec<MatVec>,
-    qkv_rope: bool,
     /// Decode: norm-fused mat-vecs over the gate/up stacks; one SwiGLU-fused mat-vec when gate
     /// and up share a stack.
     ffn_in: Vec<MatVec>,
@@ -298,6 +297,19 @@ impl Model {
                     reason: "unexpected in a stack".into(),
                 })
             };
+            // One output per member of a stack, into that tensor's scratch buffer.
+            let member_outputs = |st: &Stack| {
+                st.members
+                    .iter()
+                    .map(|m| {
+                        Ok(MatVecOutput {
+                            buffer: dest(&m.name)?,
+                            offset: 0,
+                            rows: m.rows,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, EngineError>>()
+            };
             let mut qkv = Vec::new();
             let mut qkv_batch = Vec::new();
             let qkv_names = [names::attn_q(l), names::attn_k(l), names::attn_v(l)];
@@ -322,13 +334,12 @@ impl Model {
                 }
                 rows
             };
-            let qkv_rope = opts.fuse_rope;
             for st in &w.attn {
                 let norm = MatVecNorm {
                     weight: &w.attn_norm,
                     eps: cfg.rms_eps,
                 };
-                let op = if qkv_rope {
+                let op = if opts.fuse_rope {
                     MatVec::new_qkv_rope(
                         &ctx,
                         &st.m.0,
@@ -342,23 +353,12 @@ impl Model {
                     )
                     .await?
                 } else {
-                    let outs = st
-                        .members
-                        .iter()
-                        .map(|m| {
-                            Ok(MatVecOutput {
-                                buffer: dest(&m.name)?,
-                                offset: 0,
-                                rows: m.rows,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, EngineError>>()?;
                     MatVec::new_fused(
                         &ctx,
                         &st.m.0,
                         &s.hidden,
                         Some(norm),
-                        &outs,
+                        &member_outputs(st)?,
                         MatVecOptions::default(),
                     )
                     .await?
@@ -403,18 +403,7 @@ impl Model {
                     };
                     (vec![o], opts)
                 } else {
-                    let outs = st
-                        .members
-                        .iter()
-                        .map(|m| {
-                            Ok(MatVecOutput {
-                                buffer: dest(&m.name)?,
-                                offset: 0,
-                                rows: m.rows,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, EngineError>>()?;
-                    (outs, MatVecOptions::default())
+                    (member_outputs(st)?, MatVecOptions::default())
                 };
                 ffn_in.push(
                     MatVec::new_fused(&ctx, &st.m.0, &s.hidden, Some(norm), &outs, opts).await?,
@@ -439,7 +428,6 @@ impl Model {
             }
             layers.push(LayerOps {
                 qkv,
-                qkv_rope,
                 ffn_in,
                 ffn_fused,
                 qkv_batch,
@@ -825,7 +813,7 @@ impl Model {
         let mut dispatches = self.embed.encode(&mut pass);
         mark(&mut pass, "embed");
         for l in &self.layers {
-            let rope_fused = n == 1 && l.qkv_rope;
+            let rope_fused = n == 1 && self.opts.fuse_rope;
             if n == 1 {
                 for mv in &l.qkv {
                     mv.encode(&mut pass);

@@ -13,6 +13,9 @@ use ahma_kernels::step::StepParams;
 use ahma_kernels::{ContextOptions, GpuContext};
 use ahma_reference::ops;
 
+mod common;
+use common::read_cache;
+
 /// xorshift64*: reproducible data without a dependency.
 struct Rng(u64);
 impl Rng {
@@ -100,18 +103,6 @@ fn round_cache(ctx: &GpuContext, data: &[f32]) -> Vec<f32> {
             .collect()
     } else {
         data.to_vec()
-    }
-}
-
-fn read_cache(ctx: &GpuContext, b: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    if ctx.use_f16() {
-        let bytes = pollster::block_on(ctx.read_bytes(b, 0, n as u64 * 2)).unwrap();
-        bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()
-    } else {
-        read(ctx, b, n)
     }
 }
 

@@ -14,7 +14,7 @@ use ahma_kernels::matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatV
 use ahma_kernels::rope;
 use ahma_kernels::step::StepParams;
 use ahma_kernels::{GpuContext, QuantMatrix};
-use common::{nmse, random_tensor, reference_matmul, shapes, Rng};
+use common::{nmse, random_tensor, read_cache, reference_matmul, shapes, Rng};
 
 fn tolerance(ctx: &GpuContext, ty: GgmlType) -> f64 {
     if ctx.use_f16() && ty != GgmlType::F32 {
@@ -561,19 +561,6 @@ fn matvec_qkv_rope_fused_into_the_cache() {
                 }
             }
         }
-    }
-}
-
-/// Reads `n` cache elements (f16 with an f16 context, else f32) as f32.
-fn read_cache(ctx: &GpuContext, b: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    if ctx.use_f16() {
-        let bytes = pollster::block_on(ctx.read_bytes(b, 0, n as u64 * 2)).unwrap();
-        bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()
-    } else {
-        pollster::block_on(ctx.read_f32(b, 0, n)).unwrap()
     }
 }
 

@@ -180,3 +180,16 @@ pub fn shapes(ty: GgmlType) -> Vec<(usize, usize)> {
         _ => vec![(768, 13), (256, 5), (512, 7)],
     }
 }
+
+/// Reads `n` KV-cache elements (f16 with an f16 context, else f32) as f32.
+pub fn read_cache(ctx: &GpuContext, b: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    if ctx.use_f16() {
+        let bytes = pollster::block_on(ctx.read_bytes(b, 0, n as u64 * 2)).unwrap();
+        bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect()
+    } else {
+        pollster::block_on(ctx.read_f32(b, 0, n)).unwrap()
+    }
+}

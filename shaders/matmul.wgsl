@@ -18,10 +18,15 @@
 // The accumulators are four vec4 variables, not an indexed array: with an array the NVIDIA Vulkan
 // compiler kept them in local memory and a kernel ran 7x slower on an H100.
 //
-// Workgroup memory: 32 * (BM + BN) * 4 bytes, 16 KiB for the default 64 x 64 tile (WebGPU's
-// guaranteed limit is 16 KiB).
+// TM8: each thread holds an 8-token x 4-row block in eight vec4 registers (WG = BM * BN / 32):
+// per k, three workgroup loads for 32 FMAs instead of two for 16, and half the threads to stage
+// the same tile. The 128-token tile needs it (256 threads).
 //
-// Defines: TYPE_<ggml type> (one), F16, ACCUMULATE, BM and BN (32 or 64), WG = BM * BN / 16.
+// Workgroup memory: 32 * (BM + BN) * 4 bytes, 16 KiB for the 64 x 64 tile (WebGPU's guaranteed
+// limit is 16 KiB), 24 KiB for 128 x 64 (the host asks the adapter's limit first).
+//
+// Defines: TYPE_<ggml type> (one), F16, ACCUMULATE, BM (32, 64 or 128) and BN (32 or 64), TM8,
+// WG = BM * BN / 16 (BM * BN / 32 with TM8).
 
 #ifndef BM
 #define BM 64
@@ -56,9 +61,15 @@ struct MatMulParams {
 
 #include "quant.wgsl"
 
+#ifdef TM8
+const TM: u32 = 8u;  // tokens per thread
+#else
+const TM: u32 = 4u;
+#endif
 const TX: u32 = BN / 4u;  // threads along the rows of the tile
-const TY: u32 = BM / 4u;  // threads along the tokens
-var<workgroup> xs: array<vec4<f32>, 32u * TY>;  // [k][token / 4]
+const TY: u32 = BM / TM;  // threads along the tokens
+const XV: u32 = BM / 4u;  // vec4s of tokens per k
+var<workgroup> xs: array<vec4<f32>, 32u * XV>;  // [k][token / 4]
 var<workgroup> ws: array<vec4<f32>, 32u * TX>;  // [k][row / 4]
 
 // Writes rows row .. row + 3 of one token.
@@ -86,11 +97,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let tx = t % TX;
     let ty = t / TX;
     let units = (p.n_in + 31u) / 32u;
-    // acc_i: token tok0 + 4 ty + i, rows row0 + 4 tx .. + 3.
+    // acc_i: token tok0 + TM ty + i, rows row0 + 4 tx .. + 3.
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+#ifdef TM8
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+#endif
     for (var u = 0u; u < units; u++) {
         // Weights: quarter-unit job q = row * 4 + j. Rows past the end repeat the last row
         // (their products are never stored).
@@ -118,16 +135,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let c = tl & 3u;
             for (var i = 0u; i < 4u; i++) {
                 let v = x[base + i];
-                xs[(k4 + i) * TY + col][c] = select(0.0, v, tok < p.n_tokens && e + i < p.n_in);
+                xs[(k4 + i) * XV + col][c] = select(0.0, v, tok < p.n_tokens && e + i < p.n_in);
             }
         }
         workgroupBarrier();
         // Threads whose four tokens are all past the batch skip the products: a short prompt in
         // a 64-token tile costs the staging, not 64 tokens of arithmetic.
-        if (tok0 + 4u * ty < p.n_tokens) {
+        if (tok0 + TM * ty < p.n_tokens) {
             for (var k = 0u; k < 32u; k++) {
-                let a = xs[k * TY + ty];
                 let b = ws[k * TX + tx];
+#ifdef TM8
+                let a = xs[k * XV + 2u * ty];
+                let a2 = xs[k * XV + 2u * ty + 1u];
+                acc4 += a2.x * b;
+                acc5 += a2.y * b;
+                acc6 += a2.z * b;
+                acc7 += a2.w * b;
+#else
+                let a = xs[k * XV + ty];
+#endif
                 acc0 += a.x * b;
                 acc1 += a.y * b;
                 acc2 += a.z * b;
@@ -136,10 +162,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
     }
-    let tok = tok0 + 4u * ty;
+    let tok = tok0 + TM * ty;
     let row = row0 + 4u * tx;
     store4(tok, row, acc0);
     store4(tok + 1u, row, acc1);
     store4(tok + 2u, row, acc2);
     store4(tok + 3u, row, acc3);
+#ifdef TM8
+    store4(tok + 4u, row, acc4);
+    store4(tok + 5u, row, acc5);
+    store4(tok + 6u, row, acc6);
+    store4(tok + 7u, row, acc7);
+#endif
 }

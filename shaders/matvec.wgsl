@@ -28,7 +28,7 @@
 // of a split matrix that starts inside a segment indexes it correctly).
 //
 // UNROLL (with ROWS 4, or 8 and ROWS8) keeps the rows' sums in vectors instead of arrays
-// indexed in the loop.
+// indexed in the loop. PAIRS (with UNROLL) walks two units per loop step.
 //
 // ROPE (decode's q/k/v, with Y2 and Y3, one token at position step.pos0) fuses llama.cpp's
 // NORMAL-mode rotary embedding and the KV-cache store into the product, as `rope.wgsl` does it in
@@ -39,7 +39,7 @@
 // partner's value comes through workgroup memory. The caches hold f16 pairs with KV_F16.
 //
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
-// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, ROPE, KV_F16.
+// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, ROPE, KV_F16.
 
 #ifndef WG
 #define WG 128
@@ -298,7 +298,28 @@ fn main(
 #endif
 #endif
     var ss4 = 0.0;
-    for (var u = t >> 2u; u < units; u += WG / 4u) {
+    var u = t >> 2u;
+#ifdef PAIRS
+    // Two units per step: the loads of both are issued before their products, so each thread
+    // has twice the bytes in flight (the loop is latency-bound, not bandwidth-bound).
+    for (; u + WG / 4u < units; u += WG / 2u) {
+        let u2 = u + WG / 4u;
+        let q = load_quarter(u, e, x_end);
+        let q2 = load_quarter(u2, e, x_end);
+        ss4 += q.ss + q2.ss;
+        a4 += dot4_q(b4, u, j, q) + dot4_q(b4, u2, j, q2);
+#ifdef ROWS8
+        ah4 += dot4_q(bh4, u, j, q) + dot4_q(bh4, u2, j, q2);
+#endif
+#ifdef SWIGLU
+        au4 += dot4_q(bu4, u, j, q) + dot4_q(bu4, u2, j, q2);
+#ifdef ROWS8
+        auh4 += dot4_q(buh4, u, j, q) + dot4_q(buh4, u2, j, q2);
+#endif
+#endif
+    }
+#endif
+    for (; u < units; u += WG / 4u) {
         let q = load_quarter(u, e, x_end);
         ss4 += q.ss;
         a4 += dot4_q(b4, u, j, q);

@@ -93,6 +93,26 @@ run_bench 3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --pr
 run_bench 3b-q4km-p128-sampled "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --sampled --penalty-window 2048 --profile
 # RoPE + KV write in a dispatch of its own per layer: what fusing it into q/k/v gains.
 run_bench 3b-q4km-p128-rope-apart "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-fused-rope --profile
+# Decode mat-vecs with two 32-element units per loop step (more loads in flight per thread).
+run_bench 3b-q4km-p128-pairs "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on --profile
+# Decode attention with longer splits: 256 keys (one split at 128 keys: no merge dispatch).
+run_bench 3b-q4km-p128-split256 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --attn-split-keys 256 --profile
+# Prefill mat-mul tiles: 8 tokens per thread, 64- and 128-token tiles (the default is 64x64x4).
+for tile in 64x64x8 128x64x8 128x32x8; do
+    run_bench "3b-q4km-p512-tile$tile" "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048 --matmul-tile "$tile"
+done
+run_bench 3b-q4km-p512-tiledefault "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048
+# The same A/Bs again, unprofiled, alternating (machines vary by a few per cent between calls).
+run_bench 3b-q4km-p128-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
+run_bench 3b-q4km-p128-pairs-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on
+run_bench 3b-q4km-p128-split256-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --attn-split-keys 256
+run_bench 3b-q4km-p128-pairs-split256 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on --attn-split-keys 256
+for k in 64 256 1024; do
+    run_bench "3b-q4km-ctx1024-split$k" "$M" --prompt-tokens 1024 --gen-tokens 64 --ctx 2048 --attn-split-keys "$k"
+done
+run_bench 7b-q4km-pairs "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-pairs on
+run_bench 7b-q4km-nopairs "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-pairs off
+run_bench 3b-q8_0-pairs "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on
 # Shaders without wgpu's runtime checks: what they cost (CHECKS_SWEEP=1 splits them up).
 run_bench 3b-q4km-p128-unchecked "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --unchecked all --profile
 if [ -n "${SKIP_PEER:-}" ]; then log "peer skipped (SKIP_PEER)"; else
@@ -147,8 +167,8 @@ if [ -n "${KERNEL_BENCH:-}" ] && [ -x "$KERNEL_BENCH" ] && [ "$SECONDS" -lt "${B
     log "kernel sweep (crates/kernels/examples/kernel_bench.rs): matmul tiles, then mat-vec shapes"
     # KB_PATHS, KB_UNCHECKED and KB_TYPES pass through (see kernel_bench.rs).
     if [ -z "${SKIP_MATMUL_SWEEP:-}" ]; then
-        KB_OPS=matmul KB_TYPES=q5_0,q8_0 timeout 60 "$KERNEL_BENCH" 50 2>&1 | tee "$OUT/kernel_bench_matmul.txt" | tee -a "$OUT/log.txt"
+        KB_OPS=matmul KB_TYPES=q5_0,q8_0 KB_TOKENS=512 KB_PATHS=f16+sg timeout 60 "$KERNEL_BENCH" 50 2>&1 | tee "$OUT/kernel_bench_matmul.txt" | tee -a "$OUT/log.txt"
     fi
-    KB_OPS=matvec timeout 60 "$KERNEL_BENCH" 2>&1 | tee "$OUT/kernel_bench.txt" | tee -a "$OUT/log.txt"
+    KB_OPS=matvec KB_PATHS=f16+sg timeout 60 "$KERNEL_BENCH" 2>&1 | tee "$OUT/kernel_bench.txt" | tee -a "$OUT/log.txt"
 fi
 log "done in $SECONDS s"

@@ -147,15 +147,10 @@ fn engine_matches_llama_cpp_without_subgroups() {
     }
 }
 
-/// The fixtures give every tensor of a layer its own type, so q/k/v and gate/up never share a
-/// stack there. Here a synthetic model with the Q4_K_M mix of the published files (`ahma synth
-/// --preset tiny`: Q5_0 q/k/v and gate/up in layer 0, a Q8_0 attn_v in layer 1) runs through the
-/// stacked, norm-fused decode products and the row-range prefill products, against the CPU
-/// reference forward (itself checked against llama.cpp in reference_llamacpp.rs): logits of a
-/// batched prompt, then of tokens decoded one at a time through the cache, on every path.
-#[test]
-fn stacked_projections_match_the_cpu_reference() {
-    let dir = std::env::temp_dir().join(format!("ahma-stacked-{}", std::process::id()));
+/// `ahma synth --preset tiny --mix q4km --n-vocab 300` into a fresh temporary folder
+/// (returned with the file, for the caller to remove).
+fn synth_tiny(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ahma-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tiny_q4km.gguf");
     let mut out = Vec::new();
@@ -174,6 +169,18 @@ fn stacked_projections_match_the_cpu_reference() {
         &mut out,
     )
     .unwrap();
+    (dir, path)
+}
+
+/// The fixtures give every tensor of a layer its own type, so q/k/v and gate/up never share a
+/// stack there. Here a synthetic model with the Q4_K_M mix of the published files (`ahma synth
+/// --preset tiny`: Q5_0 q/k/v and gate/up in layer 0, a Q8_0 attn_v in layer 1) runs through the
+/// stacked, norm-fused decode products and the row-range prefill products, against the CPU
+/// reference forward (itself checked against llama.cpp in reference_llamacpp.rs): logits of a
+/// batched prompt, then of tokens decoded one at a time through the cache, on every path.
+#[test]
+fn stacked_projections_match_the_cpu_reference() {
+    let (dir, path) = synth_tiny("stacked");
     // the synthetic vocabulary (what lets llama.cpp load synth files for the peer benchmarks)
     // is a working SentencePiece vocabulary: BOS/EOS, byte fallback, round trip
     let (g, _file) = ahma_gguf::Gguf::open(&path).unwrap();
@@ -191,27 +198,31 @@ fn stacked_projections_match_the_cpu_reference() {
     for (pos, &t) in prompt.iter().chain(&extra).enumerate() {
         want.push(reference.forward(t, pos).unwrap().to_vec());
     }
-    // Every path with RoPE fused into the q/k/v mat-vecs (the default), and the default path
-    // with RoPE in a dispatch of its own.
-    for (force_f32, no_sg, fuse_rope) in [
-        (true, false, true),
-        (false, false, true),
-        (true, true, true),
-        (false, true, true),
-        (false, false, false),
+    // Every path with RoPE fused into the q/k/v mat-vecs (the default), the default path with
+    // RoPE in a dispatch of its own, and the mat-vecs walking two units per loop step.
+    for (force_f32, no_sg, fuse_rope, matvec_pairs) in [
+        (true, false, true, false),
+        (false, false, true, false),
+        (true, true, true, false),
+        (false, true, true, false),
+        (false, false, false, false),
+        (false, false, true, true),
+        (true, true, true, true),
     ] {
         let ctx = context_with(force_f32, no_sg);
         let path_name = format!(
-            "{}{}{}",
+            "{}{}{}{}",
             if ctx.use_f16() { "f16" } else { "f32" },
             if ctx.use_subgroups() { "+sg" } else { "" },
-            if fuse_rope { "" } else { " rope apart" }
+            if fuse_rope { "" } else { " rope apart" },
+            if matvec_pairs { " pairs" } else { "" }
         );
         let gate = if ctx.use_f16() { 1e-4 } else { 1e-5 };
         let opts = LoadOptions {
             n_ctx: 64,
             max_batch: 16,
             fuse_rope,
+            matvec_pairs,
             ..Default::default()
         };
         let mut model = pollster::block_on(load_file(ctx, &path, opts)).unwrap();
@@ -241,6 +252,55 @@ fn stacked_projections_match_the_cpu_reference() {
             );
             assert!(e <= gate, "{path_name} decode {i}: NMSE {e:e}");
         }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Decode's attention over a context longer than one 64-key block, with the keys shared out
+/// over several splits (merged by a second dispatch) or over one (no merge), against the CPU
+/// reference forward: the split policy (`LoadOptions::attn_split_keys`) changes the dispatch
+/// count, never the logits.
+#[test]
+fn decode_attention_splits_match_the_cpu_reference() {
+    let (dir, path) = synth_tiny("splits");
+    let mut reference = ahma_reference::Model::load(&path).unwrap();
+    let tokens: Vec<u32> = (0..150u32).map(|i| 3 + (i * 37 + i / 7) % 290).collect();
+    let want: Vec<Vec<f32>> = tokens
+        .iter()
+        .enumerate()
+        .map(|(pos, &t)| reference.forward(t, pos).unwrap().to_vec())
+        .collect();
+    let prompt = 8;
+    // keys per split -> merge dispatches per layer at the last step (150 keys)
+    for (split_keys, merges) in [(64usize, 1u64), (128, 1), (192, 0), (4096, 0)] {
+        let ctx = context(false);
+        let gate = if ctx.use_f16() { 1e-4 } else { 1e-5 };
+        let opts = LoadOptions {
+            n_ctx: 160,
+            max_batch: 16,
+            attn_split_keys: split_keys,
+            ..Default::default()
+        };
+        let mut model = pollster::block_on(load_file(ctx, &path, opts)).unwrap();
+        pollster::block_on(model.logits(&tokens[..prompt])).unwrap();
+        let mut worst = 0f64;
+        for (i, &t) in tokens.iter().enumerate().skip(prompt) {
+            model.reset_stats();
+            let got = pollster::block_on(model.logits(&[t])).unwrap();
+            let e = nmse(&got, &want[i]);
+            worst = worst.max(e);
+            assert!(
+                e <= gate,
+                "split keys {split_keys}, position {i}: NMSE {e:e}"
+            );
+        }
+        // 13 dispatches a token with one split (see the stacked test), one merge per layer more.
+        assert_eq!(
+            model.stats().dispatches,
+            13 + 2 * merges,
+            "split keys {split_keys}"
+        );
+        println!("split keys {split_keys}: worst decode NMSE {worst:.3e}");
     }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -280,7 +280,11 @@ test('o. a model too large for the adapter is refused before the download, with 
 test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON of ahma bench', { timeout: T(180000) }, async (t) => {
     await withBrowser(t, { name: 'r-bench-page', server }, async (s) => {
         const fx = fixture('ahma_like_legacy');
-        await loadModel(s, server.modelUrl(fx.gguf), { extra: { bench: '1', prompt: '12', gen: '6' } });
+        // with the kernel choices `ahma bench` has flags for (two units per mat-vec loop step,
+        // 128 keys per attention split, 8-token-per-thread mat-mul tiles)
+        await loadModel(s, server.modelUrl(fx.gguf), {
+            extra: { bench: '1', prompt: '12', gen: '6', pairs: 'on', split_keys: '128', tile: '64x64x8' },
+        });
         const { page } = s;
         await page.waitForFunction(() => (document.querySelector('[data-testid="bench-result"]')?.textContent ?? '') !== '',
             null, { timeout: T(120000) });
@@ -289,11 +293,14 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         await s.shot('bench-result');
         // the keys `ahma bench --json` prints for the same measurement
         for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'n_ctx', 'max_batch', 'pipeline_decode',
-            'fused_rope', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
+            'fused_rope', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
             'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'weight_bytes_per_token',
             'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
             assert.ok(key in v, `no ${key} in ${JSON.stringify(v)}`);
         }
+        assert.equal(v.matvec_pairs, true);
+        assert.equal(v.attn_split_keys, 128);
+        assert.equal(v.matmul_tile, '64x64x8');
         assert.equal(v.prompt_tokens, 12);
         assert.equal(v.gen_tokens, 6);
         assert.equal(v.f16, false, 'SwiftShader has no shader-f16: the f32 path runs');
@@ -301,7 +308,8 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.equal(v.readback_bytes_per_token, 4);
         assert.ok(v.prefill_tokens_per_s > 0 && v.decode_tokens_per_s > 0, 'no speed measured');
         assert.ok(v.dispatches_per_token > 0 && v.weight_bytes_per_token > 0);
-        // the model stays usable after the measurement: greedy ids still equal llama.cpp's
+        // the model stays usable after the measurement, and with these choices: greedy ids still
+        // equal llama.cpp's
         const ids = await page.evaluate(async ({ ids, n }) => Array.from(await window.ahmaDebug.generateIds(ids, n)),
             { ids: fx.prompt_ids, n: 8 });
         assert.deepEqual(ids, fx.greedy_ids.slice(0, 8), 'greedy ids after the benchmark differ from llama.cpp');

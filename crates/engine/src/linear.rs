@@ -5,12 +5,12 @@
 
 use ahma_gguf::TensorInfo;
 use ahma_kernels::embed::{Embed, EmbedOptions};
-use ahma_kernels::matmul::{MatMul, MatMulOptions};
+use ahma_kernels::matmul::{MatMul, MatMulOptions, Tile};
 use ahma_kernels::matvec::{MatVec, MatVecOptions};
 use ahma_kernels::quant_matrix::QuantMatrix;
 use ahma_kernels::GpuContext;
 
-use crate::EngineError;
+use crate::{EngineError, LoadOptions};
 
 /// A weight matrix as raw GGUF blocks on the GPU, filled while streaming.
 pub(crate) struct Matrix(pub QuantMatrix);
@@ -110,11 +110,13 @@ impl Batch {
         y: &wgpu::Buffer,
         max_tokens: u32,
         accumulate: bool,
+        tile: Option<Tile>,
     ) -> Result<Self, EngineError> {
         let opts = MatMulOptions {
             accumulate,
             first_row,
             n_rows: rows,
+            tile,
             ..Default::default()
         };
         Ok(Batch {
@@ -150,6 +152,7 @@ pub(crate) struct Linear {
 
 impl Linear {
     /// `x` holds `(max_tokens, n_in)` f32 and `y` `(max_tokens, n_out)` f32.
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(
         ctx: &GpuContext,
         w: &Matrix,
@@ -157,6 +160,7 @@ impl Linear {
         y: &wgpu::Buffer,
         max_tokens: u32,
         accumulate: bool,
+        opts: &LoadOptions,
     ) -> Result<Self, EngineError> {
         let single = MatVec::new(
             ctx,
@@ -165,13 +169,27 @@ impl Linear {
             y,
             MatVecOptions {
                 accumulate,
+                pairs: opts.matvec_pairs,
                 ..Default::default()
             },
         )
         .await?;
         let batch = if max_tokens > 1 {
             let rows = w.0.n_out();
-            Some(Batch::new(ctx, w, 0, rows, x, y, max_tokens, accumulate).await?)
+            Some(
+                Batch::new(
+                    ctx,
+                    w,
+                    0,
+                    rows,
+                    x,
+                    y,
+                    max_tokens,
+                    accumulate,
+                    opts.matmul_tile,
+                )
+                .await?,
+            )
         } else {
             None
         };

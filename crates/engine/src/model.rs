@@ -275,6 +275,11 @@ impl Model {
         let prob = storage(&ctx, "sample prob", f * nv)?;
 
         let mb = opts.max_batch as u32;
+        // The decode mat-vecs' loop shape, for every product built below.
+        let mv_default = MatVecOptions {
+            pairs: opts.matvec_pairs,
+            ..Default::default()
+        };
         let n_embd = cfg.n_embd as u32;
         let embed = Embedding::new(&ctx, &weights.token_embd, &s.ids, &s.hidden, mb).await?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
@@ -349,7 +354,7 @@ impl Model {
                             rows: rows_of(&st.members),
                             ..rope_bufs
                         },
-                        MatVecOptions::default(),
+                        mv_default,
                     )
                     .await?
                 } else {
@@ -359,7 +364,7 @@ impl Model {
                         &s.hidden,
                         Some(norm),
                         &member_outputs(st)?,
-                        MatVecOptions::default(),
+                        mv_default,
                     )
                     .await?
                 };
@@ -376,6 +381,7 @@ impl Model {
                                 dest(&m.name)?,
                                 mb,
                                 false,
+                                opts.matmul_tile,
                             )
                             .await?,
                         );
@@ -390,7 +396,7 @@ impl Model {
                     weight: &w.ffn_norm,
                     eps: cfg.rms_eps,
                 };
-                let (outs, opts) = if ffn_fused {
+                let (outs, mv_opts) = if ffn_fused {
                     // [gate; up] in one stack: y = silu(gate·x)·(up·x) into the gate buffer.
                     let o = MatVecOutput {
                         buffer: &s.gate,
@@ -399,14 +405,14 @@ impl Model {
                     };
                     let opts = MatVecOptions {
                         swiglu: true,
-                        ..Default::default()
+                        ..mv_default
                     };
                     (vec![o], opts)
                 } else {
-                    (member_outputs(st)?, MatVecOptions::default())
+                    (member_outputs(st)?, mv_default)
                 };
                 ffn_in.push(
-                    MatVec::new_fused(&ctx, &st.m.0, &s.hidden, Some(norm), &outs, opts).await?,
+                    MatVec::new_fused(&ctx, &st.m.0, &s.hidden, Some(norm), &outs, mv_opts).await?,
                 );
                 if mb > 1 {
                     for m in &st.members {
@@ -420,6 +426,7 @@ impl Model {
                                 dest(&m.name)?,
                                 mb,
                                 false,
+                                opts.matmul_tile,
                             )
                             .await?,
                         );
@@ -481,7 +488,7 @@ impl Model {
                     },
                 )
                 .await?,
-                o: Linear::new(&ctx, &w.wo, &s.attn, &s.hidden, mb, true).await?,
+                o: Linear::new(&ctx, &w.wo, &s.attn, &s.hidden, mb, true, &opts).await?,
                 ffn_norm: RmsNorm::new(
                     &ctx,
                     &s.step,
@@ -502,7 +509,7 @@ impl Model {
                     cfg.n_ff as u32,
                 )
                 .await?,
-                down: Linear::new(&ctx, &w.w_down, &s.gate, &s.hidden, mb, true).await?,
+                down: Linear::new(&ctx, &w.w_down, &s.gate, &s.hidden, mb, true, &opts).await?,
             });
         }
         let out_norm_all = RmsNorm::new(
@@ -536,10 +543,11 @@ impl Model {
             &s.logits,
             logits_rows,
             false,
+            &opts,
         )
         .await?;
         let output_last =
-            Linear::new(&ctx, &weights.output, &s.normed, &s.logits, 1, false).await?;
+            Linear::new(&ctx, &weights.output, &s.normed, &s.logits, 1, false, &opts).await?;
         let output_fused = MatVec::new_fused(
             &ctx,
             &weights.output.0,
@@ -553,7 +561,7 @@ impl Model {
                 offset: 0,
                 rows: nv,
             }],
-            MatVecOptions::default(),
+            mv_default,
         )
         .await?;
         let sampling = SamplingParams::greedy();
@@ -753,12 +761,15 @@ impl Model {
     /// not yet read back, for a step submitted ahead).
     fn step_params_with(&self, pos0: usize, n_tokens: usize, draws: u32, seen: u64) -> StepParams {
         let mut st = StepParams::default();
-        attention::fill_step(
-            &mut st,
-            pos0 as u32,
-            n_tokens as u32,
-            attn_splits(n_tokens) as u32,
-        );
+        let max_splits = if n_tokens == 1 {
+            // Decode: as many splits as the context has `attn_split_keys` blocks.
+            (pos0 + 1)
+                .div_ceil(self.opts.attn_split_keys)
+                .clamp(1, attn_splits(1))
+        } else {
+            attn_splits(n_tokens)
+        };
+        attention::fill_step(&mut st, pos0 as u32, n_tokens as u32, max_splits as u32);
         let w = self.opts.penalty_window as u64;
         st.rng_step = draws;
         st.suppress = self.suppressed.map_or(0, |t| t + 1);

@@ -31,6 +31,20 @@ pub struct LoadOptions {
     /// Decode applies RoPE and stores k and v in the KV cache inside the q/k/v mat-vec (one
     /// dispatch fewer per layer) instead of in a dispatch of its own. Results are identical.
     pub fuse_rope: bool,
+    /// Fewest keys each split of decode's attention covers (a multiple of 64, at most 4096):
+    /// a step's keys are shared out over up to 32 workgroups per head, whose partial results a
+    /// second dispatch merges. More keys per split mean fewer, longer workgroups, and a
+    /// context of at most this many keys needs no merge dispatch at all. Results agree to
+    /// rounding.
+    pub attn_split_keys: usize,
+    /// The prefill mat-mul's workgroup tile for every product (one of
+    /// `ahma_kernels::matmul::TILES`); `None` lets the kernel choose per matrix. A tile the
+    /// device cannot hold fails the load with a typed error. Results agree to rounding.
+    pub matmul_tile: Option<ahma_kernels::matmul::Tile>,
+    /// Decode's mat-vecs walk two 32-element units per loop step, issuing both units' loads
+    /// before their products (`ahma_kernels::matvec::MatVecOptions::pairs`). Results agree to
+    /// rounding.
+    pub matvec_pairs: bool,
 }
 
 impl Default for LoadOptions {
@@ -43,6 +57,9 @@ impl Default for LoadOptions {
             upload_window: 16 << 20,
             pipeline_decode: true,
             fuse_rope: true,
+            attn_split_keys: 64,
+            matmul_tile: None,
+            matvec_pairs: false,
         }
     }
 }
@@ -65,6 +82,18 @@ impl LoadOptions {
             return Err(EngineError::InvalidArgument(format!(
                 "penalty_window {} must be at most 4096",
                 self.penalty_window
+            )));
+        }
+        if self.attn_split_keys == 0
+            || self.attn_split_keys > 4096
+            || !self
+                .attn_split_keys
+                .is_multiple_of(ahma_kernels::attention::CHUNK as usize)
+        {
+            return Err(EngineError::InvalidArgument(format!(
+                "attn_split_keys {} must be a multiple of {} in 64..=4096",
+                self.attn_split_keys,
+                ahma_kernels::attention::CHUNK
             )));
         }
         if self.upload_window < 4096 {
@@ -154,6 +183,14 @@ mod tests {
             },
             LoadOptions {
                 upload_window: 16,
+                ..Default::default()
+            },
+            LoadOptions {
+                attn_split_keys: 100,
+                ..Default::default()
+            },
+            LoadOptions {
+                attn_split_keys: 0,
                 ..Default::default()
             },
         ] {

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use ahma_gguf::GgmlType;
-use ahma_kernels::matmul::{MatMul, MatMulOptions, TILE_EDGES};
+use ahma_kernels::matmul::{MatMul, MatMulOptions, Tile, TILES};
 use ahma_kernels::{
     ContextOptions, GpuContext, KernelError, MatVec, MatVecOptions, QuantMatrix, ShaderChecks,
 };
@@ -119,7 +119,7 @@ fn main() -> Result<(), KernelError> {
             .collect::<Result<_, _>>()?,
         Err(_) => vec![None],
     };
-    // KB_TILES: only these mat-mul tiles ("64x64,32x64").
+    // KB_TILES: only these mat-mul tiles ("64x64,128x64x8": tokens x rows [x tokens per thread]).
     let tiles = std::env::var("KB_TILES").ok();
     for (force_f32, disable_subgroups, shader_checks) in
         [(false, false), (false, true), (true, false), (true, true)]
@@ -166,35 +166,41 @@ fn main() -> Result<(), KernelError> {
             let x: Vec<f32> = (0..n_in).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
             let xb = ctx.storage_buffer_init("x", &x)?;
             let yb = ctx.storage_buffer("y", n_out * 4)?;
-            // (threads, rows, unroll): the default first, then the same without the unrolled
-            // rows, then other shapes.
-            let shapes: &[(u32, u32, bool)] = if ops.contains("matvec") {
+            // (threads, rows, unroll, pairs): the default first, then the same without the
+            // unrolled rows or with two units per step, then other shapes.
+            let shapes: &[(u32, u32, bool, bool)] = if ops.contains("matvec") {
                 &[
-                    (128, 4, true),
-                    (128, 4, false),
-                    (256, 4, true),
-                    (256, 4, false),
-                    (64, 4, true),
-                    (128, 8, true),
-                    (256, 8, true),
-                    (128, 8, false),
-                    (128, 2, false),
+                    (128, 4, true, false),
+                    (128, 4, true, true),
+                    (128, 4, false, false),
+                    (256, 4, true, false),
+                    (256, 4, true, true),
+                    (64, 4, true, false),
+                    (64, 4, true, true),
+                    (128, 8, true, false),
+                    (128, 8, true, true),
+                    (128, 2, false, false),
                 ]
             } else {
                 &[]
             };
-            for &(wg, rows, unroll) in shapes {
+            for &(wg, rows, unroll, pairs) in shapes {
                 let opts = MatVecOptions {
                     workgroup_size: wg,
                     rows,
                     unroll,
+                    pairs,
                     ..Default::default()
                 };
                 let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts))?;
                 let (t, cpu) = time_reps(&ctx, reps, &|p| op.encode(p))?;
                 println!(
                     "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} rows {rows}{} parts {}: {:8.1} us (cpu {:5.1})  {:7.1} GB/s",
-                    if unroll && (rows == 4 || rows == 8) { " unrolled" } else { "         " },
+                    match (unroll && (rows == 4 || rows == 8), pairs) {
+                        (true, true) => " unrolled+pairs",
+                        (true, false) => " unrolled      ",
+                        _ => "               ",
+                    },
                     ty.name(),
                     m.parts().len(),
                     t * 1e6,
@@ -211,33 +217,32 @@ fn main() -> Result<(), KernelError> {
                     .collect();
                 let xb = ctx.storage_buffer_init("xs", &xs)?;
                 let yb = ctx.storage_buffer("ys", n_out * n_tokens as u64 * 4)?;
-                for tile_tokens in TILE_EDGES {
-                    for tile_rows in TILE_EDGES {
-                        if let Some(t) = &tiles {
-                            if !t
-                                .split(',')
-                                .any(|s| s.trim() == format!("{tile_tokens}x{tile_rows}"))
-                            {
-                                continue;
-                            }
+                for tile in TILES {
+                    if let Some(t) = &tiles {
+                        if !t
+                            .split(',')
+                            .any(|s| s.trim().parse::<Tile>().ok() == Some(tile))
+                        {
+                            continue;
                         }
-                        let opts = MatMulOptions {
-                            tile_tokens,
-                            tile_rows,
-                            ..Default::default()
-                        };
-                        let op =
-                            pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))?;
-                        let r = (reps * 64 / n_tokens / 10).max(2);
-                        let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
-                        println!(
-                            "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok tile {tile_tokens}x{tile_rows}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
-                            ty.name(),
-                            t * 1e6,
-                            cpu * 1e6,
-                            2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
-                        );
                     }
+                    if tile.workgroup_bytes() > ctx.caps().max_compute_workgroup_storage_size {
+                        continue;
+                    }
+                    let opts = MatMulOptions {
+                        tile: Some(tile),
+                        ..Default::default()
+                    };
+                    let op = pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))?;
+                    let r = (reps * 64 / n_tokens / 10).max(2);
+                    let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
+                    println!(
+                        "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok tile {tile}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
+                        ty.name(),
+                        t * 1e6,
+                        cpu * 1e6,
+                        2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
+                    );
                 }
             }
         }

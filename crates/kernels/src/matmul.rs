@@ -28,16 +28,91 @@ pub struct MatMulParams {
     pub _pad2: u32,
 }
 
-/// The largest tile edge (tokens or rows per workgroup).
+/// A workgroup's tile of Y: `tokens` x `rows`, each thread a `thread_tokens` x 4 block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tile {
+    pub tokens: u32,
+    pub rows: u32,
+    /// Tokens per thread: 4, or 8 (`TM8` in the shader).
+    pub thread_tokens: u32,
+}
+
+impl Tile {
+    pub const fn new(tokens: u32, rows: u32, thread_tokens: u32) -> Tile {
+        Tile {
+            tokens,
+            rows,
+            thread_tokens,
+        }
+    }
+
+    /// Invocations per workgroup.
+    pub const fn workgroup_size(&self) -> u32 {
+        self.tokens * self.rows / (4 * self.thread_tokens)
+    }
+
+    /// Workgroup memory the shader declares: 32 elements of every token and row, in f32.
+    pub const fn workgroup_bytes(&self) -> u32 {
+        32 * (self.tokens + self.rows) * 4
+    }
+}
+
+impl std::fmt::Display for Tile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.tokens, self.rows, self.thread_tokens)
+    }
+}
+
+impl std::str::FromStr for Tile {
+    type Err = KernelError;
+
+    /// `TOKENSxROWS` (4 tokens per thread) or `TOKENSxROWSxTHREAD_TOKENS`, one of [`TILES`].
+    fn from_str(s: &str) -> Result<Tile, KernelError> {
+        let bad = || {
+            let known: Vec<String> = TILES.iter().map(|t| t.to_string()).collect();
+            KernelError::InvalidArgument(format!(
+                "matmul tile `{s}`: expected one of {}",
+                known.join(", ")
+            ))
+        };
+        let n: Vec<u32> = s
+            .split('x')
+            .map(|v| v.trim().parse::<u32>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        let t = match n[..] {
+            [tokens, rows] => Tile::new(tokens, rows, 4),
+            [tokens, rows, tm] => Tile::new(tokens, rows, tm),
+            _ => return Err(bad()),
+        };
+        if TILES.contains(&t) {
+            Ok(t)
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// Every tile the shader supports. 128-token tiles need 24 KiB (64 rows) or 20 KiB (32 rows)
+/// of workgroup memory, more than WebGPU guarantees: they are refused where the device has less.
+pub const TILES: [Tile; 8] = [
+    Tile::new(32, 32, 4),
+    Tile::new(32, 64, 4),
+    Tile::new(64, 32, 4),
+    Tile::new(64, 64, 4),
+    Tile::new(64, 32, 8),
+    Tile::new(64, 64, 8),
+    Tile::new(128, 32, 8),
+    Tile::new(128, 64, 8),
+];
+
+/// The largest tile edge of the automatic choice (tokens or rows per workgroup).
 pub const TILE: u32 = 64;
 
 /// Workgroups a dispatch should have before the automatic tile choice uses 64 weight rows per
 /// tile (256 threads) instead of 32 (128 threads with 64-token tiles): a matrix with few rows
 /// would otherwise leave most compute units of a large GPU idle.
 pub const AUTO_WIDE_GROUPS: u32 = 256;
-
-/// Tile edges the shader supports (tokens and rows independently).
-pub const TILE_EDGES: [u32; 2] = [32, 64];
 
 /// How to build a [`MatMul`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,40 +131,39 @@ pub struct MatMulOptions {
     pub first_row: u64,
     /// Rows to compute from `first_row` on; 0 means all the rest.
     pub n_rows: u64,
-    /// Tokens per workgroup tile: 32 or 64; 0 chooses (see [`MatMulOptions::tile`]).
-    pub tile_tokens: u32,
-    /// Weight rows per workgroup tile: 32 or 64; 0 chooses.
-    pub tile_rows: u32,
+    /// The workgroup tile, one of [`TILES`]; `None` chooses (see [`MatMulOptions::tile`]).
+    pub tile: Option<Tile>,
 }
 
 impl MatMulOptions {
-    /// The (tokens, rows) tile for `rows` weight rows and batches of up to `max_tokens`: the
-    /// chosen edges, or automatically 64 tokens (32 when no batch exceeds 32) and 64 rows when
-    /// that still gives at least [`AUTO_WIDE_GROUPS`] workgroups at the largest batch, else 32.
-    pub fn tile(&self, rows: u32, max_tokens: u32) -> (u32, u32) {
-        let tokens = match self.tile_tokens {
-            0 if max_tokens <= 32 => 32,
-            0 => TILE,
-            t => t,
+    /// The tile for `rows` weight rows and batches of up to `max_tokens`: the chosen one, or
+    /// automatically 64 tokens (32 when no batch exceeds 32) and 64 rows when that still gives
+    /// at least [`AUTO_WIDE_GROUPS`] workgroups at the largest batch, else 32, with 4 tokens per
+    /// thread.
+    pub fn tile(&self, rows: u32, max_tokens: u32) -> Tile {
+        if let Some(t) = self.tile {
+            return t;
+        }
+        let tokens = if max_tokens <= 32 { 32 } else { TILE };
+        let rows = if rows.div_ceil(TILE) * max_tokens.div_ceil(tokens) >= AUTO_WIDE_GROUPS {
+            TILE
+        } else {
+            32
         };
-        let rows = match self.tile_rows {
-            0 if rows.div_ceil(TILE) * max_tokens.div_ceil(tokens) >= AUTO_WIDE_GROUPS => TILE,
-            0 => 32,
-            r => r,
-        };
-        (tokens, rows)
+        Tile::new(tokens, rows, 4)
     }
 }
 
-/// The key of one variant for a (tokens, rows) tile (each 32 or 64).
-pub fn key(ty: GgmlType, f16: bool, accumulate: bool, tile: (u32, u32)) -> KernelKey {
+/// The key of one variant for a tile of [`TILES`].
+pub fn key(ty: GgmlType, f16: bool, accumulate: bool, tile: Tile) -> KernelKey {
     KernelKey::new("matmul", "main")
         .define(&type_define(ty), 1)
         .flag("F16", f16 && ty != GgmlType::F32)
         .flag("ACCUMULATE", accumulate)
-        .define("BM", tile.0)
-        .define("BN", tile.1)
-        .define("WG", tile.0 * tile.1 / 16)
+        .define("BM", tile.tokens)
+        .define("BN", tile.rows)
+        .flag("TM8", tile.thread_tokens == 8)
+        .define("WG", tile.workgroup_size())
 }
 
 /// Every variant the engine and the tests request: every tile, both modes.
@@ -100,11 +174,9 @@ pub fn variants() -> Vec<KernelKey> {
             if f16 && ty == GgmlType::F32 {
                 continue;
             }
-            for bm in TILE_EDGES {
-                for bn in TILE_EDGES {
-                    for acc in [false, true] {
-                        out.push(key(ty, f16, acc, (bm, bn)));
-                    }
+            for tile in TILES {
+                for acc in [false, true] {
+                    out.push(key(ty, f16, acc, tile));
                 }
             }
         }
@@ -195,10 +267,22 @@ impl MatMul {
             "matmul output",
         )?;
         let tile = opts.tile(n_out.min(u32::MAX as u64) as u32, max_tokens);
-        if !TILE_EDGES.contains(&tile.0) || !TILE_EDGES.contains(&tile.1) {
+        if !TILES.contains(&tile) {
             return Err(KernelError::InvalidArgument(format!(
-                "matmul tile {}x{}: each edge must be one of {TILE_EDGES:?}",
-                tile.0, tile.1
+                "matmul tile {tile}: not one of the shader's tiles"
+            )));
+        }
+        let caps = ctx.caps();
+        if tile.workgroup_bytes() > caps.max_compute_workgroup_storage_size
+            || tile.workgroup_size() > caps.max_compute_invocations_per_workgroup
+        {
+            return Err(KernelError::InvalidArgument(format!(
+                "matmul tile {tile}: needs {} bytes of workgroup memory and {} invocations, the \
+                 device allows {} and {}",
+                tile.workgroup_bytes(),
+                tile.workgroup_size(),
+                caps.max_compute_workgroup_storage_size,
+                caps.max_compute_invocations_per_workgroup
             )));
         }
         let k = key(m.ty(), ctx.use_f16(), opts.accumulate, tile);
@@ -213,7 +297,7 @@ impl MatMul {
                 continue;
             }
             let rows = (hi - lo) as u32;
-            let row_tiles = rows.div_ceil(tile.1);
+            let row_tiles = rows.div_ceil(tile.rows);
             if row_tiles > ctx.caps().max_compute_workgroups_per_dimension {
                 return Err(KernelError::InvalidArgument(format!(
                     "matmul: {rows} rows in one part"
@@ -238,7 +322,7 @@ impl MatMul {
                 &pipeline,
                 &[Some(&uniform), Some(&part.buffer), Some(x), Some(y)],
             );
-            let groups = (row_tiles, max_tokens.div_ceil(tile.0));
+            let groups = (row_tiles, max_tokens.div_ceil(tile.tokens));
             dispatches.push(Dispatch {
                 pipeline: pipeline.clone(),
                 bind_group,
@@ -249,7 +333,7 @@ impl MatMul {
         }
         Ok(MatMul {
             dispatches,
-            tile_tokens: tile.0,
+            tile_tokens: tile.tokens,
             params,
             max_tokens,
             label: k.to_string(),

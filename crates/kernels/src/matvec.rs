@@ -63,6 +63,9 @@ pub struct MatVecOptions {
     /// With `rows` 4 or 8, keep the rows' sums in vectors rather than arrays indexed inside
     /// the loop (the `UNROLL` variant); ignored for other row counts.
     pub unroll: bool,
+    /// With `unroll`: walk two 32-element units per loop step, issuing both units' loads
+    /// before their products (the `PAIRS` variant): twice the bytes in flight per thread.
+    pub pairs: bool,
 }
 
 impl Default for MatVecOptions {
@@ -75,6 +78,7 @@ impl Default for MatVecOptions {
             y_offset: 0,
             swiglu: false,
             unroll: true,
+            pairs: false,
         }
     }
 }
@@ -141,6 +145,10 @@ pub fn key(
         .define("ROWS", opts.rows)
         .flag("UNROLL", opts.unroll && (opts.rows == 4 || opts.rows == 8))
         .flag("ROWS8", opts.unroll && opts.rows == 8)
+        .flag(
+            "PAIRS",
+            opts.pairs && opts.unroll && (opts.rows == 4 || opts.rows == 8),
+        )
 }
 
 /// The key of the fused q/k/v + RoPE + KV-store variant (three outputs; the caches are f16
@@ -177,21 +185,28 @@ pub fn variants() -> Vec<KernelKey> {
             }
             for sg in [false, true] {
                 for (accumulate, swiglu, norm, outputs) in modes {
-                    for (rows, unroll) in [(ROWS, false), (ROWS, true), (8, true)] {
+                    for (rows, unroll, pairs) in [
+                        (ROWS, false, false),
+                        (ROWS, true, false),
+                        (ROWS, true, true),
+                        (8, true, false),
+                    ] {
                         let opts = MatVecOptions {
                             accumulate,
                             swiglu,
                             unroll,
                             rows,
+                            pairs,
                             ..Default::default()
                         };
                         out.push(key(ty, f16, sg, &opts, norm, outputs));
                     }
                 }
-                for unroll in [false, true] {
+                for (unroll, pairs) in [(false, false), (true, false), (true, true)] {
                     for norm in [false, true] {
                         let opts = MatVecOptions {
                             unroll,
+                            pairs,
                             ..Default::default()
                         };
                         out.push(rope_key(ty, f16, sg, &opts, norm));

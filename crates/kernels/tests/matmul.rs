@@ -264,33 +264,36 @@ fn matmul_every_tile_shape() {
             let m =
                 QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
             let xb = ctx.storage_buffer_init("x", &x).unwrap();
-            for tile_tokens in ahma_kernels::matmul::TILE_EDGES {
-                for tile_rows in ahma_kernels::matmul::TILE_EDGES {
-                    let yb = ctx
-                        .storage_buffer("y", (n_tokens * n_out) as u64 * 4)
-                        .unwrap();
-                    let opts = MatMulOptions {
-                        tile_tokens,
-                        tile_rows,
-                        ..Default::default()
-                    };
-                    let op =
-                        pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens as u32, opts))
-                            .unwrap();
-                    ctx.run_pass("t", |p| op.encode(p)).unwrap();
-                    let got = pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * n_out)).unwrap();
-                    let (e, _) = nmse(&got, &want);
-                    eprintln!("matmul {ty} {path} tile {tile_tokens}x{tile_rows}: nmse {e:.2e}");
-                    assert!(
-                        e <= tolerance(&ctx, ty),
-                        "{ty} {path} tile {tile_tokens}x{tile_rows}: nmse {e}"
-                    );
+            for tile in ahma_kernels::matmul::TILES {
+                let yb = ctx
+                    .storage_buffer("y", (n_tokens * n_out) as u64 * 4)
+                    .unwrap();
+                let opts = MatMulOptions {
+                    tile: Some(tile),
+                    ..Default::default()
+                };
+                let op = pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens as u32, opts));
+                let caps = ctx.caps();
+                if tile.workgroup_bytes() > caps.max_compute_workgroup_storage_size {
+                    // A tile the device cannot hold is a typed error, not a shader failure.
+                    assert!(op.is_err(), "{tile} on {path}");
+                    eprintln!("matmul {ty} {path} tile {tile}: refused (workgroup memory)");
+                    continue;
                 }
+                let op = op.unwrap();
+                ctx.run_pass("t", |p| op.encode(p)).unwrap();
+                let got = pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * n_out)).unwrap();
+                let (e, _) = nmse(&got, &want);
+                eprintln!("matmul {ty} {path} tile {tile}: nmse {e:.2e}");
+                assert!(
+                    e <= tolerance(&ctx, ty),
+                    "{ty} {path} tile {tile}: nmse {e}"
+                );
             }
             // An unsupported tile is a typed error, not a shader failure.
             let yb = ctx.storage_buffer("y", 4 * 1024).unwrap();
             let bad = MatMulOptions {
-                tile_tokens: 16,
+                tile: Some(ahma_kernels::matmul::Tile::new(16, 64, 4)),
                 ..Default::default()
             };
             assert!(pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, 1, bad)).is_err());

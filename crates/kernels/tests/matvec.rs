@@ -516,7 +516,11 @@ fn matvec_qkv_rope_fused_into_the_cache() {
                             &xb,
                             norm,
                             r,
-                            MatVecOptions::default(),
+                            // every other head shape with two units per loop step
+                            MatVecOptions {
+                                pairs: j % 2 == 1,
+                                ..Default::default()
+                            },
                         ))
                         .unwrap();
                         // An odd number of rows per workgroup would split rotation pairs.
@@ -570,12 +574,14 @@ fn matvec_qkv_rope_fused_into_the_cache() {
 fn matvec_norm_fused_swiglu() {
     let _gpu = common::serial();
     for (path, ctx) in common::variant_contexts() {
-        for (i, (ty, workgroup_size, rows, unroll)) in [
-            (GgmlType::Q5_0, 128, 4, true),
-            (GgmlType::Q5_0, 128, 4, false),
-            (GgmlType::Q8_0, 256, 8, true),
-            (GgmlType::Q4K, 64, 2, true),
-            (GgmlType::Q6K, 128, 1, true),
+        for (i, (ty, workgroup_size, rows, unroll, pairs)) in [
+            (GgmlType::Q5_0, 128, 4, true, false),
+            (GgmlType::Q5_0, 128, 4, true, true),
+            (GgmlType::Q5_0, 128, 4, false, false),
+            (GgmlType::Q8_0, 256, 8, true, false),
+            (GgmlType::Q8_0, 64, 8, true, true),
+            (GgmlType::Q4K, 64, 2, true, false),
+            (GgmlType::Q6K, 128, 1, true, false),
         ]
         .into_iter()
         .enumerate()
@@ -609,6 +615,7 @@ fn matvec_norm_fused_swiglu() {
                 workgroup_size,
                 rows,
                 unroll,
+                pairs,
                 ..Default::default()
             };
             let op = pollster::block_on(MatVec::new_fused(
@@ -628,7 +635,7 @@ fn matvec_norm_fused_swiglu() {
             let got = pollster::block_on(ctx.read_f32(&yb, 0, n_ff)).unwrap();
             let (e, max) = nmse(&got, &want);
             eprintln!(
-                "norm+swiglu {ty} {path} wg{workgroup_size} rows {rows} unroll {unroll}: nmse {e:.2e} max abs {max:.2e}"
+                "norm+swiglu {ty} {path} wg{workgroup_size} rows {rows} unroll {unroll} pairs {pairs}: nmse {e:.2e} max abs {max:.2e}"
             );
             assert!(e <= tolerance(&ctx, ty), "{ty} {path}: nmse {e:e}");
         }
@@ -654,10 +661,10 @@ fn matvec_workgroup_shapes() {
     let m = QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
     let xb = ctx.storage_buffer_init("x", &x).unwrap();
     for workgroup_size in ahma_kernels::matvec::WORKGROUP_SIZES {
-        for (rows, unroll) in ahma_kernels::matvec::ROW_COUNTS
+        for (rows, unroll, pairs) in ahma_kernels::matvec::ROW_COUNTS
             .into_iter()
-            .map(|r| (r, true))
-            .chain([(4, false)])
+            .map(|r| (r, true, false))
+            .chain([(4, false, false), (4, true, true), (8, true, true)])
         {
             let yb = ctx.storage_buffer_init("y", &init).unwrap();
             let opts = MatVecOptions {
@@ -665,6 +672,7 @@ fn matvec_workgroup_shapes() {
                 workgroup_size,
                 rows,
                 unroll,
+                pairs,
                 ..Default::default()
             };
             let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts)).unwrap();
@@ -673,7 +681,7 @@ fn matvec_workgroup_shapes() {
             let (e, _) = nmse(&got, &want);
             assert!(
                 e <= tolerance(&ctx, ty),
-                "wg{workgroup_size} rows {rows} unroll {unroll}: nmse {e:e}"
+                "wg{workgroup_size} rows {rows} unroll {unroll} pairs {pairs}: nmse {e:e}"
             );
         }
     }

@@ -65,6 +65,18 @@ pub enum Role {
     Assistant,
 }
 
+/// Kernel choices of a load that the benchmark page exposes, as `ahma bench` does (its
+/// `--matvec-pairs`, `--attn-split-keys` and `--matmul-tile`); `None` keeps the engine's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tuning {
+    #[serde(default)]
+    pub matvec_pairs: Option<bool>,
+    #[serde(default)]
+    pub attn_split_keys: Option<u32>,
+    #[serde(default)]
+    pub matmul_tile: Option<String>,
+}
+
 /// UI → worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -81,7 +93,13 @@ pub enum ToWorker {
         network: bool,
     },
     /// Download (or resume, or read from the cache) and load onto the GPU.
-    Load { source: ModelSource },
+    Load {
+        source: ModelSource,
+        /// Engine options the benchmark page can set from its query (`?bench&pairs=on`);
+        /// the chat loads with the defaults.
+        #[serde(default)]
+        tuning: Tuning,
+    },
     /// Cancel a download/load in progress (the stored part is kept for resuming).
     Cancel,
     /// Answer the conversation (the last message must be the user's).
@@ -339,6 +357,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn load_without_tuning_parses() {
+        // a Load as pages before the tuning field sent it
+        let load = ToWorker::Load {
+            source: ModelSource::Local {
+                name: "m.gguf".into(),
+                size: 9,
+            },
+            tuning: Tuning::default(),
+        };
+        let mut v = serde_json::to_value(&load).unwrap();
+        assert!(v.as_object_mut().unwrap().remove("tuning").is_some());
+        let m: ToWorker = serde_json::from_value(v).unwrap();
+        assert_eq!(m, load);
+    }
+
+    #[test]
     fn round_trips_through_json() {
         let msgs = vec![
             ToWorker::Load {
@@ -348,6 +382,18 @@ mod tests {
                     tokenizer_config_url: None,
                     sha256: None,
                     name: None,
+                },
+                tuning: Tuning::default(),
+            },
+            ToWorker::Load {
+                source: ModelSource::Local {
+                    name: "m.gguf".into(),
+                    size: 9,
+                },
+                tuning: Tuning {
+                    matvec_pairs: Some(true),
+                    attn_split_keys: Some(256),
+                    matmul_tile: Some("64x64x8".into()),
                 },
             },
             ToWorker::Generate {

@@ -34,6 +34,19 @@ pub struct Args {
     /// inside the q/k/v mat-vec (to measure what the fusion saves).
     #[arg(long)]
     pub no_fused_rope: bool,
+    /// Fewest keys per split of decode's attention (the engine's `attn_split_keys`, a multiple
+    /// of 64; default: the engine's 64). A context of at most this many keys runs its attention
+    /// in one dispatch.
+    #[arg(long)]
+    pub attn_split_keys: Option<usize>,
+    /// The prefill mat-mul tile for every product, `TOKENSxROWS[xTOKENS_PER_THREAD]` (for
+    /// example `64x64` or `128x64x8`; default: the kernel's choice per matrix).
+    #[arg(long, value_name = "TILE")]
+    pub matmul_tile: Option<String>,
+    /// Decode mat-vecs walk two 32-element units per loop step (`on`) or one (`off`; the
+    /// engine's `matvec_pairs`, default off).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub matvec_pairs: Option<bool>,
     /// Decode with the chat's default sampling (`GenerationSettings::default()`: the model
     /// card's temperature 0.6, top-k 4, repetition penalty 1.2; seed 1) instead of greedy.
     #[arg(long)]
@@ -61,6 +74,14 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{s}`: expected on or off")),
+    }
 }
 
 pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -101,6 +122,15 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     if let Some(w) = args.penalty_window {
         opts.penalty_window = w;
+    }
+    if let Some(k) = args.attn_split_keys {
+        opts.attn_split_keys = k;
+    }
+    if let Some(p) = args.matvec_pairs {
+        opts.matvec_pairs = p;
+    }
+    if let Some(t) = &args.matmul_tile {
+        opts.matmul_tile = Some(t.parse().context("--matmul-tile")?);
     }
     let max_batch = opts.max_batch;
     let opts_window = opts.penalty_window;
@@ -165,6 +195,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "max_batch": max_batch,
         "pipeline_decode": !args.no_pipeline,
         "fused_rope": !args.no_fused_rope,
+        "attn_split_keys": model.options().attn_split_keys,
+        "matmul_tile": model.options().matmul_tile.map_or("auto".to_string(), |t| t.to_string()),
+        "matvec_pairs": model.options().matvec_pairs,
         "penalty_window": opts_window,
         "unchecked": model.context().shader_checks().left_out(),
         "sampling": sampling_name,

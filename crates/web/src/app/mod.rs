@@ -12,7 +12,7 @@ use wasm_bindgen::JsCast;
 
 use crate::protocol::{
     AdapterInfo, CacheEntry, ErrorKind, FromWorker, GenStats, ModelInfo, ModelSource, NoticeKind,
-    Phase, Quota, Role, StopKind, ToWorker,
+    Phase, Quota, Role, StopKind, ToWorker, Tuning,
 };
 use persist::{Conv, Msg, Settings};
 
@@ -384,7 +384,10 @@ impl Ui {
         self.error.set(None);
         self.notice.set(None);
         self.state.set(AppState::Loading);
-        bridge::send(&ToWorker::Load { source });
+        bridge::send(&ToWorker::Load {
+            source,
+            tuning: self.tuning(),
+        });
     }
 
     pub fn load_local(&self, files: Vec<web_sys::File>) {
@@ -426,9 +429,25 @@ impl Ui {
         bridge::send_with_files(
             &ToWorker::Load {
                 source: ModelSource::Local { name, size },
+                tuning: self.tuning(),
             },
             &send,
         );
+    }
+
+    /// The benchmark page's engine options from its query (`pairs=on|off`, `split_keys=N`,
+    /// `tile=64x64x8`); the chat always loads with the engine's defaults.
+    fn tuning(&self) -> Tuning {
+        if !self.bench_mode.get_untracked() {
+            return Tuning::default();
+        }
+        let q = view::query();
+        Tuning {
+            matvec_pairs: q.get("pairs").map(|v| v == "on" || v == "1" || v == "true"),
+            // not a number: 0, which the engine refuses with its message
+            attn_split_keys: q.get("split_keys").map(|v| v.parse().unwrap_or(0)),
+            matmul_tile: q.get("tile").cloned(),
+        }
     }
 
     /// Asks the worker what is stored for the selection (no network).

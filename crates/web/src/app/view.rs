@@ -17,7 +17,16 @@ pub fn query() -> HashMap<String, String> {
         return out;
     };
     if let Ok(p) = web_sys::UrlSearchParams::new_with_str(&search) {
-        for k in ["model", "lang", "bench", "prompt", "gen"] {
+        for k in [
+            "model",
+            "lang",
+            "bench",
+            "prompt",
+            "gen",
+            "pairs",
+            "split_keys",
+            "tile",
+        ] {
             if let Some(v) = p.get(k) {
                 out.insert(k.to_string(), v);
             }
@@ -943,8 +952,8 @@ fn Bench() -> impl IntoView {
             <section class="panel bench">
                 <h2>{move || ui.t("Suorituskykytesti", "Benchmark")}</h2>
                 <p>{move || ui.t(
-                    "Lataa malli; testi ajetaan heti sen jälkeen (?prompt=128&gen=64).",
-                    "Load a model; the benchmark runs right after (?prompt=128&gen=64).",
+                    "Lataa malli; testi ajetaan heti sen jälkeen (?prompt=128&gen=64; ytimien valinnat: pairs=on, split_keys=256, tile=64x64x8).",
+                    "Load a model; the benchmark runs right after (?prompt=128&gen=64; kernel choices: pairs=on, split_keys=256, tile=64x64x8).",
                 )}</p>
                 <pre data-testid="bench-result">{move || ui.bench.get().unwrap_or_default()}</pre>
             </section>

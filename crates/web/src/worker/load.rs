@@ -17,7 +17,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::fetch::{self, Download};
 use super::store::{self, Blob, Meta};
 use super::{adapter_info, engine_kind, ensure_ctx, now_s, post, Loaded, State};
-use crate::protocol::{ErrorKind, FromWorker, ModelInfo, ModelSource, NoticeKind, Phase};
+use crate::protocol::{ErrorKind, FromWorker, ModelInfo, ModelSource, NoticeKind, Phase, Tuning};
 
 type Failure = (ErrorKind, String);
 
@@ -34,6 +34,25 @@ fn load_options(ctx_train: Option<usize>) -> LoadOptions {
         penalty_window: n_ctx,
         ..Default::default()
     }
+}
+
+/// The load options with the benchmark page's choices applied (a bad tile is a typed error;
+/// the engine validates the rest when the loader is made).
+fn tuned_options(tuning: &Tuning) -> Result<LoadOptions, Failure> {
+    let mut opts = load_options(None);
+    if let Some(p) = tuning.matvec_pairs {
+        opts.matvec_pairs = p;
+    }
+    if let Some(k) = tuning.attn_split_keys {
+        opts.attn_split_keys = k as usize;
+    }
+    if let Some(t) = &tuning.matmul_tile {
+        opts.matmul_tile = Some(
+            t.parse()
+                .map_err(|e: ahma_kernels::KernelError| engine_err(e.into()))?,
+        );
+    }
+    Ok(opts)
 }
 
 fn store_err(e: store::StoreError) -> Failure {
@@ -261,9 +280,10 @@ impl Feed {
         ctx: std::sync::Arc<ahma_kernels::GpuContext>,
         phase: Phase,
         total: Option<u64>,
+        tuning: &Tuning,
     ) -> Result<Feed, Failure> {
         Ok(Feed {
-            loader: ModelLoader::new(ctx, load_options(None)).map_err(engine_err)?,
+            loader: ModelLoader::new(ctx, tuned_options(tuning)?).map_err(engine_err)?,
             hasher: Sha256::new(),
             fed: 0,
             total,
@@ -452,7 +472,7 @@ async fn load_local(st: &State, name: String, files: &[web_sys::File]) -> Result
         None => None,
     };
     let size = file.size() as u64;
-    let mut feed = Feed::new(ctx, Phase::Local, Some(size))?;
+    let mut feed = Feed::new(ctx, Phase::Local, Some(size), &st.tuning.borrow())?;
     let mut at = 0;
     while at < size {
         if st.cancel.get() {
@@ -615,7 +635,7 @@ async fn load_url_once(
     } else {
         Phase::Download
     };
-    let mut feed = Feed::new(ctx.clone(), phase, meta.size)?;
+    let mut feed = Feed::new(ctx.clone(), phase, meta.size, &st.tuning.borrow())?;
     if complete {
         feed.set_phase(Phase::Cache);
     }

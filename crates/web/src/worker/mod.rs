@@ -22,6 +22,7 @@ use web_sys::DedicatedWorkerGlobalScope;
 
 use crate::protocol::{
     AdapterInfo, ErrorKind, FromWorker, GenStats, ModelInfo, ModelSource, Role, StopKind, ToWorker,
+    Tuning,
 };
 
 /// Posts a message to the UI thread.
@@ -60,6 +61,8 @@ pub(crate) struct State {
     pub abort: RefCell<Option<web_sys::AbortController>>,
     /// The last model loaded, for a reload after a device loss.
     pub last: RefCell<Option<(ModelSource, Vec<web_sys::File>)>>,
+    /// The benchmark page's engine options for the last load (kept for a reload).
+    pub tuning: RefCell<Tuning>,
     /// Generation of the device watchdog: a watchdog ends when this moves on.
     pub watch: Cell<u64>,
 }
@@ -205,8 +208,9 @@ fn handle(st: Rc<State>, msg: ToWorker, files: Vec<web_sys::File>) {
                 post(&FromWorker::error(None, kind, m));
             }
         }),
-        ToWorker::Load { source } => exclusive(st, move |st| async move {
+        ToWorker::Load { source, tuning } => exclusive(st, move |st| async move {
             *st.last.borrow_mut() = Some((source.clone(), files.clone()));
+            *st.tuning.borrow_mut() = tuning;
             load::load(&st, source, files).await;
             // Not awaited here: `Ready` is out, and the worker must be free (busy
             // cleared) by the time the UI can answer it with a generation.
@@ -649,6 +653,9 @@ async fn bench(
         "max_batch": l.model.options().max_batch,
         "pipeline_decode": l.model.options().pipeline_decode,
         "fused_rope": l.model.options().fuse_rope,
+        "attn_split_keys": l.model.options().attn_split_keys,
+        "matmul_tile": l.model.options().matmul_tile.map_or("auto".to_string(), |t| t.to_string()),
+        "matvec_pairs": l.model.options().matvec_pairs,
         "penalty_window": l.model.options().penalty_window,
         "sampling": "greedy",
         "load_s": l.info.load_seconds,

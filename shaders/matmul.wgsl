@@ -2,7 +2,7 @@
 // for n_tokens rows of X and the rows of one part of a QuantMatrix.
 //
 // A workgroup computes a BM-token x BN-row tile of Y with (BM / 4) * (BN / 4) threads, each a
-// 4-token x 4-row block held in four vec4 registers. The K dimension is walked in 32-element
+// 4-token x 4-row block held in four vec4 registers (see TM8 and RN8 for bigger blocks). The K dimension is walked in 32-element
 // units. Per unit, every thread helps stage both operands in workgroup memory:
 //   - weights: 4 * BN quarter-units, four threads per row unit (`dequant_q`, the decode mat-vec's
 //     loader, 8 elements each), so the threads of a subgroup read consecutive words of
@@ -18,15 +18,17 @@
 // The accumulators are four vec4 variables, not an indexed array: with an array the NVIDIA Vulkan
 // compiler kept them in local memory and a kernel ran 7x slower on an H100.
 //
-// TM8: each thread holds an 8-token x 4-row block in eight vec4 registers (WG = BM * BN / 32):
-// per k, three workgroup loads for 32 FMAs instead of two for 16, and half the threads to stage
-// the same tile. The 128-token tile needs it (256 threads).
+// TM8: each thread holds 8 tokens instead of 4 (eight vec4 registers per 4 rows); RN8: 8 rows
+// instead of 4. 8 x 8 per thread: per k, four workgroup loads for 64 FMAs instead of two for 16,
+// and a quarter of the threads to stage the same tile. The 128-wide tiles need them (at most 256
+// threads).
 //
 // Workgroup memory: 32 * (BM + BN) * 4 bytes, 16 KiB for the 64 x 64 tile (WebGPU's guaranteed
-// limit is 16 KiB), 24 KiB for 128 x 64 (the host asks the adapter's limit first).
+// limit is 16 KiB), 24 KiB for 128 x 64, 32 KiB for 128 x 128 (the host checks the device's
+// limit first).
 //
-// Defines: TYPE_<ggml type> (one), F16, ACCUMULATE, BM (32, 64 or 128) and BN (32 or 64), TM8,
-// WG = BM * BN / 16 (BM * BN / 32 with TM8).
+// Defines: TYPE_<ggml type> (one), F16, ACCUMULATE, BM (32, 64 or 128) and BN (32, 64 or 128),
+// TM8, RN8, WG = BM * BN / (TM * RN).
 
 #ifndef BM
 #define BM 64
@@ -66,11 +68,17 @@ const TM: u32 = 8u;  // tokens per thread
 #else
 const TM: u32 = 4u;
 #endif
-const TX: u32 = BN / 4u;  // threads along the rows of the tile
+#ifdef RN8
+const RN: u32 = 8u;  // rows per thread
+#else
+const RN: u32 = 4u;
+#endif
+const TX: u32 = BN / RN;  // threads along the rows of the tile
 const TY: u32 = BM / TM;  // threads along the tokens
 const XV: u32 = BM / 4u;  // vec4s of tokens per k
+const WV: u32 = BN / 4u;  // vec4s of rows per k
 var<workgroup> xs: array<vec4<f32>, 32u * XV>;  // [k][token / 4]
-var<workgroup> ws: array<vec4<f32>, 32u * TX>;  // [k][row / 4]
+var<workgroup> ws: array<vec4<f32>, 32u * WV>;  // [k][row / 4]
 
 // Writes rows row .. row + 3 of one token.
 fn store4(tok: u32, row: u32, v: vec4<f32>) {
@@ -97,7 +105,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let tx = t % TX;
     let ty = t / TX;
     let units = (p.n_in + 31u) / 32u;
-    // acc_i: token tok0 + TM ty + i, rows row0 + 4 tx .. + 3.
+    // acc_i: token tok0 + TM ty + i, rows row0 + RN tx .. + 3; with RN8, racc_i: the next 4 rows.
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -107,6 +115,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var acc5 = vec4<f32>(0.0);
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
+#endif
+#ifdef RN8
+    var racc0 = vec4<f32>(0.0);
+    var racc1 = vec4<f32>(0.0);
+    var racc2 = vec4<f32>(0.0);
+    var racc3 = vec4<f32>(0.0);
+#ifdef TM8
+    var racc4 = vec4<f32>(0.0);
+    var racc5 = vec4<f32>(0.0);
+    var racc6 = vec4<f32>(0.0);
+    var racc7 = vec4<f32>(0.0);
+#endif
 #endif
     for (var u = 0u; u < units; u++) {
         // Weights: quarter-unit job q = row * 4 + j. Rows past the end repeat the last row
@@ -120,8 +140,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let col = r >> 2u;
             let c = r & 3u;
             for (var i = 0u; i < 4u; i++) {
-                ws[(e.x + i) * TX + col][c] = f32(d[0][i]);
-                ws[(e.y + i) * TX + col][c] = f32(d[1][i]);
+                ws[(e.x + i) * WV + col][c] = f32(d[0][i]);
+                ws[(e.y + i) * WV + col][c] = f32(d[1][i]);
             }
         }
         // X: job s = token * 8 + k4, four consecutive elements each.
@@ -143,7 +163,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         // a 64-token tile costs the staging, not 64 tokens of arithmetic.
         if (tok0 + TM * ty < p.n_tokens) {
             for (var k = 0u; k < 32u; k++) {
-                let b = ws[k * TX + tx];
+#ifdef RN8
+                let b = ws[k * WV + 2u * tx];
+                let b2 = ws[k * WV + 2u * tx + 1u];
+#else
+                let b = ws[k * WV + tx];
+#endif
 #ifdef TM8
                 let a = xs[k * XV + 2u * ty];
                 let a2 = xs[k * XV + 2u * ty + 1u];
@@ -151,6 +176,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 acc5 += a2.y * b;
                 acc6 += a2.z * b;
                 acc7 += a2.w * b;
+#ifdef RN8
+                racc4 += a2.x * b2;
+                racc5 += a2.y * b2;
+                racc6 += a2.z * b2;
+                racc7 += a2.w * b2;
+#endif
 #else
                 let a = xs[k * XV + ty];
 #endif
@@ -158,12 +189,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 acc1 += a.y * b;
                 acc2 += a.z * b;
                 acc3 += a.w * b;
+#ifdef RN8
+                racc0 += a.x * b2;
+                racc1 += a.y * b2;
+                racc2 += a.z * b2;
+                racc3 += a.w * b2;
+#endif
             }
         }
         workgroupBarrier();
     }
     let tok = tok0 + TM * ty;
-    let row = row0 + 4u * tx;
+    let row = row0 + RN * tx;
     store4(tok, row, acc0);
     store4(tok + 1u, row, acc1);
     store4(tok + 2u, row, acc2);
@@ -173,5 +210,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     store4(tok + 5u, row, acc5);
     store4(tok + 6u, row, acc6);
     store4(tok + 7u, row, acc7);
+#endif
+#ifdef RN8
+    store4(tok, row + 4u, racc0);
+    store4(tok + 1u, row + 4u, racc1);
+    store4(tok + 2u, row + 4u, racc2);
+    store4(tok + 3u, row + 4u, racc3);
+#ifdef TM8
+    store4(tok + 4u, row + 4u, racc4);
+    store4(tok + 5u, row + 4u, racc5);
+    store4(tok + 6u, row + 4u, racc6);
+    store4(tok + 7u, row + 4u, racc7);
+#endif
 #endif
 }

@@ -97,8 +97,9 @@ run_bench 3b-q4km-p128-rope-apart "$M" --prompt-tokens 128 --gen-tokens 128 --ct
 run_bench 3b-q4km-p128-pairs "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on --profile
 # Decode attention with longer splits: 256 keys (one split at 128 keys: no merge dispatch).
 run_bench 3b-q4km-p128-split256 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --attn-split-keys 256 --profile
-# Prefill mat-mul tiles: 8 tokens per thread, 64- and 128-token tiles (the default is 64x64x4).
-for tile in 64x64x8 128x64x8 128x32x8; do
+# Prefill mat-mul tiles: 8 tokens (and rows) per thread, 64- and 128-wide tiles (the default is
+# 64x64 with 4 x 4 per thread).
+for tile in 64x64x8x4 128x64x8x4 64x64x8x8 128x64x8x8 128x128x8x8; do
     run_bench "3b-q4km-p512-tile$tile" "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048 --matmul-tile "$tile"
 done
 run_bench 3b-q4km-p512-tiledefault "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048

@@ -300,7 +300,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         }
         assert.equal(v.matvec_pairs, true);
         assert.equal(v.attn_split_keys, 128);
-        assert.equal(v.matmul_tile, '64x64x8');
+        assert.equal(v.matmul_tile, '64x64x8x4');
         assert.equal(v.prompt_tokens, 12);
         assert.equal(v.gen_tokens, 6);
         assert.equal(v.f16, false, 'SwiftShader has no shader-f16: the f32 path runs');

@@ -28,27 +28,31 @@ pub struct MatMulParams {
     pub _pad2: u32,
 }
 
-/// A workgroup's tile of Y: `tokens` x `rows`, each thread a `thread_tokens` x 4 block.
+/// A workgroup's tile of Y: `tokens` x `rows`, each thread a `thread_tokens` x `thread_rows`
+/// block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tile {
     pub tokens: u32,
     pub rows: u32,
     /// Tokens per thread: 4, or 8 (`TM8` in the shader).
     pub thread_tokens: u32,
+    /// Rows per thread: 4, or 8 (`RN8`).
+    pub thread_rows: u32,
 }
 
 impl Tile {
-    pub const fn new(tokens: u32, rows: u32, thread_tokens: u32) -> Tile {
+    pub const fn new(tokens: u32, rows: u32, thread_tokens: u32, thread_rows: u32) -> Tile {
         Tile {
             tokens,
             rows,
             thread_tokens,
+            thread_rows,
         }
     }
 
     /// Invocations per workgroup.
     pub const fn workgroup_size(&self) -> u32 {
-        self.tokens * self.rows / (4 * self.thread_tokens)
+        self.tokens * self.rows / (self.thread_tokens * self.thread_rows)
     }
 
     /// Workgroup memory the shader declares: 32 elements of every token and row, in f32.
@@ -59,14 +63,19 @@ impl Tile {
 
 impl std::fmt::Display for Tile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}x{}", self.tokens, self.rows, self.thread_tokens)
+        write!(
+            f,
+            "{}x{}x{}x{}",
+            self.tokens, self.rows, self.thread_tokens, self.thread_rows
+        )
     }
 }
 
 impl std::str::FromStr for Tile {
     type Err = KernelError;
 
-    /// `TOKENSxROWS` (4 tokens per thread) or `TOKENSxROWSxTHREAD_TOKENS`, one of [`TILES`].
+    /// `TOKENSxROWS` (4 x 4 per thread), or `TOKENSxROWSxTHREAD_TOKENS[xTHREAD_ROWS]`, one of
+    /// [`TILES`].
     fn from_str(s: &str) -> Result<Tile, KernelError> {
         let bad = || {
             let known: Vec<String> = TILES.iter().map(|t| t.to_string()).collect();
@@ -81,8 +90,9 @@ impl std::str::FromStr for Tile {
             .collect::<Result<_, _>>()
             .map_err(|_| bad())?;
         let t = match n[..] {
-            [tokens, rows] => Tile::new(tokens, rows, 4),
-            [tokens, rows, tm] => Tile::new(tokens, rows, tm),
+            [tokens, rows] => Tile::new(tokens, rows, 4, 4),
+            [tokens, rows, tm] => Tile::new(tokens, rows, tm, 4),
+            [tokens, rows, tm, rn] => Tile::new(tokens, rows, tm, rn),
             _ => return Err(bad()),
         };
         if TILES.contains(&t) {
@@ -93,17 +103,21 @@ impl std::str::FromStr for Tile {
     }
 }
 
-/// Every tile the shader supports. 128-token tiles need 24 KiB (64 rows) or 20 KiB (32 rows)
-/// of workgroup memory, more than WebGPU guarantees: they are refused where the device has less.
-pub const TILES: [Tile; 8] = [
-    Tile::new(32, 32, 4),
-    Tile::new(32, 64, 4),
-    Tile::new(64, 32, 4),
-    Tile::new(64, 64, 4),
-    Tile::new(64, 32, 8),
-    Tile::new(64, 64, 8),
-    Tile::new(128, 32, 8),
-    Tile::new(128, 64, 8),
+/// Every tile the shader supports. Tiles above 16 KiB of workgroup memory (128 tokens or rows)
+/// need more than WebGPU guarantees: they are refused where the device has less.
+pub const TILES: [Tile; 12] = [
+    Tile::new(32, 32, 4, 4),
+    Tile::new(32, 64, 4, 4),
+    Tile::new(64, 32, 4, 4),
+    Tile::new(64, 64, 4, 4),
+    Tile::new(64, 32, 8, 4),
+    Tile::new(64, 64, 8, 4),
+    Tile::new(64, 64, 8, 8),
+    Tile::new(128, 32, 8, 4),
+    Tile::new(128, 64, 8, 4),
+    Tile::new(128, 64, 8, 8),
+    Tile::new(64, 128, 8, 8),
+    Tile::new(128, 128, 8, 8),
 ];
 
 /// The largest tile edge of the automatic choice (tokens or rows per workgroup).
@@ -150,7 +164,7 @@ impl MatMulOptions {
         } else {
             32
         };
-        Tile::new(tokens, rows, 4)
+        Tile::new(tokens, rows, 4, 4)
     }
 }
 
@@ -163,6 +177,7 @@ pub fn key(ty: GgmlType, f16: bool, accumulate: bool, tile: Tile) -> KernelKey {
         .define("BM", tile.tokens)
         .define("BN", tile.rows)
         .flag("TM8", tile.thread_tokens == 8)
+        .flag("RN8", tile.thread_rows == 8)
         .define("WG", tile.workgroup_size())
 }
 

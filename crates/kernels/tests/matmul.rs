@@ -293,7 +293,7 @@ fn matmul_every_tile_shape() {
             // An unsupported tile is a typed error, not a shader failure.
             let yb = ctx.storage_buffer("y", 4 * 1024).unwrap();
             let bad = MatMulOptions {
-                tile: Some(ahma_kernels::matmul::Tile::new(16, 64, 4)),
+                tile: Some(ahma_kernels::matmul::Tile::new(16, 64, 4, 4)),
                 ..Default::default()
             };
             assert!(pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, 1, bad)).is_err());

@@ -300,8 +300,9 @@ fn main(
     var ss4 = 0.0;
     var u = t >> 2u;
 #ifdef PAIRS
-    // Two units per step: the loads of both are issued before their products, so each thread
-    // has twice the bytes in flight (the loop is latency-bound, not bandwidth-bound).
+    // Two units per step, u and u + WG / 4: the loads of both are issued before their products,
+    // so each thread has twice the bytes in flight (the loop is latency-bound, not
+    // bandwidth-bound). The loop below takes the one unit that may be left.
     for (; u + WG / 4u < units; u += WG / 2u) {
         let u2 = u + WG / 4u;
         let q = load_quarter(u, e, x_end);

@@ -98,6 +98,14 @@ fn store4(tok: u32, row: u32, v: vec4<f32>) {
     }
 }
 
+// Writes rows row .. row + 3 of tokens tok .. tok + 3.
+fn store16(tok: u32, row: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+    store4(tok, row, a0);
+    store4(tok + 1u, row, a1);
+    store4(tok + 2u, row, a2);
+    store4(tok + 3u, row, a3);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let row0 = wid.x * BN;
@@ -201,26 +209,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     let tok = tok0 + TM * ty;
     let row = row0 + RN * tx;
-    store4(tok, row, acc0);
-    store4(tok + 1u, row, acc1);
-    store4(tok + 2u, row, acc2);
-    store4(tok + 3u, row, acc3);
+    store16(tok, row, acc0, acc1, acc2, acc3);
 #ifdef TM8
-    store4(tok + 4u, row, acc4);
-    store4(tok + 5u, row, acc5);
-    store4(tok + 6u, row, acc6);
-    store4(tok + 7u, row, acc7);
+    store16(tok + 4u, row, acc4, acc5, acc6, acc7);
 #endif
 #ifdef RN8
-    store4(tok, row + 4u, racc0);
-    store4(tok + 1u, row + 4u, racc1);
-    store4(tok + 2u, row + 4u, racc2);
-    store4(tok + 3u, row + 4u, racc3);
+    store16(tok, row + 4u, racc0, racc1, racc2, racc3);
 #ifdef TM8
-    store4(tok + 4u, row + 4u, racc4);
-    store4(tok + 5u, row + 4u, racc5);
-    store4(tok + 6u, row + 4u, racc6);
-    store4(tok + 7u, row + 4u, racc7);
+    store16(tok + 4u, row + 4u, racc4, racc5, racc6, racc7);
 #endif
 #endif
 }

@@ -3,7 +3,7 @@
 # Needs: a release `ahma` binary built elsewhere (AHMA_BIN, default .devbin/ahma),
 # the Vulkan loader .debs in .gl/ (unpacked here), PyTorch + transformers for the
 # peer row (SKIP_PEER=1 leaves it out; QUICK=1 leaves out the runs that repeat earlier A/Bs,
-# SKIP_MATMUL_SWEEP=1 the mat-mul tile sweep). `--profile` runs add GPU time per operation. Writes everything to ${OUT:-/tmp/ahma-bench}. Finishes in a few minutes.
+# SKIP_MATMUL_SWEEP=1 the mat-mul tile sweep). `--profile` runs add GPU time per operation. Writes everything to ${OUT:-/tmp/ahma-bench}, ending with summary.txt (one line per run). Finishes in a few minutes.
 set -uo pipefail
 SECONDS=0
 cd "$(dirname "$0")/../.."
@@ -172,4 +172,18 @@ if [ -n "${KERNEL_BENCH:-}" ] && [ -x "$KERNEL_BENCH" ] && [ "$SECONDS" -lt "${B
     fi
     KB_OPS=matvec KB_PATHS=f16+sg timeout 60 "$KERNEL_BENCH" 2>&1 | tee "$OUT/kernel_bench.txt" | tee -a "$OUT/log.txt"
 fi
+log "summary (one line per run: prefill and decode tok/s, dispatches per token, options)"
+python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/summary.txt" | tee -a "$OUT/log.txt"
+import glob, json, os, sys
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
+    try:
+        d = json.load(open(f))
+    except Exception:
+        print(f"{os.path.basename(f)[6:-5]:34} (no result)"); continue
+    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_pairs", "attn_split_keys", "matmul_tile",
+                                                  "fused_rope", "pipeline_decode", "sampling", "unchecked")
+                    if k in d)
+    print(f"{os.path.basename(f)[6:-5]:34} prefill {d['prefill_tokens_per_s']:8.1f}  decode "
+          f"{d['decode_tokens_per_s']:7.1f}  disp {d['dispatches_per_token']:5.1f}  {opts}")
+PY
 log "done in $SECONDS s"

@@ -65,6 +65,33 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
+    /// Sets the kernel choices `ahma bench` and the browser benchmark page expose (each `None`
+    /// keeps the current value): `matvec_pairs`, `attn_split_keys` and `matmul_tile`, the tile
+    /// as `TOKENSxROWS[xTMxRN]` (an unknown one is a typed error; the loader validates the rest).
+    pub fn set_kernel_choices(
+        &mut self,
+        matvec_pairs: Option<bool>,
+        attn_split_keys: Option<usize>,
+        matmul_tile: Option<&str>,
+    ) -> Result<(), EngineError> {
+        if let Some(p) = matvec_pairs {
+            self.matvec_pairs = p;
+        }
+        if let Some(k) = attn_split_keys {
+            self.attn_split_keys = k;
+        }
+        if let Some(t) = matmul_tile {
+            self.matmul_tile = Some(t.parse::<ahma_kernels::matmul::Tile>()?);
+        }
+        Ok(())
+    }
+
+    /// `matmul_tile` as reports print it: the tile, or `auto` for the kernel's choice.
+    pub fn matmul_tile_name(&self) -> String {
+        self.matmul_tile
+            .map_or_else(|| "auto".to_string(), |t| t.to_string())
+    }
+
     pub(crate) fn validate(&self) -> Result<(), EngineError> {
         if self.n_ctx == 0 || self.n_ctx > u32::MAX as usize / 2 {
             return Err(EngineError::InvalidArgument(format!(

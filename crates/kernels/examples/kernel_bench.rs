@@ -119,7 +119,8 @@ fn main() -> Result<(), KernelError> {
             .collect::<Result<_, _>>()?,
         Err(_) => vec![None],
     };
-    // KB_TILES: only these mat-mul tiles ("64x64,128x64x8": tokens x rows [x tokens per thread]).
+    // KB_TILES: only these mat-mul tiles ("64x64,128x128x8x8": tokens x rows [x tokens x rows
+    // per thread]).
     let tiles = std::env::var("KB_TILES").ok();
     for (force_f32, disable_subgroups, shader_checks) in
         [(false, false), (false, true), (true, false), (true, true)]

@@ -39,8 +39,9 @@ pub struct Args {
     /// in one dispatch.
     #[arg(long)]
     pub attn_split_keys: Option<usize>,
-    /// The prefill mat-mul tile for every product, `TOKENSxROWS[xTOKENS_PER_THREAD]` (for
-    /// example `64x64` or `128x64x8`; default: the kernel's choice per matrix).
+    /// The prefill mat-mul tile for every product, `TOKENSxROWS[xTMxRN]` with TM and RN the
+    /// tokens and rows per thread (for example `64x64`, `128x64x8` or `128x128x8x8`; default:
+    /// the kernel's choice per matrix).
     #[arg(long, value_name = "TILE")]
     pub matmul_tile: Option<String>,
     /// Decode mat-vecs walk two 32-element units per loop step (`on`) or one (`off`; the
@@ -123,15 +124,12 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Some(w) = args.penalty_window {
         opts.penalty_window = w;
     }
-    if let Some(k) = args.attn_split_keys {
-        opts.attn_split_keys = k;
-    }
-    if let Some(p) = args.matvec_pairs {
-        opts.matvec_pairs = p;
-    }
-    if let Some(t) = &args.matmul_tile {
-        opts.matmul_tile = Some(t.parse().context("--matmul-tile")?);
-    }
+    opts.set_kernel_choices(
+        args.matvec_pairs,
+        args.attn_split_keys,
+        args.matmul_tile.as_deref(),
+    )
+    .context("--matmul-tile")?;
     let max_batch = opts.max_batch;
     let opts_window = opts.penalty_window;
     let mut model = pollster::block_on(load_file(std::sync::Arc::new(ctx), &args.model, opts))
@@ -196,7 +194,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "pipeline_decode": !args.no_pipeline,
         "fused_rope": !args.no_fused_rope,
         "attn_split_keys": model.options().attn_split_keys,
-        "matmul_tile": model.options().matmul_tile.map_or("auto".to_string(), |t| t.to_string()),
+        "matmul_tile": model.options().matmul_tile_name(),
         "matvec_pairs": model.options().matvec_pairs,
         "penalty_window": opts_window,
         "unchecked": model.context().shader_checks().left_out(),

@@ -40,18 +40,12 @@ fn load_options(ctx_train: Option<usize>) -> LoadOptions {
 /// the engine validates the rest when the loader is made).
 fn tuned_options(tuning: &Tuning) -> Result<LoadOptions, Failure> {
     let mut opts = load_options(None);
-    if let Some(p) = tuning.matvec_pairs {
-        opts.matvec_pairs = p;
-    }
-    if let Some(k) = tuning.attn_split_keys {
-        opts.attn_split_keys = k as usize;
-    }
-    if let Some(t) = &tuning.matmul_tile {
-        opts.matmul_tile = Some(
-            t.parse()
-                .map_err(|e: ahma_kernels::KernelError| engine_err(e.into()))?,
-        );
-    }
+    opts.set_kernel_choices(
+        tuning.matvec_pairs,
+        tuning.attn_split_keys.map(|k| k as usize),
+        tuning.matmul_tile.as_deref(),
+    )
+    .map_err(engine_err)?;
     Ok(opts)
 }
 

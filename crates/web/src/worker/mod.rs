@@ -654,7 +654,7 @@ async fn bench(
         "pipeline_decode": l.model.options().pipeline_decode,
         "fused_rope": l.model.options().fuse_rope,
         "attn_split_keys": l.model.options().attn_split_keys,
-        "matmul_tile": l.model.options().matmul_tile.map_or("auto".to_string(), |t| t.to_string()),
+        "matmul_tile": l.model.options().matmul_tile_name(),
         "matvec_pairs": l.model.options().matvec_pairs,
         "penalty_window": l.model.options().penalty_window,
         "sampling": "greedy",

@@ -38,8 +38,14 @@
 // whole pairs (ROWS even, every part and segment starting at an even row and element) and the
 // partner's value comes through workgroup memory. The caches hold f16 pairs with KV_F16.
 //
+// V_TYPE (with UNROLL and Y3; its value names a ggml type) reads the rows from seg2 on from a
+// second matrix w_v of that type, so a q/k/v stack whose attn_v has more bits than attn_q and
+// attn_k (llama.cpp's Q4_K_M and Q5_K_M files) is still one dispatch: each workgroup's rows lie
+// in one of the two matrices (seg2 is a multiple of ROWS), and it walks that matrix with that
+// type's loop (`walk` or `walk_v`, see matvec_walk.wgsl).
+//
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
-// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, ROPE, KV_F16.
+// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, ROPE, KV_F16, V_TYPE.
 
 #ifndef WG
 #define WG 128
@@ -75,7 +81,7 @@ struct MatVecParams {
     head_dim: u32,   // ROPE: elements per head (even)
     rope_dim: u32,   // ROPE: rotated elements per head (even, <= head_dim)
     kv_pairs: u32,   // ROPE: element pairs per cache row (n_head_kv * head_dim / 2)
-    _pad: u32,
+    row_bytes_v: u32, // V_TYPE: bytes per row of w_v (rows from seg2 on); else 0
 }
 
 #ifdef ROPE
@@ -95,6 +101,9 @@ var<workgroup> fin: array<f32, ROWS>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;        // (n_rows, row_bytes) raw GGUF blocks
 @group(0) @binding(2) var<storage, read> x: array<f32>;        // (x_offset + n_in)
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (y_offset + rows below seg1)
+#ifdef V_TYPE
+@group(0) @binding(9) var<storage, read> w_v: array<u32>;      // rows from seg2 on, second type
+#endif
 #ifdef NORM
 @group(0) @binding(4) var<storage, read> nw: array<f32>;       // (n_in) norm weight
 #endif
@@ -154,15 +163,7 @@ fn load_quarter(u: u32, e: vec2<u32>, x_end: u32) -> XQuarter {
     return q;
 }
 
-// Four rows (byte offsets `b`) dotted with a quarter of x.
-fn dot4_q(b: vec4<u32>, u: u32, j: u32, q: XQuarter) -> vec4<f32> {
-    return vec4<f32>(
-        dot_q(b.x, u, j, p.n_in, q.a, q.b, q.sx),
-        dot_q(b.y, u, j, p.n_in, q.a, q.b, q.sx),
-        dot_q(b.z, u, j, p.n_in, q.a, q.b, q.sx),
-        dot_q(b.w, u, j, p.n_in, q.a, q.b, q.sx),
-    );
-}
+#include "matvec_walk.wgsl"
 
 fn put(at: u32, s: f32) {
 #ifdef ACCUMULATE
@@ -262,11 +263,11 @@ fn main(
     let row0 = (wid.x + wid.y * p.groups_x) * ROWS;
     let units = (p.n_in + 31u) / 32u;
     let x_end = p.x_offset + p.n_in;
-    let j = t & 3u;
-    let e = q_elems(j);
     // Byte offset of each row this workgroup reads. Rows past the end repeat the last row (their
     // sums are discarded), so the loop below needs no per-row branch.
 #ifndef UNROLL
+    let j = t & 3u;
+    let e = q_elems(j);
     var base: array<u32, NACC>;
     for (var r = 0u; r < ROWS; r++) {
         let row = min(row0 + r, p.n_rows - 1u);
@@ -281,83 +282,42 @@ fn main(
 #ifdef UNROLL
     // ROWS == 4, or 8 with ROWS8 (chosen on the host): the rows' offsets and sums live in
     // vectors and are written out one by one, so no array is indexed inside the loop.
-    let rr = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n_rows - 1u));
-    let b4 = rr * p.row_bytes;
-    var a4 = vec4<f32>(0.0);
-#ifdef ROWS8
-    let rh = min(vec4<u32>(row0 + 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n_rows - 1u));
-    let bh4 = rh * p.row_bytes;
-    var ah4 = vec4<f32>(0.0);
-#endif
-#ifdef SWIGLU
-    let bu4 = (rr + vec4<u32>(p.up_rows)) * p.row_bytes;
-    var au4 = vec4<f32>(0.0);
-#ifdef ROWS8
-    let buh4 = (rh + vec4<u32>(p.up_rows)) * p.row_bytes;
-    var auh4 = vec4<f32>(0.0);
-#endif
-#endif
-    var ss4 = 0.0;
-    var u = t >> 2u;
-#ifdef PAIRS
-    // Two units per step, u and u + WG / 4: the loads of both are issued before their products,
-    // so each thread has twice the bytes in flight (the loop is latency-bound, not
-    // bandwidth-bound). The loop below takes the one unit that may be left.
-    for (; u + WG / 4u < units; u += WG / 2u) {
-        let u2 = u + WG / 4u;
-        let q = load_quarter(u, e, x_end);
-        let q2 = load_quarter(u2, e, x_end);
-        ss4 += q.ss + q2.ss;
-        a4 += dot4_q(b4, u, j, q) + dot4_q(b4, u2, j, q2);
-#ifdef ROWS8
-        ah4 += dot4_q(bh4, u, j, q) + dot4_q(bh4, u2, j, q2);
-#endif
-#ifdef SWIGLU
-        au4 += dot4_q(bu4, u, j, q) + dot4_q(bu4, u2, j, q2);
-#ifdef ROWS8
-        auh4 += dot4_q(buh4, u, j, q) + dot4_q(buh4, u2, j, q2);
-#endif
-#endif
+#ifdef V_TYPE
+    // Rows from seg2 on (the v rows, which start a workgroup) are the second matrix, w_v.
+    var s: WalkSums;
+    if (row0 >= p.seg2) {
+        let sv = walk_v(t, row0 - p.seg2, p.n_rows - 1u - p.seg2, p.row_bytes_v, units, x_end);
+        s = WalkSums(sv.a, sv.ah, sv.au, sv.auh, sv.ss);
+    } else {
+        s = walk(t, row0, p.seg2 - 1u, p.row_bytes, units, x_end);
     }
+#else
+    let s = walk(t, row0, p.n_rows - 1u, p.row_bytes, units, x_end);
 #endif
-    for (; u < units; u += WG / 4u) {
-        let q = load_quarter(u, e, x_end);
-        ss4 += q.ss;
-        a4 += dot4_q(b4, u, j, q);
+    acc[0] = s.a.x;
+    acc[1] = s.a.y;
+    acc[2] = s.a.z;
+    acc[3] = s.a.w;
 #ifdef ROWS8
-        ah4 += dot4_q(bh4, u, j, q);
+    acc[4] = s.ah.x;
+    acc[5] = s.ah.y;
+    acc[6] = s.ah.z;
+    acc[7] = s.ah.w;
 #endif
 #ifdef SWIGLU
-        au4 += dot4_q(bu4, u, j, q);
+    acc[ROWS] = s.au.x;
+    acc[ROWS + 1u] = s.au.y;
+    acc[ROWS + 2u] = s.au.z;
+    acc[ROWS + 3u] = s.au.w;
 #ifdef ROWS8
-        auh4 += dot4_q(buh4, u, j, q);
-#endif
-#endif
-    }
-    acc[0] = a4.x;
-    acc[1] = a4.y;
-    acc[2] = a4.z;
-    acc[3] = a4.w;
-#ifdef ROWS8
-    acc[4] = ah4.x;
-    acc[5] = ah4.y;
-    acc[6] = ah4.z;
-    acc[7] = ah4.w;
-#endif
-#ifdef SWIGLU
-    acc[ROWS] = au4.x;
-    acc[ROWS + 1u] = au4.y;
-    acc[ROWS + 2u] = au4.z;
-    acc[ROWS + 3u] = au4.w;
-#ifdef ROWS8
-    acc[ROWS + 4u] = auh4.x;
-    acc[ROWS + 5u] = auh4.y;
-    acc[ROWS + 6u] = auh4.z;
-    acc[ROWS + 7u] = auh4.w;
+    acc[ROWS + 4u] = s.auh.x;
+    acc[ROWS + 5u] = s.auh.y;
+    acc[ROWS + 6u] = s.auh.z;
+    acc[ROWS + 7u] = s.auh.w;
 #endif
 #endif
 #ifdef NORM
-    acc[NACC] = ss4;
+    acc[NACC] = s.ss;
 #endif
 #else
     for (var u = t >> 2u; u < units; u += WG / 4u) {

@@ -26,7 +26,14 @@ the whole head as LLM_ARCH_LLAMA requires, context_length 2048 like Ahma):
                      layer 0: q Q2_K, k Q3_K, v Q4_K, output Q5_K, gate IQ4_XS, up Q6_K, down Q4_K;
                      layer 1: q Q5_K, k F32, v BF16, output Q3_K, gate Q2_K, up IQ4_XS, down F16.
 
-Both use the 4000-token vocabulary (see below); with the logits, 15.8 MB in all.
+  ahma_q4km_layout   The published Ahma-3B Q4_K_M file's layout in small: n_embd 384 = 6
+                     heads x head_dim 64 (MHA), n_ff 864, 2 layers, token_embd Q5_0,
+                     output F16 (see below), Q5_0 everywhere except attn_v and ffn_down of
+                     layer 1, which are Q8_0 (llama.cpp's "more bits" layers). So q/k/v and
+                     gate/up stack into one matrix each in layer 0, and in layer 1 the Q5_0
+                     q/k and the Q8_0 v meet in one decode product of two types. 6.6 MB.
+
+All use the 4000-token vocabulary (see below); with the logits, 23 MB in all.
 Together they cover every type the engine supports: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
 Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS.
 
@@ -129,6 +136,24 @@ FIXTURES = [
                  ffn_gate="IQ4_XS", ffn_up="Q6_K", ffn_down="Q4_K"),
             dict(attn_q="Q5_K", attn_k="F32", attn_v="BF16", attn_output="Q3_K",
                  ffn_gate="Q2_K", ffn_up="IQ4_XS", ffn_down="F16"),
+        ],
+    ),
+    dict(
+        name="ahma_q4km_layout",
+        seed=3201,
+        n_embd=384,
+        n_head=6,
+        n_head_kv=6,
+        n_ff=864,
+        n_layer=2,
+        residual_ratio=0.1,
+        token_embd="Q5_0",
+        output="F16",
+        layers=[
+            dict(attn_q="Q5_0", attn_k="Q5_0", attn_v="Q5_0", attn_output="Q5_0",
+                 ffn_gate="Q5_0", ffn_up="Q5_0", ffn_down="Q5_0"),
+            dict(attn_q="Q5_0", attn_k="Q5_0", attn_v="Q8_0", attn_output="Q5_0",
+                 ffn_gate="Q5_0", ffn_up="Q5_0", ffn_down="Q8_0"),
         ],
     ),
 ]

@@ -11,7 +11,7 @@ use ahma_engine::{load_file, EngineError, LoadOptions, Model, ModelLoader, Sampl
 use ahma_kernels::{ContextOptions, GpuContext};
 use ahma_tests::{fixture, nmse};
 
-const FIXTURES: [&str; 2] = ["ahma_like_legacy", "kquant_gqa"];
+const FIXTURES: [&str; 3] = ["ahma_like_legacy", "kquant_gqa", "ahma_q4km_layout"];
 
 use ahma_tests::ModelFixture as Expected;
 
@@ -198,24 +198,27 @@ fn stacked_projections_match_the_cpu_reference() {
     for (pos, &t) in prompt.iter().chain(&extra).enumerate() {
         want.push(reference.forward(t, pos).unwrap().to_vec());
     }
-    // Every path with RoPE fused into the q/k/v mat-vecs (the default), the default path with
-    // RoPE in a dispatch of its own, and the mat-vecs walking two units per loop step.
-    for (force_f32, no_sg, fuse_rope, matvec_pairs) in [
-        (true, false, true, false),
-        (false, false, true, false),
-        (true, true, true, false),
-        (false, true, true, false),
-        (false, false, false, false),
-        (false, false, true, true),
-        (true, true, true, true),
+    // Every path with RoPE fused into the q/k/v mat-vecs (the default; layer 1's q/k and its
+    // Q8_0 v in one mat-vec), the default path with one q/k/v mat-vec per type, with RoPE in a
+    // dispatch of its own, and the mat-vecs walking two units per loop step.
+    for (force_f32, no_sg, fuse_rope, matvec_pairs, mixed_qkv) in [
+        (true, false, true, false, true),
+        (false, false, true, false, true),
+        (true, true, true, false, true),
+        (false, true, true, false, true),
+        (false, false, true, false, false),
+        (false, false, false, false, true),
+        (false, false, true, true, true),
+        (true, true, true, true, true),
     ] {
         let ctx = context_with(force_f32, no_sg);
         let path_name = format!(
-            "{}{}{}{}",
+            "{}{}{}{}{}",
             if ctx.use_f16() { "f16" } else { "f32" },
             if ctx.use_subgroups() { "+sg" } else { "" },
             if fuse_rope { "" } else { " rope apart" },
-            if matvec_pairs { " pairs" } else { "" }
+            if matvec_pairs { " pairs" } else { "" },
+            if mixed_qkv { "" } else { " q/k/v per type" }
         );
         let gate = if ctx.use_f16() { 1e-4 } else { 1e-5 };
         let opts = LoadOptions {
@@ -223,6 +226,7 @@ fn stacked_projections_match_the_cpu_reference() {
             max_batch: 16,
             fuse_rope,
             matvec_pairs,
+            mixed_qkv,
             ..Default::default()
         };
         let mut model = pollster::block_on(load_file(ctx, &path, opts)).unwrap();
@@ -237,9 +241,14 @@ fn stacked_projections_match_the_cpu_reference() {
             let got = pollster::block_on(model.logits(&[t])).unwrap();
             // Embed; layer 0: one q/k/v mat-vec (one stack) with RoPE and the KV write,
             // attention (one split: at most 64 keys, no reduce pass), output projection,
-            // gate/up/SwiGLU, down = 5; layer 1: q/k and v apart = 6; the output projection
-            // with the final norm fused in. With RoPE apart, one more per layer.
-            let per_token = if fuse_rope { 13 } else { 15 };
+            // gate/up/SwiGLU, down = 5; layer 1: the same with its Q5_0 q/k and Q8_0 v in one
+            // mat-vec = 5 (6 with a mat-vec per type); the output projection with the final
+            // norm fused in. With RoPE apart, one more per layer and a mat-vec per type.
+            let per_token = match (fuse_rope, mixed_qkv) {
+                (true, true) => 12,
+                (true, false) => 13,
+                (false, _) => 15,
+            };
             assert_eq!(
                 model.stats().dispatches,
                 per_token * (i as u64 + 1),
@@ -294,10 +303,10 @@ fn decode_attention_splits_match_the_cpu_reference() {
                 "split keys {split_keys}, position {i}: NMSE {e:e}"
             );
         }
-        // 13 dispatches a token with one split (see the stacked test), one merge per layer more.
+        // 12 dispatches a token with one split (see the stacked test), one merge per layer more.
         assert_eq!(
             model.stats().dispatches,
-            13 + 2 * merges,
+            12 + 2 * merges,
             "split keys {split_keys}"
         );
         println!("split keys {split_keys}: worst decode NMSE {worst:.3e}");

@@ -89,6 +89,13 @@ fn kquant_gqa_matches_llama_cpp() {
     check_fixture("kquant_gqa");
 }
 
+/// The published Ahma-3B Q4_K_M layout in small: Q5_0 bulk, Q8_0 attn_v and ffn_down in the
+/// second layer (so the engine stacks q/k/v, gate/up, and Q5_0 q/k with a Q8_0 v).
+#[test]
+fn ahma_q4km_layout_matches_llama_cpp() {
+    check_fixture("ahma_q4km_layout");
+}
+
 /// The fixtures together hold every tensor type the engine supports, so the two tests
 /// above run each dequantizer inside a real forward pass.
 #[test]

@@ -29,9 +29,9 @@ async function greedy(page, fx, n = fx.greedy_ids.length) {
         { ids: fx.prompt_ids, n });
 }
 
-test('a. fixture models load from a URL with progress; greedy ids equal llama.cpp', { timeout: T(240000) }, async (t) => {
+test('a. fixture models load from a URL with progress; greedy ids equal llama.cpp', { timeout: T(360000) }, async (t) => {
     await withBrowser(t, { name: 'a-load-greedy', server }, async (s) => {
-        for (const name of ['ahma_like_legacy', 'kquant_gqa']) {
+        for (const name of ['ahma_like_legacy', 'kquant_gqa', 'ahma_q4km_layout']) {
             const fx = fixture(name);
             const url = server.modelUrl(fx.gguf);
             const t0 = Date.now();
@@ -48,10 +48,13 @@ test('a. fixture models load from a URL with progress; greedy ids equal llama.cp
             assert.ok(texts.length > 0, 'progress-text never showed anything');
             await s.shot(`${name}-ready`);
 
+            // The published Q4_K_M layout (its Q5_0 q/k and Q8_0 v in one decode product) with
+            // fewer ids: it adds that product's shader, not another long decode.
+            const n = name === 'ahma_q4km_layout' ? 8 : fx.greedy_ids.length;
             const t1 = Date.now();
-            const ids = await greedy(s.page, fx);
-            t.diagnostic(`${name}: generateIds(${fx.prompt_ids.length} ids, ${fx.greedy_ids.length}) in ${Date.now() - t1} ms`);
-            assert.deepEqual(ids, fx.greedy_ids, `${name}: browser greedy ids differ from llama.cpp's`);
+            const ids = await greedy(s.page, fx, n);
+            t.diagnostic(`${name}: generateIds(${fx.prompt_ids.length} ids, ${n}) in ${Date.now() - t1} ms`);
+            assert.deepEqual(ids, fx.greedy_ids.slice(0, n), `${name}: browser greedy ids differ from llama.cpp's`);
             assert.equal(await s.page.evaluate(() => window.ahmaDebug.state()), 'ready');
         }
     });
@@ -293,7 +296,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         await s.shot('bench-result');
         // the keys `ahma bench --json` prints for the same measurement
         for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'n_ctx', 'max_batch', 'pipeline_decode',
-            'fused_rope', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
+            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
             'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'weight_bytes_per_token',
             'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
             assert.ok(key in v, `no ${key} in ${JSON.stringify(v)}`);

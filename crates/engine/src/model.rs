@@ -328,6 +328,7 @@ impl Model {
                 head_dim: cfg.head_dim as u32,
                 rope_dim: cfg.rope_dim as u32,
                 n_head_kv: cfg.n_head_kv as u32,
+                v: None,
             };
             // Every stack holds its members in q, k, v order.
             let rows_of = |members: &[Member]| {
@@ -339,36 +340,75 @@ impl Model {
                 }
                 rows
             };
-            for st in &w.attn {
-                let norm = MatVecNorm {
-                    weight: &w.attn_norm,
-                    eps: cfg.rms_eps,
-                };
-                let op = if opts.fuse_rope {
+            let attn_norm = MatVecNorm {
+                weight: &w.attn_norm,
+                eps: cfg.rms_eps,
+            };
+            // A [q; k] stack and a [v] stack of another type: one dispatch over both matrices.
+            let mixed = match w.attn.as_slice() {
+                [qk, v] if opts.fuse_rope && opts.mixed_qkv => {
+                    let (a, b) = (rows_of(&qk.members), rows_of(&v.members));
+                    let shape_ok = a[0] > 0
+                        && a[1] > 0
+                        && a[2] == 0
+                        && b == [0, 0, b[2]]
+                        && b[2] > 0
+                        && (a[0] + a[1]).is_multiple_of(mv_default.rows as u64)
+                        && qk.m.0.parts().len() == 1
+                        && v.m.0.parts().len() == 1
+                        && qk.m.0.n_in() == v.m.0.n_in();
+                    shape_ok.then(|| (qk, v, [a[0], a[1], b[2]]))
+                }
+                _ => None,
+            };
+            if let Some((qk, v, rows)) = mixed {
+                qkv.push(
                     MatVec::new_qkv_rope(
                         &ctx,
-                        &st.m.0,
+                        &qk.m.0,
                         &s.hidden,
-                        Some(norm),
+                        Some(attn_norm),
                         MatVecRope {
-                            rows: rows_of(&st.members),
+                            rows,
+                            v: Some(&v.m.0),
                             ..rope_bufs
                         },
                         mv_default,
                     )
-                    .await?
+                    .await?,
+                );
+            }
+            for st in &w.attn {
+                if mixed.is_some() {
+                    // Decode's product is built above; prefill's products are per tensor.
+                } else if opts.fuse_rope {
+                    qkv.push(
+                        MatVec::new_qkv_rope(
+                            &ctx,
+                            &st.m.0,
+                            &s.hidden,
+                            Some(attn_norm),
+                            MatVecRope {
+                                rows: rows_of(&st.members),
+                                ..rope_bufs
+                            },
+                            mv_default,
+                        )
+                        .await?,
+                    );
                 } else {
-                    MatVec::new_fused(
-                        &ctx,
-                        &st.m.0,
-                        &s.hidden,
-                        Some(norm),
-                        &member_outputs(st)?,
-                        mv_default,
-                    )
-                    .await?
-                };
-                qkv.push(op);
+                    qkv.push(
+                        MatVec::new_fused(
+                            &ctx,
+                            &st.m.0,
+                            &s.hidden,
+                            Some(attn_norm),
+                            &member_outputs(st)?,
+                            mv_default,
+                        )
+                        .await?,
+                    );
+                }
                 if mb > 1 {
                     for m in &st.members {
                         qkv_batch.push(

@@ -45,6 +45,12 @@ pub struct LoadOptions {
     /// before their products (`ahma_kernels::matvec::MatVecOptions::pairs`). Results agree to
     /// rounding.
     pub matvec_pairs: bool,
+    /// With `fuse_rope`: a layer whose attn_v has another type than attn_q and attn_k (the
+    /// "more bits" layers of llama.cpp's Q4_K_M and Q5_K_M files) still computes q, k and v in
+    /// one decode dispatch, each workgroup walking the matrix its rows lie in
+    /// (`ahma_kernels::MatVecRope::v`), instead of one dispatch per type. Results agree to
+    /// rounding.
+    pub mixed_qkv: bool,
 }
 
 impl Default for LoadOptions {
@@ -60,6 +66,7 @@ impl Default for LoadOptions {
             attn_split_keys: 64,
             matmul_tile: None,
             matvec_pairs: false,
+            mixed_qkv: true,
         }
     }
 }

@@ -29,7 +29,7 @@ pub struct MatVecParams {
     pub head_dim: u32,
     pub rope_dim: u32,
     pub kv_pairs: u32,
-    pub _pad: u32,
+    pub row_bytes_v: u32,
 }
 
 /// Default rows per workgroup (the `ROWS` define); x is loaded once per unit for this many rows.
@@ -121,6 +121,11 @@ pub struct MatVecRope<'a> {
     pub head_dim: u32,
     pub rope_dim: u32,
     pub n_head_kv: u32,
+    /// The v rows as a matrix of their own, typically of another type than q and k (llama.cpp's
+    /// Q4_K_M files give attn_v Q8_0 in half the layers): the product then still takes one
+    /// dispatch, the main matrix holding only the q and k rows (`rows[0] + rows[1]`, a multiple
+    /// of the rows per workgroup). Both matrices must be one part each.
+    pub v: Option<&'a QuantMatrix>,
 }
 
 /// The key of one variant; `accumulate` and `swiglu` exclude each other. `outputs` is 1, 2 or 3.
@@ -164,6 +169,32 @@ pub fn rope_key(
         .flag("ROPE", true)
         .flag("KV_F16", f16)
 }
+
+/// The key of the fused q/k/v + RoPE variant whose v rows come from a second matrix of type
+/// `v_ty` (see [`MatVecRope::v`]).
+pub fn rope_key_mixed(
+    ty: GgmlType,
+    v_ty: GgmlType,
+    f16: bool,
+    subgroups: bool,
+    opts: &MatVecOptions,
+    norm: bool,
+) -> KernelKey {
+    rope_key(ty, f16, subgroups, opts, norm)
+        .define("V_TYPE", v_ty.name())
+        .define("V_FRAGMENT", "matvec_walk")
+}
+
+/// The (q/k, v) type pairs of the published Ahma files' q/k/v stacks (Q4_K_M and Q5_K_M of the
+/// 3B, Q4_K_M of the 7B) and their neighbours, for which the mixed variant is prebuilt and
+/// checked; others work the same way.
+pub const MIXED_PAIRS: [(GgmlType, GgmlType); 5] = [
+    (GgmlType::Q5_0, GgmlType::Q8_0),
+    (GgmlType::Q5_1, GgmlType::Q8_0),
+    (GgmlType::Q4_0, GgmlType::Q5_0),
+    (GgmlType::Q4K, GgmlType::Q6K),
+    (GgmlType::Q4K, GgmlType::Q5K),
+];
 
 /// Every variant the engine and the tests request: (accumulate, swiglu, norm, outputs) for the
 /// default workgroup shape, plus the plain product for the other workgroup sizes.
@@ -212,6 +243,15 @@ pub fn variants() -> Vec<KernelKey> {
                         out.push(rope_key(ty, f16, sg, &opts, norm));
                     }
                 }
+                for (a, v) in MIXED_PAIRS.into_iter().filter(|&(a, _)| a == ty) {
+                    for pairs in [false, true] {
+                        let opts = MatVecOptions {
+                            pairs,
+                            ..Default::default()
+                        };
+                        out.push(rope_key_mixed(a, v, f16, sg, &opts, true));
+                    }
+                }
                 for workgroup_size in [64, 256] {
                     let opts = MatVecOptions {
                         workgroup_size,
@@ -242,7 +282,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         head_dim,
         rope_dim,
         kv_pairs,
-        _pad
+        row_bytes_v
     })]
 }
 
@@ -339,6 +379,32 @@ impl MatVec {
     ) -> Result<MatVec, KernelError> {
         let rows = rope.rows;
         let kv_row = rope.n_head_kv as u64 * rope.head_dim as u64;
+        if let Some(v) = rope.v {
+            let qk = rows[0] + rows[1];
+            let vectors = opts.unroll && (opts.rows == 4 || opts.rows == 8);
+            if !vectors
+                || m.parts().len() != 1
+                || v.parts().len() != 1
+                || v.n_in() != m.n_in()
+                || m.n_out() != qk
+                || v.n_out() != rows[2]
+                || rows[2] == 0
+                || !qk.is_multiple_of(opts.rows as u64)
+            {
+                return Err(KernelError::InvalidArgument(format!(
+                    "fused RoPE matvec `{}` + `{}`: needs the unrolled variant (4 or 8 rows per \
+                     workgroup, not {}), one part per matrix, the q and k rows ({qk}, a multiple \
+                     of the rows per workgroup) in the first matrix and the v rows ({}) in the \
+                     second, of one row length ({} and {})",
+                    m.label(),
+                    v.label(),
+                    opts.rows,
+                    rows[2],
+                    m.n_in(),
+                    v.n_in()
+                )));
+            }
+        }
         let odd_part = m
             .parts()
             .iter()
@@ -409,6 +475,7 @@ impl MatVec {
                 opts.workgroup_size, opts.rows
             )));
         }
+        let v_matrix = rope.and_then(|r| r.v);
         let n_out = if opts.swiglu {
             if opts.accumulate
                 || m.parts().len() != 1
@@ -425,7 +492,7 @@ impl MatVec {
             }
             m.n_out() / 2
         } else {
-            m.n_out()
+            m.n_out() + v_matrix.map_or(0, |v| v.n_out())
         };
         if outputs.is_empty()
             || outputs.len() > 3
@@ -456,6 +523,14 @@ impl MatVec {
             )));
         }
         let k = match rope {
+            Some(MatVecRope { v: Some(v), .. }) => rope_key_mixed(
+                m.ty(),
+                v.ty(),
+                ctx.use_f16(),
+                ctx.use_subgroups(),
+                &opts,
+                norm.is_some(),
+            ),
             Some(_) => rope_key(
                 m.ty(),
                 ctx.use_f16(),
@@ -486,7 +561,9 @@ impl MatVec {
             let (first, n_rows, up_rows) = if opts.swiglu {
                 (0, n_out, n_out as u32)
             } else {
-                (part.first_row, part.n_rows, 0)
+                // With a second matrix (one part each) its rows follow the first's.
+                let extra = v_matrix.map_or(0, |v| v.n_out());
+                (part.first_row, part.n_rows + extra, 0)
             };
             // Part-local boundaries and the (wrapping) base element of each output.
             let local = |k: usize| -> (u32, u32) {
@@ -519,7 +596,7 @@ impl MatVec {
                 head_dim: rope.map_or(0, |r| r.head_dim),
                 rope_dim: rope.map_or(0, |r| r.rope_dim),
                 kv_pairs: rope.map_or(0, |r| r.n_head_kv * r.head_dim / 2),
-                _pad: 0,
+                row_bytes_v: v_matrix.map_or(0, |v| v.row_bytes() as u32),
             };
             let uniform = ctx.uniform_buffer(&format!("{k} params"), &params)?;
             let bind_group = crate::step::bind_group(
@@ -536,6 +613,7 @@ impl MatVec {
                     outputs.get(2).map(|o| o.buffer),
                     rope.map(|r| r.step),
                     rope.map(|r| r.cos_sin),
+                    v_matrix.map(|v| &v.parts()[0].buffer),
                 ],
             );
             dispatches.push(Dispatch {

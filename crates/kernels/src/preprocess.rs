@@ -207,41 +207,122 @@ impl State<'_> {
             Some(p) => line.split_at(p),
             None => (line, ""),
         };
-        let bytes = code.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            let c = bytes[i];
-            if c.is_ascii_alphabetic() || c == b'_' {
-                let start = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                let ident = &code[start..i];
-                match self.defines.get(ident) {
-                    Some(v) => self.out.push_str(v),
-                    None => self.out.push_str(ident),
-                }
-            } else if c.is_ascii_digit() {
-                // A numeric literal such as `1u` or `0x1fu` is copied whole so its suffix is not
-                // mistaken for an identifier.
-                let start = i;
-                while i < bytes.len()
-                    && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.')
-                {
-                    i += 1;
-                }
-                self.out.push_str(&code[start..i]);
-            } else {
-                let start = i;
-                while i < bytes.len() && !(bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                self.out.push_str(&code[start..i]);
+        for (ident, tok) in tokens(code) {
+            match self.defines.get(tok) {
+                Some(v) if ident => self.out.push_str(v),
+                _ => self.out.push_str(tok),
             }
         }
         self.out.push_str(comment);
         self.out.push('\n');
     }
+}
+
+/// `text` (preprocessed WGSL) with every name it declares at module scope (functions, structs,
+/// aliases, constants, overrides, module variables) and each name in `also` renamed to
+/// `name + suffix`, wherever it occurs as an identifier outside comments and member accesses.
+///
+/// This lets a shader carry a second copy of a fragment made with other defines (the mat-vec's
+/// second weight type, see `registry::wgsl`) next to the first without a name clash: the copy's
+/// functions call each other under the new names and read the buffers named in `also` under
+/// theirs, while the names it only uses (declared by the including shader) are left alone.
+pub fn suffix_declared(text: &str, suffix: &str, also: &[&str]) -> String {
+    let mut names: HashSet<String> = also.iter().map(|s| s.to_string()).collect();
+    let mut depth = 0i64;
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        if depth == 0 {
+            if let Some(name) = declared_name(code) {
+                names.insert(name.to_string());
+            }
+        }
+        depth += code.matches('{').count() as i64 - code.matches('}').count() as i64;
+    }
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for line in text.lines() {
+        let (code, comment) = match line.find("//") {
+            Some(p) => line.split_at(p),
+            None => (line, ""),
+        };
+        let mut before = "";
+        for (ident, tok) in tokens(code) {
+            out.push_str(tok);
+            if ident && !before.trim_end().ends_with('.') && names.contains(tok) {
+                out.push_str(suffix);
+            }
+            before = tok;
+        }
+        out.push_str(comment);
+        out.push('\n');
+    }
+    out
+}
+
+/// The name a module-scope declaration line declares (`fn f(`, `struct S {`, `alias A =`,
+/// `const C`, `override O`, `var<private> v`, after any `@attribute(...)`s), if it is one.
+fn declared_name(code: &str) -> Option<&str> {
+    let mut rest = code.trim_start();
+    while let Some(r) = rest.strip_prefix('@') {
+        let end = r
+            .find(|c: char| c == '(' || c.is_whitespace())
+            .unwrap_or(r.len());
+        rest = &r[end..];
+        if rest.starts_with('(') {
+            rest = &rest[rest.find(')')? + 1..];
+        }
+        rest = rest.trim_start();
+    }
+    let keyword_end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let (keyword, mut after) = rest.split_at(keyword_end);
+    if !matches!(
+        keyword,
+        "fn" | "struct" | "alias" | "const" | "override" | "var"
+    ) {
+        return None;
+    }
+    if keyword == "var" {
+        if let Some(r) = after.strip_prefix('<') {
+            after = &r[r.find('>')? + 1..];
+        }
+    }
+    let after = after.trim_start();
+    let end = after
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(after.len());
+    let name = &after[..end];
+    is_ident(name).then_some(name)
+}
+
+/// `code` cut into identifiers (`true`) and everything else (`false`), in order: a numeric
+/// literal such as `1u` or `0x1fu` is one non-identifier piece, so its suffix is never taken for
+/// an identifier.
+fn tokens(code: &str) -> Vec<(bool, &str)> {
+    let bytes = code.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        let c = bytes[i];
+        let ident = c.is_ascii_alphabetic() || c == b'_';
+        if ident {
+            while i < bytes.len() && word(bytes[i]) {
+                i += 1;
+            }
+        } else if c.is_ascii_digit() {
+            while i < bytes.len() && (word(bytes[i]) || bytes[i] == b'.') {
+                i += 1;
+            }
+        } else {
+            while i < bytes.len() && !word(bytes[i]) {
+                i += 1;
+            }
+        }
+        out.push((ident, &code[start..i]));
+    }
+    out
 }
 
 fn is_ident(s: &str) -> bool {
@@ -286,6 +367,23 @@ mod tests {
         let out = run("main", &[("F16", "1"), ("WG", "256")]).unwrap();
         assert!(out.contains("alias T = f16;"));
         assert!(out.contains("array<T, 256>;"));
+    }
+
+    #[test]
+    fn suffix_declared_renames_declarations_and_their_uses_only() {
+        let text = "alias wt = f32; // wt stays here\nconst K: u32 = 2u;\nvar<private> T: array<f32, 2>;\n\
+            struct S {\n    a: wt,\n}\n@group(0) @binding(1) var<storage, read> b: array<u32>;\n\
+            fn f(i: u32) -> wt {\n    let s = S(wt(w[i]));\n    return s.a + T[K] + g(1.5e2f) + f32(b[0]);\n}\n";
+        let out = suffix_declared(text, "_v", &["w"]);
+        assert!(out.contains("alias wt_v = f32; // wt stays here"));
+        assert!(out.contains("const K_v: u32 = 2u;"));
+        assert!(out.contains("var<private> T_v: array<f32, 2>;"));
+        assert!(out.contains("struct S_v {\n    a: wt_v,"));
+        assert!(out.contains("var<storage, read> b_v: array<u32>;"));
+        assert!(out.contains("fn f_v(i: u32) -> wt_v {"));
+        assert!(out.contains("let s = S_v(wt_v(w_v[i]));"));
+        // Member accesses, undeclared names (g) and literals stay.
+        assert!(out.contains("return s.a + T_v[K_v] + g(1.5e2f) + f32(b_v[0]);"));
     }
 
     #[test]

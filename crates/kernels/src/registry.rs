@@ -9,7 +9,7 @@
 
 use crate::error::KernelError;
 use crate::key::KernelKey;
-use crate::preprocess::{preprocess, PreprocessError};
+use crate::preprocess::{preprocess, suffix_declared, PreprocessError};
 
 /// One shader file: its stem, its source text, and (for ops) its variants and params structs.
 pub struct ShaderEntry {
@@ -80,6 +80,7 @@ macro_rules! fragment {
 pub static OPS: &[ShaderEntry] = &[
     fragment!(common),
     fragment!(quant),
+    fragment!(matvec_walk),
     op!(matvec),
     op!(matmul),
     op!(embed),
@@ -112,7 +113,9 @@ pub fn all_params_layouts() -> Vec<(&'static str, ParamsLayout)> {
 ///
 /// Conventions every shader follows: the flag `F16` means "this variant uses f16 arithmetic"
 /// (adds `enable f16;`, as does `KV_F16`, an f16 KV cache), the flag `SUBGROUPS` means "this variant uses subgroup builtins" (adds
-/// `enable subgroups;` for browsers; naga needs no directive for it).
+/// `enable subgroups;` for browsers; naga needs no directive for it). A key with `V_TYPE` (a
+/// ggml type name) and `V_FRAGMENT` (a fragment's stem) gets that fragment appended once more,
+/// preprocessed for the second type, with the names it declares and `w` suffixed `_v`.
 pub fn wgsl(key: &KernelKey, browser: bool) -> Result<String, KernelError> {
     Ok(wgsl_with(key, browser, &source)?)
 }
@@ -123,7 +126,16 @@ pub fn wgsl_with(
     browser: bool,
     lookup: &dyn Fn(&str) -> Option<&'static str>,
 ) -> Result<String, PreprocessError> {
-    let body = preprocess(key.shader, &key.defines, lookup)?;
+    let mut body = preprocess(key.shader, &key.defines, lookup)?;
+    if let (Some(ty), Some(fragment)) = (key.defines.get("V_TYPE"), key.defines.get("V_FRAGMENT")) {
+        // A second weight type: the fragment again, made for that type, every name it declares
+        // suffixed `_v`, reading the weights from `w_v` (see `shaders/matvec_walk.wgsl`).
+        let mut defines = key.defines.clone();
+        defines.retain(|k, _| !k.starts_with("TYPE_") && k != "V_TYPE" && k != "V_FRAGMENT");
+        defines.insert(format!("TYPE_{ty}"), "1".to_string());
+        let copy = preprocess(fragment, &defines, lookup)?;
+        body.push_str(&suffix_declared(&copy, "_v", &["w"]));
+    }
     let mut out = String::with_capacity(body.len() + 64);
     if key.defines.contains_key("F16") || key.defines.contains_key("KV_F16") {
         out.push_str("enable f16;\n");

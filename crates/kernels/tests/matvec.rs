@@ -397,11 +397,160 @@ fn reference_rope(v: &mut [f64], hd: usize, rd: usize, pos: usize) {
     }
 }
 
+/// Head shapes of the fused q/k/v + RoPE tests: (n_head, n_head_kv, head_dim, rope_dim, pos),
+/// with GQA and a rope_dim shorter than the head; q + k rows 60, 48 and 24.
+const ROPE_SHAPES: [(usize, usize, usize, usize, usize); 3] =
+    [(4, 2, 10, 10, 7), (2, 2, 12, 8, 0), (3, 1, 6, 6, 30)];
+
+/// One random case of decode's fused q/k/v + RoPE + KV-store product: q and k weights of type
+/// `ty`, v weights of type `vty`, the raw x and the norm weight on the GPU, the step and cos/sin
+/// uniforms, and the f64 expectations (norm, products, rotation).
+struct QkvCase {
+    ty: GgmlType,
+    n_in: usize,
+    shape: (usize, usize, usize, usize, usize),
+    wq: Vec<u8>,
+    wk: Vec<u8>,
+    wv: Vec<u8>,
+    want: [Vec<f64>; 3],
+    xb: wgpu::Buffer,
+    nwb: wgpu::Buffer,
+    step: wgpu::Buffer,
+    cs: wgpu::Buffer,
+}
+
+const EPS: f32 = 1e-6;
+
+impl QkvCase {
+    fn new(
+        ctx: &GpuContext,
+        (ty, vty): (GgmlType, GgmlType),
+        shape: (usize, usize, usize, usize, usize),
+        seed: u64,
+    ) -> QkvCase {
+        let (nh, nkv, hd, rd, pos) = shape;
+        let n_in = if ty.block_elems() == 256 { 512 } else { 320 };
+        let (qd, kvd) = (nh * hd, nkv * hd);
+        let mut rng = Rng::new(seed);
+        let wq = random_tensor(ty, n_in, qd, &mut rng);
+        let wk = random_tensor(ty, n_in, kvd, &mut rng);
+        let wv = random_tensor(vty, n_in, kvd, &mut rng);
+        let x: Vec<f32> = (0..n_in).map(|_| 3.0 * rng.signed()).collect();
+        let nw: Vec<f32> = (0..n_in).map(|_| 0.5 + rng.unit()).collect();
+        let xn = reference_rms_norm(&x, &nw, EPS);
+        let mut want_q = reference_matmul(ty, &wq, n_in, qd, &xn);
+        let mut want_k = reference_matmul(ty, &wk, n_in, kvd, &xn);
+        let want_v = reference_matmul(vty, &wv, n_in, kvd, &xn);
+        reference_rope(&mut want_q, hd, rd, pos);
+        reference_rope(&mut want_k, hd, rd, pos);
+        let step = StepParams {
+            n_tokens: 1,
+            pos0: pos as u32,
+            ..Default::default()
+        };
+        QkvCase {
+            ty,
+            n_in,
+            shape,
+            wq,
+            wk,
+            wv,
+            want: [want_q, want_k, want_v],
+            xb: ctx.storage_buffer_init("x", &x).unwrap(),
+            nwb: ctx.storage_buffer_init("nw", &nw).unwrap(),
+            step: ctx.uniform_buffer("step", &step).unwrap(),
+            cs: ctx
+                .storage_buffer_init("cos/sin", &rope::cos_sin_table(pos + 3, rd, 10000.0))
+                .unwrap(),
+        }
+    }
+
+    /// (q rows, k and v rows, context positions).
+    fn dims(&self) -> (usize, usize, usize) {
+        let (nh, nkv, hd, _, pos) = self.shape;
+        (nh * hd, nkv * hd, pos + 3)
+    }
+
+    fn norm(&self) -> Option<MatVecNorm<'_>> {
+        Some(MatVecNorm {
+            weight: &self.nwb,
+            eps: EPS,
+        })
+    }
+
+    /// Fresh (zeroed) q output and caches.
+    fn outputs(&self, ctx: &GpuContext) -> [wgpu::Buffer; 3] {
+        let (qd, kvd, n_ctx) = self.dims();
+        let cache_bytes = (n_ctx * kvd) as u64 * rope::kv_elem_bytes(ctx.use_f16());
+        [
+            ctx.storage_buffer("q", qd as u64 * 4).unwrap(),
+            ctx.storage_buffer("k cache", cache_bytes).unwrap(),
+            ctx.storage_buffer("v cache", cache_bytes).unwrap(),
+        ]
+    }
+
+    /// The RoPE description writing into `out` (from [`QkvCase::outputs`]).
+    fn rope<'a>(
+        &'a self,
+        out: &'a [wgpu::Buffer; 3],
+        rows: [u64; 3],
+        v: Option<&'a QuantMatrix>,
+    ) -> MatVecRope<'a> {
+        let (_, nkv, hd, rd, _) = self.shape;
+        MatVecRope {
+            q: &out[0],
+            rows,
+            step: &self.step,
+            cos_sin: &self.cs,
+            k_cache: &out[1],
+            v_cache: &out[2],
+            head_dim: hd as u32,
+            rope_dim: rd as u32,
+            n_head_kv: nkv as u32,
+            v,
+        }
+    }
+
+    /// Reads `out` back and checks q, k and v (v of type `vty`) against the expectations, and
+    /// that no other cache row was written.
+    fn check(&self, ctx: &GpuContext, out: &[wgpu::Buffer; 3], vty: GgmlType, label: &str) {
+        let (qd, kvd, n_ctx) = self.dims();
+        let pos = self.shape.4;
+        let got_q = pollster::block_on(ctx.read_f32(&out[0], 0, qd)).unwrap();
+        let got_k = read_cache(ctx, &out[1], n_ctx * kvd);
+        let got_v = read_cache(ctx, &out[2], n_ctx * kvd);
+        let cache_tol = if ctx.use_f16() { 1e-6 } else { 0.0 };
+        let row = pos * kvd..(pos + 1) * kvd;
+        for (what, got, want, t) in [
+            ("q", &got_q[..], &self.want[0], self.ty),
+            ("k", &got_k[row.clone()], &self.want[1], self.ty),
+            ("v", &got_v[row.clone()], &self.want[2], vty),
+        ] {
+            let (e, max) = nmse(got, want);
+            eprintln!(
+                "{label} {:?} {what}: nmse {e:.2e} max abs {max:.2e}",
+                self.shape
+            );
+            let tol = tolerance(ctx, t).max(cache_tol);
+            assert!(e <= tol, "{label} {what}: nmse {e:e}");
+        }
+        for c in [&got_k, &got_v] {
+            assert!(
+                c[..row.start]
+                    .iter()
+                    .chain(&c[row.end..])
+                    .all(|&v| v == 0.0),
+                "{label}: a cache row other than {pos} was written"
+            );
+        }
+    }
+}
+
 /// Decode's q/k/v product with RoPE and the KV-cache store fused in (`MatVec::new_qkv_rope`)
 /// against the f64 norm and products followed by the f64 rotation: q lands rotated in its
 /// buffer, k rotated and v in the caches' row `pos` (every other row untouched). Covers a whole
-/// q/k/v stack, q/k and v in stacks of their own (the published Q4_K_M's Q8_0 attn_v), a stack
-/// split over several buffers, GQA and a rope_dim shorter than the head.
+/// q/k/v stack, q/k and v in stacks of their own (one dispatch each), a stack split over
+/// several buffers, GQA and a rope_dim shorter than the head.
 #[test]
 fn matvec_qkv_rope_fused_into_the_cache() {
     let _gpu = common::serial();
@@ -410,57 +559,19 @@ fn matvec_qkv_rope_fused_into_the_cache() {
             .into_iter()
             .enumerate()
         {
-            let n_in = if ty.block_elems() == 256 { 512 } else { 320 };
-            // (n_head, n_head_kv, head_dim, rope_dim, pos)
-            for (j, &(nh, nkv, hd, rd, pos)) in [
-                (4usize, 2usize, 10usize, 10usize, 7usize),
-                (2, 2, 12, 8, 0),
-                (3, 1, 6, 6, 30),
-            ]
-            .iter()
-            .enumerate()
-            {
-                let (qd, kvd) = (nh * hd, nkv * hd);
-                let n_ctx = pos + 3;
-                let mut rng = Rng::new(700 + 10 * i as u64 + j as u64);
-                let wq = random_tensor(ty, n_in, qd, &mut rng);
-                let wk = random_tensor(ty, n_in, kvd, &mut rng);
-                let wv = random_tensor(ty, n_in, kvd, &mut rng);
-                let x: Vec<f32> = (0..n_in).map(|_| 3.0 * rng.signed()).collect();
-                let nw: Vec<f32> = (0..n_in).map(|_| 0.5 + rng.unit()).collect();
-                let eps = 1e-6;
-                let xn = reference_rms_norm(&x, &nw, eps);
-                let mut want_q = reference_matmul(ty, &wq, n_in, qd, &xn);
-                let mut want_k = reference_matmul(ty, &wk, n_in, kvd, &xn);
-                let want_v = reference_matmul(ty, &wv, n_in, kvd, &xn);
-                reference_rope(&mut want_q, hd, rd, pos);
-                reference_rope(&mut want_k, hd, rd, pos);
-
-                let xb = ctx.storage_buffer_init("x", &x).unwrap();
-                let nwb = ctx.storage_buffer_init("nw", &nw).unwrap();
-                let step = ctx
-                    .uniform_buffer(
-                        "step",
-                        &StepParams {
-                            n_tokens: 1,
-                            pos0: pos as u32,
-                            ..Default::default()
-                        },
-                    )
-                    .unwrap();
-                let cs = ctx
-                    .storage_buffer_init("cos/sin", &rope::cos_sin_table(n_ctx, rd, 10000.0))
-                    .unwrap();
-                let cache_bytes = (n_ctx * kvd) as u64 * rope::kv_elem_bytes(ctx.use_f16());
+            for (j, &shape) in ROPE_SHAPES.iter().enumerate() {
+                let case = QkvCase::new(&ctx, (ty, ty), shape, 700 + 10 * i as u64 + j as u64);
+                let (qd, kvd, _) = case.dims();
+                let n_in = case.n_in;
                 let row_bytes = (n_in / ty.block_elems() * ty.block_bytes()) as u64;
-                let whole = [&wq[..], &wk[..], &wv[..]].concat();
-                let qk = [&wq[..], &wk[..]].concat();
+                let whole = [&case.wq[..], &case.wk[..], &case.wv[..]].concat();
+                let qk = [&case.wq[..], &case.wk[..]].concat();
                 // (label, stacks as (bytes, [q, k, v] rows), part limit)
                 let layouts: [Layout<'_>; 3] = [
                     ("q/k/v", vec![(&whole, [qd, kvd, kvd])], None),
                     (
                         "q/k + v",
-                        vec![(&qk, [qd, kvd, 0]), (&wv, [0, 0, kvd])],
+                        vec![(&qk, [qd, kvd, 0]), (&case.wv, [0, 0, kvd])],
                         None,
                     ),
                     (
@@ -470,51 +581,30 @@ fn matvec_qkv_rope_fused_into_the_cache() {
                     ),
                 ];
                 for (layout, stacks, limit) in layouts {
-                    let qb = ctx.storage_buffer("q", qd as u64 * 4).unwrap();
-                    let kc = ctx.storage_buffer("k cache", cache_bytes).unwrap();
-                    let vc = ctx.storage_buffer("v cache", cache_bytes).unwrap();
+                    let out = case.outputs(&ctx);
                     let mut ops = Vec::new();
                     let mut parts = 0;
                     for (bytes, rows) in &stacks {
                         let n_out = rows.iter().sum::<usize>() as u64;
-                        let m = match limit {
-                            Some(l) => {
-                                let mut m = QuantMatrix::with_part_limit(
-                                    &ctx,
-                                    "qkv",
-                                    ty,
-                                    n_in as u64,
-                                    n_out,
-                                    l,
-                                )
-                                .unwrap();
-                                m.write(&ctx, 0, bytes).unwrap();
-                                m.finish(&ctx).unwrap();
-                                m
-                            }
-                            None => {
-                                QuantMatrix::from_bytes(&ctx, "qkv", ty, n_in as u64, n_out, bytes)
-                                    .unwrap()
-                            }
-                        };
+                        let limit = limit.unwrap_or(u64::MAX);
+                        let mut m = QuantMatrix::with_part_limit(
+                            &ctx,
+                            "qkv",
+                            ty,
+                            n_in as u64,
+                            n_out,
+                            limit,
+                        )
+                        .unwrap();
+                        m.write(&ctx, 0, bytes).unwrap();
+                        m.finish(&ctx).unwrap();
                         parts += m.parts().len();
-                        let r = MatVecRope {
-                            q: &qb,
-                            rows: rows.map(|r| r as u64),
-                            step: &step,
-                            cos_sin: &cs,
-                            k_cache: &kc,
-                            v_cache: &vc,
-                            head_dim: hd as u32,
-                            rope_dim: rd as u32,
-                            n_head_kv: nkv as u32,
-                        };
-                        let norm = Some(MatVecNorm { weight: &nwb, eps });
+                        let r = case.rope(&out, rows.map(|r| r as u64), None);
                         let op = pollster::block_on(MatVec::new_qkv_rope(
                             &ctx,
                             &m,
-                            &xb,
-                            norm,
+                            &case.xb,
+                            case.norm(),
                             r,
                             // every other head shape with two units per loop step
                             MatVecOptions {
@@ -529,39 +619,94 @@ fn matvec_qkv_rope_fused_into_the_cache() {
                             ..Default::default()
                         };
                         assert!(pollster::block_on(MatVec::new_qkv_rope(
-                            &ctx, &m, &xb, norm, r, odd
+                            &ctx,
+                            &m,
+                            &case.xb,
+                            case.norm(),
+                            r,
+                            odd
                         ))
                         .is_err());
                         ops.push(op);
                     }
                     ctx.run_pass("qkv+rope", |p| ops.iter().for_each(|op| op.encode(p)))
                         .unwrap();
-                    let got_q = pollster::block_on(ctx.read_f32(&qb, 0, qd)).unwrap();
-                    let got_k = read_cache(&ctx, &kc, n_ctx * kvd);
-                    let got_v = read_cache(&ctx, &vc, n_ctx * kvd);
-                    let cache_tol = if ctx.use_f16() { 1e-6 } else { 0.0 };
-                    let tol = tolerance(&ctx, ty).max(cache_tol);
-                    for (what, got, want) in [
-                        ("q", &got_q[..], &want_q),
-                        ("k", &got_k[pos * kvd..(pos + 1) * kvd], &want_k),
-                        ("v", &got_v[pos * kvd..(pos + 1) * kvd], &want_v),
-                    ] {
-                        let (e, max) = nmse(got, want);
-                        eprintln!(
-                            "qkv+rope {ty} {path} {layout} ({parts} parts) {nh}/{nkv}x{hd} \
-                             rope {rd} pos {pos} {what}: nmse {e:.2e} max abs {max:.2e}"
-                        );
-                        assert!(e <= tol, "{ty} {path} {layout} {what}: nmse {e:e}");
-                    }
-                    for c in [&got_k, &got_v] {
+                    case.check(
+                        &ctx,
+                        &out,
+                        ty,
+                        &format!("{ty} {path} {layout} ({parts} parts)"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The fused q/k/v + RoPE product over two matrices of different types (`MatVecRope::v`: q and
+/// k in one, v in the other, as in the "more bits" layers of llama.cpp's Q4_K_M files) in ONE
+/// dispatch, against the f64 references of each type; with one and two units per loop step,
+/// 4 and 8 rows per workgroup. Shapes it cannot take are typed errors.
+#[test]
+fn matvec_qkv_rope_two_types_one_dispatch() {
+    let _gpu = common::serial();
+    for (path, ctx) in common::variant_contexts() {
+        // Nibble + byte layouts (the 3B's Q5_0 + Q8_0), two nibble types, two K-quants (the 7B's).
+        let pairs = [0, 2, 3].map(|k| ahma_kernels::matvec::MIXED_PAIRS[k]);
+        for (i, (ty, vty)) in pairs.into_iter().enumerate() {
+            for (j, &shape) in ROPE_SHAPES.iter().enumerate() {
+                let case = QkvCase::new(&ctx, (ty, vty), shape, 900 + 10 * i as u64 + j as u64);
+                let (qd, kvd, _) = case.dims();
+                let n_in = case.n_in as u64;
+                let qk = [&case.wq[..], &case.wk[..]].concat();
+                let m =
+                    QuantMatrix::from_bytes(&ctx, "qk", ty, n_in, (qd + kvd) as u64, &qk).unwrap();
+                let mv =
+                    QuantMatrix::from_bytes(&ctx, "v", vty, n_in, kvd as u64, &case.wv).unwrap();
+                let rows = [qd as u64, kvd as u64, kvd as u64];
+                for (per_group, pairs) in [(4, j % 2 == 1), (8, j % 2 == 0)] {
+                    let out = case.outputs(&ctx);
+                    let opts = MatVecOptions {
+                        rows: per_group,
+                        pairs,
+                        ..Default::default()
+                    };
+                    let r = case.rope(&out, rows, Some(&mv));
+                    let built = pollster::block_on(MatVec::new_qkv_rope(
+                        &ctx,
+                        &m,
+                        &case.xb,
+                        case.norm(),
+                        r,
+                        opts,
+                    ));
+                    if (qd + kvd) % per_group as usize != 0 {
+                        // v's rows must start a workgroup.
                         assert!(
-                            c[..pos * kvd]
-                                .iter()
-                                .chain(&c[(pos + 1) * kvd..])
-                                .all(|&v| v == 0.0),
-                            "{ty} {path} {layout}: a cache row other than {pos} was written"
+                            built.is_err(),
+                            "{ty}+{vty}: q + k rows {} with {per_group} rows",
+                            qd + kvd
                         );
+                        continue;
                     }
+                    let op = built.unwrap();
+                    assert_eq!(op.dispatch_count(), 1);
+                    ctx.run_pass("qkv+rope", |p| op.encode(p)).unwrap();
+                    let label = format!("qk {ty} + v {vty} {path} rows {per_group} pairs {pairs}");
+                    case.check(&ctx, &out, vty, &label);
+                }
+                // Without the unrolled vectors, or with v rows in the first matrix too: typed
+                // errors.
+                let out = case.outputs(&ctx);
+                let no_vectors = MatVecOptions {
+                    unroll: false,
+                    ..Default::default()
+                };
+                let r = case.rope(&out, rows, Some(&mv));
+                let split = case.rope(&out, [rows[0], rows[1] - 2, 2], Some(&mv));
+                for (r, opts) in [(r, no_vectors), (split, MatVecOptions::default())] {
+                    let built = MatVec::new_qkv_rope(&ctx, &m, &case.xb, case.norm(), r, opts);
+                    assert!(pollster::block_on(built).is_err());
                 }
             }
         }

@@ -136,3 +136,45 @@ fn params_structs_match_wgsl_layout() {
     }
     eprintln!("checked {checked} params structs");
 }
+
+/// The mat-vec over two weight types carries the type-dependent code twice: once for the first
+/// type, once (appended, names suffixed `_v`) for the second, reading `w_v`; the shared code
+/// (params, x, the quarter loader) exists once.
+#[test]
+fn two_type_matvec_appends_a_renamed_copy() {
+    use ahma_gguf::GgmlType;
+    use ahma_kernels::matvec::{rope_key_mixed, MatVecOptions};
+    let key = rope_key_mixed(
+        GgmlType::Q5_0,
+        GgmlType::Q8_0,
+        true,
+        true,
+        &MatVecOptions::default(),
+        true,
+    );
+    let src = registry::wgsl(&key, false).unwrap();
+    for once in [
+        "\nfn walk(",
+        "\nfn walk_v(",
+        "\nfn dot_q(",
+        "\nfn dot_q_v(",
+        "\nfn load_quarter(",
+        "\nstruct MatVecParams",
+        "var<storage, read> w_v: array<u32>",
+    ] {
+        assert_eq!(src.matches(once).count(), 1, "`{once}` in\n{src}");
+    }
+    // Q5_0's fast dot reads `w`, Q8_0's reads `w_v`; each walk calls its own type's dot.
+    let body = |f: &str| {
+        let start = src.find(&format!("\n{f}")).unwrap();
+        let end = src[start..].find("\n}\n").unwrap();
+        src[start..start + end].to_string()
+    };
+    assert!(body("fn dot_q(").contains("u * 22u"));
+    assert!(body("fn dot_q_v(").contains("u * 34u"));
+    assert!(body("fn w_u32x2_2_v(").contains("w_v[i]"));
+    assert!(body("fn dot4_q_v(").contains("dot_q_v("));
+    assert!(
+        body("fn walk_v(").contains("q_elems_v(") && body("fn walk_v(").contains("load_quarter(")
+    );
+}

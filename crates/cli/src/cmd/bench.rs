@@ -34,6 +34,10 @@ pub struct Args {
     /// inside the q/k/v mat-vec (to measure what the fusion saves).
     #[arg(long)]
     pub no_fused_rope: bool,
+    /// Decode a layer whose attn_v has another type than attn_q and attn_k (the published
+    /// Q4_K_M's "more bits" layers) with one q/k/v dispatch per type instead of one for both.
+    #[arg(long)]
+    pub no_mixed_qkv: bool,
     /// Fewest keys per split of decode's attention (the engine's `attn_split_keys`, a multiple
     /// of 64; default: the engine's 64). A context of at most this many keys runs its attention
     /// in one dispatch.
@@ -116,6 +120,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         n_ctx: args.ctx,
         pipeline_decode: !args.no_pipeline,
         fuse_rope: !args.no_fused_rope,
+        mixed_qkv: !args.no_mixed_qkv,
         ..Default::default()
     };
     if let Some(b) = args.batch {
@@ -193,6 +198,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "max_batch": max_batch,
         "pipeline_decode": !args.no_pipeline,
         "fused_rope": !args.no_fused_rope,
+        "mixed_qkv": model.options().mixed_qkv,
         "attn_split_keys": model.options().attn_split_keys,
         "matmul_tile": model.options().matmul_tile_name(),
         "matvec_pairs": model.options().matvec_pairs,

@@ -653,6 +653,7 @@ async fn bench(
         "max_batch": l.model.options().max_batch,
         "pipeline_decode": l.model.options().pipeline_decode,
         "fused_rope": l.model.options().fuse_rope,
+        "mixed_qkv": l.model.options().mixed_qkv,
         "attn_split_keys": l.model.options().attn_split_keys,
         "matmul_tile": l.model.options().matmul_tile_name(),
         "matvec_pairs": l.model.options().matvec_pairs,

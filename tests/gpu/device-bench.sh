@@ -4,6 +4,31 @@
 # the Vulkan loader .debs in .gl/ (unpacked here), PyTorch + transformers for the
 # peer row (SKIP_PEER=1 leaves it out; QUICK=1 leaves out the runs that repeat earlier A/Bs,
 # SKIP_MATMUL_SWEEP=1 the mat-mul tile sweep). `--profile` runs add GPU time per operation. Writes everything to ${OUT:-/tmp/ahma-bench}, ending with summary.txt (one line per run). Finishes in a few minutes.
+#
+# Peer on the same GPU: llama.cpp's own Vulkan backend, run by its `llama-bench` when an executable
+# is given as LLAMA_BENCH (default .devbin/llama-bench; .devbin/ is git-ignored and is carried to the
+# device machine like the ahma binary). Shared libraries the binary needs and a minimal machine may
+# lack (libgomp.so.1, libssl.so.3, libcrypto.so.3) go beside it in .devbin/lib, which is put on
+# LD_LIBRARY_PATH for llama-bench only. How that binary is built on the development machine:
+#   pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36   # the PyPI sdist
+#   tar xzf llama_cpp_python-0.3.36.tar.gz && cd llama_cpp_python-0.3.36/vendor/llama.cpp
+#   cmake -B build -G Ninja -DGGML_VULKAN=ON -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF \
+#         -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_BUILD_TYPE=Release
+#   ninja -C build -j2 llama-bench
+# (Debian 12: needs libvulkan-dev and glslc. Its glslc 2023.2 lacks the cooperative-matrix and
+# integer-dot-product GLSL extensions, so llama.cpp compiles those shader paths out: its prefill on
+# the H100 then runs without tensor cores, and its quantised mat-vecs without integer dot products.
+# Its Vulkan headers, 1.3.239, lack VK_EXT_layer_settings, used by ggml_vk_instance_init only for
+# the validation layer: wrap that block (from `VkBool32 enable_best_practice` to the
+# `vk::InstanceCreateInfo` line) in `#ifdef VK_EXT_layer_settings`, with an `#else` that creates
+# the InstanceCreateInfo without the pNext.) Then pack it with the libraries:
+#   mkdir -p pack/lib && strip -o pack/llama-bench build/bin/llama-bench
+#   for l in libgomp.so.1 libssl.so.3 libcrypto.so.3; do cp -L "$(gcc -print-file-name=$l)" pack/lib/; done
+#   tar -C pack -cJf <repo>/.devbin/llama-bench.tar.xz llama-bench lib
+# The binary is 38 MB stripped (mostly llama.cpp's SPIR-V shaders) and the carry limit is 64 MiB for
+# everything, so .devbin holds it packed (8 MB); this script unpacks it into .devbin/ when
+# .devbin/llama-bench is absent. llama.cpp skips CPU Vulkan devices unless GGML_VK_VISIBLE_DEVICES
+# names them (GGML_VK_VISIBLE_DEVICES=0 runs it on lavapipe); on the GPU machine it takes the GPU.
 set -uo pipefail
 SECONDS=0
 cd "$(dirname "$0")/../.."
@@ -91,6 +116,35 @@ fi
 run_bench 3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --profile
 # What the chat runs: the model card's sampling, the browser app's whole-context penalty window.
 run_bench 3b-q4km-p128-sampled "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --sampled --penalty-window 2048 --profile
+# Peer on the same GPU and files: llama.cpp's Vulkan backend (llama-bench), when carried (see the
+# header). The most wanted missing figure, so it runs right after our headline runs.
+LLAMA_BENCH="${LLAMA_BENCH:-.devbin/llama-bench}"
+if [ ! -x "$LLAMA_BENCH" ] && [ -f "$LLAMA_BENCH.tar.xz" ]; then
+    # The carried form: llama-bench plus lib/ packed (38 MB stripped, 8 MB packed).
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+        "$LLAMA_BENCH.tar.xz" "$(dirname "$LLAMA_BENCH")" || tar -C "$(dirname "$LLAMA_BENCH")" -xJf "$LLAMA_BENCH.tar.xz"
+fi
+run_llamacpp() { # name, file
+    local name="$1" file="$2" lib
+    if [ "$SECONDS" -gt "${BUDGET_S:-270}" ]; then log "skip llamacpp-$name (time budget)"; return; fi
+    lib="$(cd "$(dirname "$LLAMA_BENCH")" && pwd)/lib"
+    log "llama.cpp Vulkan $name: llama-bench -m $file -ngl 99 -p 128,512 -n 128 -r 3"
+    LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout 150 "$LLAMA_BENCH" -m "$file" \
+        -ngl 99 -p 128,512 -n 128 -r 3 -o json > "$OUT/llamacpp-$name.json" 2>> "$OUT/log.txt"
+    echo "rc=$?" >> "$OUT/log.txt"; tee -a "$OUT/log.txt" < "$OUT/llamacpp-$name.json"
+}
+if [ -x "$LLAMA_BENCH" ]; then
+    log "llama.cpp devices (llama-bench --list-devices)"
+    LD_LIBRARY_PATH="$(cd "$(dirname "$LLAMA_BENCH")" && pwd)/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        timeout 60 "$LLAMA_BENCH" --list-devices 2>&1 | tee -a "$OUT/log.txt"
+    run_llamacpp 3b-q4km "$M"
+    run_llamacpp 7b-q4km "$(synth ahma-7b q4km)"
+else
+    log "llama.cpp peer skipped (no executable LLAMA_BENCH: $LLAMA_BENCH)"
+fi
+# One q/k/v mat-vec per weight type (the 13 layers with a Q8_0 attn_v: +13 dispatches): what
+# walking both types in one dispatch gains.
+run_bench 3b-q4km-p128-qkv-per-type "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-mixed-qkv --profile
 # RoPE + KV write in a dispatch of its own per layer: what fusing it into q/k/v gains.
 run_bench 3b-q4km-p128-rope-apart "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-fused-rope --profile
 # Decode mat-vecs with two 32-element units per loop step (more loads in flight per thread).
@@ -105,6 +159,7 @@ done
 run_bench 3b-q4km-p512-tiledefault "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048
 # The same A/Bs again, unprofiled, alternating (machines vary by a few per cent between calls).
 run_bench 3b-q4km-p128-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
+run_bench 3b-q4km-p128-qkv-per-type-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-mixed-qkv
 run_bench 3b-q4km-p128-pairs-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on
 run_bench 3b-q4km-p128-split256-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --attn-split-keys 256
 run_bench 3b-q4km-p128-pairs-split256 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on --attn-split-keys 256
@@ -113,6 +168,7 @@ for k in 64 256 1024; do
 done
 run_bench 7b-q4km-pairs "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-pairs on
 run_bench 7b-q4km-nopairs "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-pairs off
+run_bench 7b-q4km-qkv-per-type "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --no-mixed-qkv
 run_bench 3b-q8_0-pairs "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on
 # Shaders without wgpu's runtime checks: what they cost (CHECKS_SWEEP=1 splits them up).
 run_bench 3b-q4km-p128-unchecked "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --unchecked all --profile
@@ -181,9 +237,24 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
     except Exception:
         print(f"{os.path.basename(f)[6:-5]:34} (no result)"); continue
     opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_pairs", "attn_split_keys", "matmul_tile",
-                                                  "fused_rope", "pipeline_decode", "sampling", "unchecked")
+                                                  "fused_rope", "mixed_qkv", "pipeline_decode", "sampling", "unchecked")
                     if k in d)
     print(f"{os.path.basename(f)[6:-5]:34} prefill {d['prefill_tokens_per_s']:8.1f}  decode "
           f"{d['decode_tokens_per_s']:7.1f}  disp {d['dispatches_per_token']:5.1f}  {opts}")
+# llama.cpp's llama-bench (Vulkan, same GPU and files): one line per test, average tokens/s.
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "llamacpp-*.json"))):
+    name = os.path.basename(f)[:-5]
+    try:
+        rows = json.load(open(f))
+    except Exception:
+        print(f"{name:34} (no result)"); continue
+    for r in rows:
+        test = f"pp{r['n_prompt']}" if r.get("n_gen", 0) == 0 else f"tg{r['n_gen']}"
+        if r.get("n_prompt", 0) and r.get("n_gen", 0):
+            test = f"pp{r['n_prompt']}+tg{r['n_gen']}"
+        print(f"{name + ' ' + test:34} {r['avg_ts']:8.1f} tok/s (+- {r.get('stddev_ts', 0):.1f})  "
+              f"{r.get('backends', '')} fa={r.get('flash_attn', '')} "
+              f"{r.get('gpu_info') or 'NO GPU: ran on the CPU backend'} "
+              f"build {r.get('build_commit', '')}")
 PY
 log "done in $SECONDS s"

@@ -67,8 +67,9 @@ struct Scratch {
 /// Kernels of one block, bound to that block's weights and KV cache.
 ///
 /// Decode (one token) runs at most 8 dispatches: q/k/v with the attention RMSNorm, RoPE and
-/// the KV write fused in (one mat-vec per stack, usually one; with `fuse_rope` off, RoPE + KV
-/// write in a dispatch of its own), attention (two), the output
+/// the KV write fused in (one mat-vec per stack, usually one, and one for a [q; k] stack with
+/// a v stack of another type with `mixed_qkv`; with `fuse_rope` off, RoPE + KV write in a
+/// dispatch of its own), attention (two), the output
 /// projection adding into the residual stream, gate/up with the FFN RMSNorm and SwiGLU fused
 /// in, and the down projection adding into the residual stream. Prefill batches run the
 /// explicit norms, one tiled product per tensor and the SwiGLU kernel.

@@ -10,7 +10,9 @@
 use ahma_gguf::{names, LlamaConfig};
 use ahma_kernels::attention::{self, Attention, AttentionBuffers, AttentionParams};
 use ahma_kernels::elementwise::{Elementwise, ElementwiseOp};
-use ahma_kernels::matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope};
+use ahma_kernels::matvec::{
+    check_two_types, MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope,
+};
 use ahma_kernels::rms_norm::RmsNorm;
 use ahma_kernels::rope::{self, Rope, RopeBuffers, RopeParams};
 use ahma_kernels::sample::{Sample, SampleBuffers, SampleParams};
@@ -345,20 +347,15 @@ impl Model {
                 weight: &w.attn_norm,
                 eps: cfg.rms_eps,
             };
-            // A [q; k] stack and a [v] stack of another type: one dispatch over both matrices.
+            // A [q; k] stack and a [v] stack of another type: one dispatch over both matrices,
+            // where the kernel can take them (`matvec::check_two_types`).
             let mixed = match w.attn.as_slice() {
                 [qk, v] if opts.fuse_rope && opts.mixed_qkv => {
                     let (a, b) = (rows_of(&qk.members), rows_of(&v.members));
-                    let shape_ok = a[0] > 0
-                        && a[1] > 0
-                        && a[2] == 0
-                        && b == [0, 0, b[2]]
-                        && b[2] > 0
-                        && (a[0] + a[1]).is_multiple_of(mv_default.rows as u64)
-                        && qk.m.0.parts().len() == 1
-                        && v.m.0.parts().len() == 1
-                        && qk.m.0.n_in() == v.m.0.n_in();
-                    shape_ok.then(|| (qk, v, [a[0], a[1], b[2]]))
+                    let rows = [a[0], a[1], b[2]];
+                    check_two_types(&qk.m.0, &v.m.0, rows, &mv_default)
+                        .is_ok()
+                        .then_some((qk, v, rows))
                 }
                 _ => None,
             };
@@ -380,10 +377,9 @@ impl Model {
                 );
             }
             for st in &w.attn {
-                if mixed.is_some() {
-                    // Decode's product is built above; prefill's products are per tensor.
-                } else if opts.fuse_rope {
-                    qkv.push(
+                // With the two-type product above, only prefill's per-tensor products remain.
+                if mixed.is_none() {
+                    let op = if opts.fuse_rope {
                         MatVec::new_qkv_rope(
                             &ctx,
                             &st.m.0,
@@ -395,10 +391,8 @@ impl Model {
                             },
                             mv_default,
                         )
-                        .await?,
-                    );
-                } else {
-                    qkv.push(
+                        .await?
+                    } else {
                         MatVec::new_fused(
                             &ctx,
                             &st.m.0,
@@ -407,8 +401,9 @@ impl Model {
                             &member_outputs(st)?,
                             mv_default,
                         )
-                        .await?,
-                    );
+                        .await?
+                    };
+                    qkv.push(op);
                 }
                 if mb > 1 {
                     for m in &st.members {

@@ -320,6 +320,44 @@ pub(crate) fn check_len(buffer: &wgpu::Buffer, elems: u64, what: &str) -> Result
     Ok(())
 }
 
+/// Whether [`MatVec::new_qkv_rope`] can take q and k from `m` and v from `v` in one dispatch
+/// (see [`MatVecRope::v`]): the unrolled variant (4 or 8 rows per workgroup), one part per
+/// matrix, exactly the q and k rows of `rows` (`[q, k, v]`, a multiple of the rows per
+/// workgroup) in `m` and the v rows in `v`, of one row length. The engine asks before it
+/// chooses that product over one per matrix.
+pub fn check_two_types(
+    m: &QuantMatrix,
+    v: &QuantMatrix,
+    rows: [u64; 3],
+    opts: &MatVecOptions,
+) -> Result<(), KernelError> {
+    let qk = rows[0] + rows[1];
+    let vectors = opts.unroll && (opts.rows == 4 || opts.rows == 8);
+    if !vectors
+        || m.parts().len() != 1
+        || v.parts().len() != 1
+        || v.n_in() != m.n_in()
+        || m.n_out() != qk
+        || v.n_out() != rows[2]
+        || rows[2] == 0
+        || !qk.is_multiple_of(opts.rows as u64)
+    {
+        return Err(KernelError::InvalidArgument(format!(
+            "fused RoPE matvec `{}` + `{}`: needs the unrolled variant (4 or 8 rows per \
+             workgroup, not {}), one part per matrix, the q and k rows ({qk}, a multiple of the \
+             rows per workgroup) in the first matrix and the v rows ({}) in the second, of one \
+             row length ({} and {})",
+            m.label(),
+            v.label(),
+            opts.rows,
+            rows[2],
+            m.n_in(),
+            v.n_in()
+        )));
+    }
+    Ok(())
+}
+
 /// y = W·x (or y += W·x) for one matrix, with pipelines, uniforms and bind groups built once.
 pub struct MatVec {
     dispatches: Vec<Dispatch>,
@@ -380,30 +418,7 @@ impl MatVec {
         let rows = rope.rows;
         let kv_row = rope.n_head_kv as u64 * rope.head_dim as u64;
         if let Some(v) = rope.v {
-            let qk = rows[0] + rows[1];
-            let vectors = opts.unroll && (opts.rows == 4 || opts.rows == 8);
-            if !vectors
-                || m.parts().len() != 1
-                || v.parts().len() != 1
-                || v.n_in() != m.n_in()
-                || m.n_out() != qk
-                || v.n_out() != rows[2]
-                || rows[2] == 0
-                || !qk.is_multiple_of(opts.rows as u64)
-            {
-                return Err(KernelError::InvalidArgument(format!(
-                    "fused RoPE matvec `{}` + `{}`: needs the unrolled variant (4 or 8 rows per \
-                     workgroup, not {}), one part per matrix, the q and k rows ({qk}, a multiple \
-                     of the rows per workgroup) in the first matrix and the v rows ({}) in the \
-                     second, of one row length ({} and {})",
-                    m.label(),
-                    v.label(),
-                    opts.rows,
-                    rows[2],
-                    m.n_in(),
-                    v.n_in()
-                )));
-            }
+            check_two_types(m, v, rows, &opts)?;
         }
         let odd_part = m
             .parts()
@@ -476,6 +491,8 @@ impl MatVec {
             )));
         }
         let v_matrix = rope.and_then(|r| r.v);
+        // With a second matrix (one part each) its rows follow the first's.
+        let v_rows = v_matrix.map_or(0, |v| v.n_out());
         let n_out = if opts.swiglu {
             if opts.accumulate
                 || m.parts().len() != 1
@@ -492,7 +509,7 @@ impl MatVec {
             }
             m.n_out() / 2
         } else {
-            m.n_out() + v_matrix.map_or(0, |v| v.n_out())
+            m.n_out() + v_rows
         };
         if outputs.is_empty()
             || outputs.len() > 3
@@ -561,9 +578,7 @@ impl MatVec {
             let (first, n_rows, up_rows) = if opts.swiglu {
                 (0, n_out, n_out as u32)
             } else {
-                // With a second matrix (one part each) its rows follow the first's.
-                let extra = v_matrix.map_or(0, |v| v.n_out());
-                (part.first_row, part.n_rows + extra, 0)
+                (part.first_row, part.n_rows + v_rows, 0)
             };
             // Part-local boundaries and the (wrapping) base element of each output.
             let local = |k: usize| -> (u32, u32) {

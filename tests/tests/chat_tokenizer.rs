@@ -142,19 +142,12 @@ fn stream_decode_equals_full_decode() -> Result<()> {
     for (name, tok) in all_tokenizers()? {
         for c in &cases {
             for skip in [false, true] {
-                let mut dec = StreamDecoder::new(skip);
-                let mut out = String::new();
-                for &id in &c.hf {
-                    if let Some(piece) = dec.push(&tok, id)? {
-                        assert!(
-                            !piece.ends_with('\u{FFFD}'),
-                            "{name}: emitted a broken character"
-                        );
-                        out.push_str(&piece);
-                    }
-                }
-                out.push_str(&dec.finish(&tok)?);
-                assert_eq!(out, tok.decode(&c.hf, skip)?, "{name}: {:?}", c.text);
+                assert_eq!(
+                    stream_text(&tok, &c.hf, skip)?,
+                    tok.decode(&c.hf, skip)?,
+                    "{name}: {:?}",
+                    c.text
+                );
             }
         }
     }
@@ -162,22 +155,104 @@ fn stream_decode_equals_full_decode() -> Result<()> {
 }
 
 #[test]
-fn stream_decode_holds_split_utf8_until_complete() -> Result<()> {
+fn stream_decode_holds_byte_tokens_until_their_run_ends() -> Result<()> {
     let tok = json_tokenizer()?;
-    // "😀" is not in the vocabulary: four byte-fallback tokens.
-    let ids = tok.encode("😀", false)?;
+    // "😀 ja" : "😀" is not in the vocabulary, so four byte-fallback tokens.
+    let ids = tok.encode("😀 ja", false)?;
     let pieces = tok.pieces(&ids)?;
-    assert_eq!(pieces, ["▁", "<0xF0>", "<0x9F>", "<0x98>", "<0x80>"]);
+    assert_eq!(pieces, ["▁", "<0xF0>", "<0x9F>", "<0x98>", "<0x80>", "▁ja"]);
     let mut dec = StreamDecoder::new(true);
     let emitted: Vec<Option<String>> = ids
         .iter()
         .map(|&id| dec.push(&tok, id))
         .collect::<Result<_, _>>()?;
-    assert_eq!(emitted, [None, None, None, None, Some("😀".to_string())]);
+    // Complete after the fourth byte, but another byte token would still turn the run
+    // into U+FFFD (the full decode does): it is final once a non-byte token follows.
+    assert_eq!(
+        emitted,
+        [None, None, None, None, None, Some("😀 ja".to_string())]
+    );
+    // At the end of the stream, finish flushes it.
+    let mut dec = StreamDecoder::new(true);
+    for &id in &ids[..5] {
+        assert_eq!(dec.push(&tok, id)?, None);
+    }
+    assert_eq!(dec.finish(&tok)?, "😀");
     // A stream that ends inside a character flushes U+FFFD, as the full decode shows it.
     let mut dec = StreamDecoder::new(true);
     assert_eq!(dec.push(&tok, ids[1])?, None);
     assert_eq!(dec.finish(&tok)?, tok.decode(&ids[1..2], true)?);
+    Ok(())
+}
+
+/// Stream-decodes `ids` and returns the concatenated text, checking that nothing emitted
+/// ends in a broken character.
+fn stream_text(tok: &Tokenizer, ids: &[u32], skip: bool) -> Result<String> {
+    let mut dec = StreamDecoder::new(skip);
+    let mut out = String::new();
+    for &id in ids {
+        if let Some(piece) = dec.push(tok, id)? {
+            assert!(!piece.ends_with('\u{FFFD}'), "emitted a broken character");
+            out.push_str(&piece);
+        }
+    }
+    out.push_str(&dec.finish(tok)?);
+    Ok(out)
+}
+
+/// A model can sample any id, so byte tokens that form no character come out too: a run
+/// of byte tokens that is not valid UTF-8 decodes to one U+FFFD per byte, its ASCII bytes
+/// included. Seen in the browser chat on a random-weight fixture: `<0x21>` ("!") was
+/// emitted, then two more byte tokens and a word turned the run into three U+FFFD.
+#[test]
+fn stream_decode_never_emits_what_a_later_byte_token_rewrites() -> Result<()> {
+    for (name, tok) in all_tokenizers()? {
+        let id = |piece: &str| {
+            tok.token_to_id(piece)
+                .with_context(|| format!("{name}: no {piece}"))
+        };
+        let word = id("▁ja")?;
+        let ids = [word, id("<0x21>")?, id("<0xE4>")?, id("<0xBD>")?, word];
+        for skip in [false, true] {
+            assert_eq!(
+                stream_text(&tok, &ids, skip)?,
+                tok.decode(&ids, skip)?,
+                "{name}"
+            );
+        }
+        // Seeded sweep over sequences rich in byte tokens, with special tokens (skipped
+        // ones must not end a run of bytes early) and ordinary pieces between them.
+        let bytes: Vec<u32> = (0..=255u32)
+            .map(|b| id(&format!("<0x{b:02X}>")))
+            .collect::<Result<_>>()?;
+        let specials: Vec<u32> = [tok.bos_id(), tok.eos_id()].into_iter().flatten().collect();
+        let n_vocab = tok.vocab_size() as u64;
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        for _ in 0..3000 {
+            let len = 1 + next(10) as usize;
+            let ids: Vec<u32> = (0..len)
+                .map(|_| match next(10) {
+                    0..=2 => bytes[0x20 + next(0x60) as usize], // ASCII bytes
+                    3..=5 => bytes[0x80 + next(0x80) as usize], // lead and continuation bytes
+                    6 if !specials.is_empty() => specials[next(specials.len() as u64) as usize],
+                    _ => next(n_vocab) as u32,
+                })
+                .collect();
+            for skip in [false, true] {
+                assert_eq!(
+                    stream_text(&tok, &ids, skip)?,
+                    tok.decode(&ids, skip)?,
+                    "{name}: ids {ids:?}, skip {skip}"
+                );
+            }
+        }
+    }
     Ok(())
 }
 

@@ -241,6 +241,17 @@ impl Tokenizer {
     }
 }
 
+/// A byte-fallback piece as the `ByteFallback` decoder recognizes it: `<0x` two hex
+/// digits `>`.
+fn is_byte_piece(piece: &str) -> bool {
+    piece.len() == 6
+        && piece.starts_with("<0x")
+        && piece.ends_with('>')
+        && piece
+            .get(3..5)
+            .is_some_and(|h| u8::from_str_radix(h, 16).is_ok())
+}
+
 /// `bos_token` in tokenizer_config.json is either a string or an AddedToken object.
 fn token_name(v: &serde_json::Value) -> Option<String> {
     match v {
@@ -277,9 +288,11 @@ fn template_from_config(cfg: &serde_json::Value) -> Result<Option<String>> {
 /// Why not decode each token alone: a token's text depends on its neighbours (the
 /// decoder strips the leading space of the first token only, and a character split
 /// into byte-fallback tokens `<0xC3><0xA4>` is only valid UTF-8 once all bytes are
-/// there). So the decoder keeps a short window: it decodes the previously emitted
-/// tokens together with the new ones and emits only the difference, and holds back
-/// text that still ends in an incomplete UTF-8 sequence (decoded as U+FFFD). The
+/// there; a run of byte tokens that is not valid UTF-8 as a whole turns into one U+FFFD
+/// per byte, its ASCII bytes included). So the decoder keeps a short window: it decodes
+/// the previously emitted tokens together with the new ones and emits only the
+/// difference, and holds back text while the window ends in a byte-fallback token or
+/// in an incomplete UTF-8 sequence (decoded as U+FFFD). The
 /// concatenation of everything emitted plus [`StreamDecoder::finish`] equals
 /// [`Tokenizer::decode`] of all ids.
 #[derive(Clone, Debug, Default)]
@@ -306,6 +319,12 @@ impl StreamDecoder {
     pub fn push(&mut self, tok: &Tokenizer, id: u32) -> Result<Option<String>> {
         tok.check_ids(&[id])?;
         self.window.push(id);
+        if self.ends_in_byte_token(tok) {
+            // The decoder fuses a run of byte-fallback tokens into one string only when
+            // the run is valid UTF-8 as a whole, else every byte of it becomes U+FFFD,
+            // an ASCII `<0x21>` included: text that ends in a byte token may still change.
+            return Ok(None);
+        }
         let text = tok
             .inner
             .decode(&self.window, self.skip_special_tokens)
@@ -330,6 +349,18 @@ impl StreamDecoder {
             .decode(&self.window, self.skip_special_tokens)
             .map_err(tk_err)?;
         Ok(Some(new))
+    }
+
+    /// Whether the last token the decoder sees (special tokens are dropped before it when
+    /// they are skipped) is a byte-fallback token `<0xNN>`.
+    fn ends_in_byte_token(&self, tok: &Tokenizer) -> bool {
+        let added = tok.inner.get_added_vocabulary();
+        self.window
+            .iter()
+            .rev()
+            .filter_map(|&id| tok.inner.id_to_token(id))
+            .find(|piece| !(self.skip_special_tokens && added.is_special_token(piece)))
+            .is_some_and(|piece| is_byte_piece(&piece))
     }
 
     /// Text still held back (an incomplete UTF-8 sequence at the end of the stream, shown

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-    T, tid, checkDist, startServer, withBrowser, fixture, loadModel, waitApp, waitState, sleep,
+    APP_MODEL, T, tid, checkDist, startServer, withBrowser, fixture, loadModel, waitApp, waitState, sleep,
     messages, lastAssistant, openSettings, closeSettings, setSetting, waitServiceWorker, networkRequests,
     sendAndStop, regenerateAndStop, commonPrefix, streamThenStop, traceMark,
 } from './helpers.mjs';
@@ -18,8 +18,7 @@ after(async () => {
     await server?.stop();
 });
 
-// kquant_gqa is the smaller, faster fixture
-const CHAT_MODEL = 'kquant_gqa';
+const CHAT_MODEL = APP_MODEL;
 
 async function setSettings(page, values) {
     await openSettings(page);

@@ -49,6 +49,15 @@ export const WEBGPU_ARGS = [
 /** Chromium with no WebGPU adapter: headless without the unsafe-WebGPU switches and without a GPU. */
 export const NO_WEBGPU_ARGS = ['--disable-gpu', '--disable-features=WebGPU,Vulkan', ...NO_NETWORK_NOISE];
 
+/**
+ * The fixture the app tests load (all but test a, which checks every fixture against llama.cpp):
+ * the published Q4_K_M layout in small (Q5_0, a Q8_0 attn_v and ffn_down, F16 output). SwiftShader
+ * compiles every shader variant a model needs, about 0.3 s a mat-vec and 1.3 s a mat-mul on the
+ * 2-core CI machine, so a file with three weight types loads in ≈ 11 s where kquant_gqa (eight
+ * types) takes ≈ 25 s and ahma_like_legacy (seven) ≈ 22 s; it is also the layout users load.
+ */
+export const APP_MODEL = 'ahma_q4km_layout';
+
 export function fixture(name) {
     const json = JSON.parse(fs.readFileSync(path.join(MODELS_DIR, `${name}.json`), 'utf8'));
     const file = path.join(MODELS_DIR, json.gguf);

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-    T, tid, checkDist, startServer, withBrowser, fixture, loadModel, waitLoaded, trace, waitApp, waitState,
+    APP_MODEL, T, tid, checkDist, startServer, withBrowser, fixture, loadModel, waitLoaded, trace, waitApp, waitState,
     sleep, networkRequests, streamThenStop, traceMark, messages, writeHeaderOnlyGguf,
 } from './helpers.mjs';
 
@@ -62,7 +62,7 @@ test('a. fixture models load from a URL with progress; greedy ids equal llama.cp
 
 test('h. a local .gguf through the file input loads with zero network requests', { timeout: T(180000) }, async (t) => {
     await withBrowser(t, { name: 'h-local-file', server }, async (s) => {
-        const fx = fixture('kquant_gqa');
+        const fx = fixture(APP_MODEL);
         const { page } = s;
         await page.goto(server.appUrl({ lang: 'en' }));
         await waitApp(page);
@@ -112,7 +112,7 @@ test('i. without WebGPU the no-webgpu panel explains what to do', { timeout: T(9
 test('j. load clicked the moment it is enabled (before the fit verdict) still loads', { timeout: T(150000) }, async (t) => {
     await withBrowser(t, { name: 'j-early-click', server }, async (s) => {
         const { page } = s;
-        const fx = fixture('kquant_gqa');
+        const fx = fixture(APP_MODEL);
         await page.goto(server.appUrl({ model: server.modelUrl(fx.gguf), lang: 'en' }));
         await waitApp(page);
         await page.waitForFunction(() => {
@@ -130,7 +130,7 @@ test('j. load clicked the moment it is enabled (before the fit verdict) still lo
 test('m. a lost GPU device: the error says so, Reload rebuilds it from the stored copy, no page reload', { timeout: T(240000) }, async (t) => {
     await withBrowser(t, { name: 'm-device-lost', server }, async (s) => {
         const { page } = s;
-        const fx = fixture('kquant_gqa');
+        const fx = fixture(APP_MODEL);
         await loadModel(s, server.modelUrl(fx.gguf));
         await page.evaluate(() => { window.__samePage = true; });
         await server.clearLog();
@@ -168,7 +168,7 @@ test('m. a lost GPU device: the error says so, Reload rebuilds it from the store
 test('q. a GPU device lost while idle is reported at once; the draft stays; Reload recovers', { timeout: T(240000) }, async (t) => {
     await withBrowser(t, { name: 'q-device-lost-idle', server }, async (s) => {
         const { page } = s;
-        const fx = fixture('kquant_gqa');
+        const fx = fixture(APP_MODEL);
         await loadModel(s, server.modelUrl(fx.gguf));
         const input = page.locator(tid('chat-input'));
         await input.fill('Luonnos, jota ei ole lähetetty');
@@ -199,7 +199,7 @@ test('q. a GPU device lost while idle is reported at once; the draft stays; Relo
 
 test('n. a .gguf dropped on the page loads with zero network requests', { timeout: T(180000) }, async (t) => {
     await withBrowser(t, { name: 'n-drop', server }, async (s) => {
-        const fx = fixture('kquant_gqa');
+        const fx = fixture(APP_MODEL);
         const { page } = s;
         await page.goto(server.appUrl({ lang: 'en' }));
         await waitApp(page);
@@ -282,7 +282,7 @@ test('o. a model too large for the adapter is refused before the download, with 
 
 test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON of ahma bench', { timeout: T(180000) }, async (t) => {
     await withBrowser(t, { name: 'r-bench-page', server }, async (s) => {
-        const fx = fixture('ahma_like_legacy');
+        const fx = fixture(APP_MODEL);
         // with the kernel choices `ahma bench` has flags for (two units per mat-vec loop step,
         // 128 keys per attention split, 8-token-per-thread mat-mul tiles)
         await loadModel(s, server.modelUrl(fx.gguf), {

@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-log() { printf '\n==> %s\n' "$*"; }
+# Stamped with the time since this script started.
+log() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

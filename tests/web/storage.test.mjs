@@ -6,7 +6,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import {
-    T, tid, checkDist, startServer, withBrowser, fixture, loadModel, waitApp, waitState, sleep,
+    APP_MODEL, T, tid, checkDist, startServer, withBrowser, fixture, loadModel, waitApp, waitState, sleep,
     sha256File, opfsSha256, opfsCorrupt, cacheEntryFor, waitServiceWorker, sendAndStop, neutralPage,
     retrying, appSummary, state, waitModelChecked,
 } from './helpers.mjs';
@@ -37,7 +37,7 @@ test('c. offline: the app shell and the cached model load from the browser alone
     await withServer(async (server) => {
         await withBrowser(t, { name: 'c-offline', server }, async (s) => {
             const { page, context } = s;
-            const fx = fixture('kquant_gqa');
+            const fx = fixture(APP_MODEL);
             const url = server.modelUrl(fx.gguf);
             await loadModel(s, url);
             await waitServiceWorker(page);
@@ -67,7 +67,7 @@ test('d. a cut download resumes with a Range request and ends byte-identical', {
     await withServer(async (server) => {
         await withBrowser(t, { name: 'd-resume', server }, async (s) => {
             const { page } = s;
-            const fx = fixture('ahma_like_legacy');
+            const fx = fixture(APP_MODEL);
             const url = server.modelUrl(fx.gguf);
             // past the first 4 MiB: the app may read the header with a bounded Range request first
             // (served whole: the server only cuts a response longer than the cut)
@@ -123,7 +123,7 @@ test('e. a corrupted stored model is detected and downloaded again; delete frees
     await withServer(async (server) => {
         await withBrowser(t, { name: 'e-corrupt', server }, async (s) => {
             const { page } = s;
-            const fx = fixture('ahma_like_legacy');
+            const fx = fixture(APP_MODEL);
             const url = server.modelUrl(fx.gguf);
             const want = sha256File(fx.file);
             await loadModel(s, url);
@@ -202,7 +202,7 @@ test('l. cancel keeps the stored part; the next download continues from it', { t
     await withServer(async (server) => {
         await withBrowser(t, { name: 'l-cancel', server }, async (s) => {
             const { page } = s;
-            const fx = fixture('ahma_like_legacy');
+            const fx = fixture(APP_MODEL);
             const url = server.modelUrl(fx.gguf);
             const modelPath = `/models/${fx.gguf}`;
             await page.goto(server.appUrl({ model: url, lang: 'en' }));

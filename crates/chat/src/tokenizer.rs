@@ -363,8 +363,8 @@ impl StreamDecoder {
             .is_some_and(|piece| is_byte_piece(&piece))
     }
 
-    /// Text still held back (an incomplete UTF-8 sequence at the end of the stream, shown
-    /// as U+FFFD as the full decode shows it). Resets the decoder.
+    /// Text still held back: a run of byte tokens at the end of the stream (an incomplete
+    /// UTF-8 sequence shows as U+FFFD, as the full decode shows it). Resets the decoder.
     pub fn finish(&mut self, tok: &Tokenizer) -> Result<String> {
         let text = tok
             .inner

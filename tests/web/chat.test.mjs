@@ -18,8 +18,6 @@ after(async () => {
     await server?.stop();
 });
 
-const CHAT_MODEL = APP_MODEL;
-
 async function setSettings(page, values) {
     await openSettings(page);
     for (const [k, v] of Object.entries(values)) await setSetting(page, k, v);
@@ -36,7 +34,7 @@ const LONG = { 'do-sample': true, temperature: 1.5, 'max-tokens': 2048, 'min-len
 test('b. chat round trip: send, stream, stop, regenerate, settings, new chat', { timeout: T(300000) }, async (t) => {
     await withBrowser(t, { name: 'b-chat', server }, async (s) => {
         const { page } = s;
-        await loadModel(s, server.modelUrl(fixture(CHAT_MODEL).gguf));
+        await loadModel(s, server.modelUrl(fixture(APP_MODEL).gguf));
         const input = page.locator(tid('chat-input'));
 
         // Shift+Enter is a newline, not a send
@@ -158,7 +156,7 @@ test('b. chat round trip: send, stream, stop, regenerate, settings, new chat', {
 test('f. zero network requests while chatting', { timeout: T(180000) }, async (t) => {
     await withBrowser(t, { name: 'f-zero-network', server }, async (s) => {
         const { page } = s;
-        await loadModel(s, server.modelUrl(fixture(CHAT_MODEL).gguf));
+        await loadModel(s, server.modelUrl(fixture(APP_MODEL).gguf));
         await waitServiceWorker(page);
         await page.waitForLoadState('networkidle');
         await setSettings(page, LONG);
@@ -216,7 +214,7 @@ test('g. <script> and <img onerror> in messages render inert', { timeout: T(1200
 test('p. old turns that no longer fit are dropped from the prompt, with a notice; the chat keeps them', { timeout: T(240000) }, async (t) => {
     await withBrowser(t, { name: 'p-dropped', server }, async (s) => {
         const { page } = s;
-        await loadModel(s, server.modelUrl(fixture(CHAT_MODEL).gguf));
+        await loadModel(s, server.modelUrl(fixture(APP_MODEL).gguf));
         // a short context: max_length 200 leaves ~150 tokens for the prompt
         await setSettings(page, { 'max-tokens': 200, 'do-sample': false, system: 'Olet avustaja.' });
         const long = (i) => `Tämä on viesti numero ${i}. ` + 'Kerron pitkästi kesästä, järvestä ja saunasta. '.repeat(4);

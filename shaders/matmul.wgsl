@@ -1,4 +1,5 @@
-// Matrix-matrix product for prefill: Y[t, r] = dot(W[r, :], X[t, :]) (or += with ACCUMULATE)
+// Matrix-matrix product for prefill: Y[t, r] = dot(W[r, :], X[t, :]) (or += when p.accumulate is
+// set: a uniform, not a variant, so one pipeline serves both modes)
 // for n_tokens rows of X and the rows of one part of a QuantMatrix.
 //
 // A workgroup computes a BM-token x BN-row tile of Y with (BM / 4) * (BN / 4) threads, each a
@@ -27,7 +28,7 @@
 // limit is 16 KiB), 24 KiB for 128 x 64, 32 KiB for 128 x 128 (the host checks the device's
 // limit first).
 //
-// Defines: TYPE_<ggml type> (one), F16, ACCUMULATE, BM (32, 64 or 128) and BN (32, 64 or 128),
+// Defines: TYPE_<ggml type> (one), F16, BM (32, 64 or 128) and BN (32, 64 or 128),
 // TM8, RN8, WG = BM * BN / (TM * RN).
 
 #ifndef BM
@@ -51,7 +52,7 @@ struct MatMulParams {
     y_stride: u32,   // elements between rows of Y
     w_row0: u32,     // first row of the part's buffer this dispatch covers (a row range of a
                      // stacked matrix)
-    _pad0: u32,
+    accumulate: u32, // 1: Y += the product (fuses a residual add), 0: Y = the product
     _pad1: u32,
     _pad2: u32,
 }
@@ -89,11 +90,11 @@ fn store4(tok: u32, row: u32, v: vec4<f32>) {
         let r = row + j;
         if (r < p.n_rows) {
             let at = p.y_offset + tok * p.y_stride + r;
-#ifdef ACCUMULATE
-            y[at] += v[j];
-#else
-            y[at] = v[j];
-#endif
+            if (p.accumulate != 0u) {
+                y[at] += v[j];
+            } else {
+                y[at] = v[j];
+            }
         }
     }
 }

@@ -1,13 +1,10 @@
 // RMSNorm fused with its weight (llama.cpp `rms_norm` followed by `mul`):
 //   y[t, i] = x[t, i] / sqrt(mean_i(x[t, i]^2) + eps) * w[i]
-// One workgroup per token row. With LAST_ROW only the last token row of the
-// batch is normalized (into y row 0): the output head needs just that row
-// when generating, which saves a full-batch output projection.
+// One workgroup per token row. (The output head of a prompt needs only the
+// last row: the engine fuses that norm into the head's mat-vec instead.)
 //
 // Defines: WG (workgroup size, power of two), SUBGROUPS (use subgroupAdd for
-// the partial sums), LAST_ROW.
-
-#include "step.wgsl"
+// the partial sums).
 
 struct RmsNormParams {
     n_embd: u32,  // row length
@@ -19,7 +16,7 @@ struct RmsNormParams {
 @group(0) @binding(1) var<uniform> p: RmsNormParams;
 @group(0) @binding(2) var<storage, read> x: array<f32>;        // (n_tokens, n_embd)
 @group(0) @binding(3) var<storage, read> w: array<f32>;        // (n_embd)
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;  // (n_tokens, n_embd), or (1, n_embd) with LAST_ROW
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;  // (n_tokens, n_embd)
 
 var<workgroup> red: array<f32, WG>;
 
@@ -63,15 +60,7 @@ fn main(
     @builtin(num_subgroups) n_sg: u32,
 #endif
 ) {
-#ifdef LAST_ROW
-    let src_row = step.n_tokens - 1u;
-    let dst_row = 0u;
-#else
-    let src_row = wid.x;
-    let dst_row = wid.x;
-#endif
-    let xo = src_row * p.n_embd;
-    let yo = dst_row * p.n_embd;
+    let xo = wid.x * p.n_embd;
     var acc = 0.0;
     for (var i = lid; i < p.n_embd; i += WG) {
         let v = x[xo + i];
@@ -84,6 +73,6 @@ fn main(
 #endif
     let scale = 1.0 / sqrt(ss / f32(p.n_embd) + p.eps);
     for (var i = lid; i < p.n_embd; i += WG) {
-        y[yo + i] = x[xo + i] * scale * w[i];
+        y[xo + i] = x[xo + i] * scale * w[i];
     }
 }

@@ -1,5 +1,5 @@
-// Per-submit parameters shared by the position-dependent kernels (rms_norm
-// LAST_ROW, rope, attention, elementwise, sample). The engine writes this one
+// Per-submit parameters shared by the position-dependent kernels (rope,
+// attention, elementwise, sample, the fused q/k/v + RoPE mat-vec). The engine writes this one
 // small uniform per queue submit; everything else is static and prebuilt.
 struct StepParams {
     n_tokens: u32,          // tokens in this batch

@@ -148,18 +148,21 @@ pub struct Model {
     cfg: LlamaConfig,
     opts: LoadOptions,
     plan: MemoryPlan,
-    _weights: Weights,
+    weights: Weights,
     _kv: Vec<(wgpu::Buffer, wgpu::Buffer)>,
     _tables: Vec<wgpu::Buffer>,
     s: Scratch,
     embed: Embedding,
     layers: Vec<LayerOps>,
     out_norm_all: RmsNorm,
-    out_norm_last: RmsNorm,
-    output: Linear,
-    output_last: Linear,
+    /// The all-rows head of [`Model::logits`] (tests and `ahma logits`; chat never asks for it),
+    /// built on first use: its matrix-matrix pipeline is not compiled while a model loads.
+    output: Option<Linear>,
     /// Decode head: the output projection with the final RMSNorm fused in.
     output_fused: MatVec,
+    /// The same for a prompt's last token: reads its row of the batch (`set_x_offset`), so a
+    /// prompt's head is one dispatch of the decode head's pipeline.
+    output_prompt: MatVec,
     sample: Sample,
     recent: wgpu::Buffer,
     /// Tokens in the KV cache.
@@ -477,13 +480,11 @@ impl Model {
                 ffn_batch,
                 attn_norm: RmsNorm::new(
                     &ctx,
-                    &s.step,
                     &s.hidden,
                     &w.attn_norm,
                     &s.normed,
                     n_embd,
                     cfg.rms_eps,
-                    false,
                 )
                 .await?,
                 rope: Rope::new(
@@ -527,13 +528,11 @@ impl Model {
                 o: Linear::new(&ctx, &w.wo, &s.attn, &s.hidden, mb, true, &opts).await?,
                 ffn_norm: RmsNorm::new(
                     &ctx,
-                    &s.step,
                     &s.hidden,
                     &w.ffn_norm,
                     &s.normed,
                     n_embd,
                     cfg.rms_eps,
-                    false,
                 )
                 .await?,
                 swiglu: Elementwise::new(
@@ -550,56 +549,37 @@ impl Model {
         }
         let out_norm_all = RmsNorm::new(
             &ctx,
-            &s.step,
             &s.hidden,
             &weights.output_norm,
             &s.normed,
             n_embd,
             cfg.rms_eps,
-            false,
         )
         .await?;
-        let out_norm_last = RmsNorm::new(
-            &ctx,
-            &s.step,
-            &s.hidden,
-            &weights.output_norm,
-            &s.normed,
-            n_embd,
-            cfg.rms_eps,
-            true,
-        )
-        .await?;
-        // All logits rows of a batch: `logits` evaluates at most LOGITS_ROWS tokens per submit.
-        let logits_rows = mb.min(LOGITS_ROWS as u32);
-        let output = Linear::new(
-            &ctx,
-            &weights.output,
-            &s.normed,
-            &s.logits,
-            logits_rows,
-            false,
-            &opts,
-        )
-        .await?;
-        let output_last =
-            Linear::new(&ctx, &weights.output, &s.normed, &s.logits, 1, false, &opts).await?;
-        let output_fused = MatVec::new_fused(
-            &ctx,
-            &weights.output.0,
-            &s.hidden,
-            Some(MatVecNorm {
-                weight: &weights.output_norm,
-                eps: cfg.rms_eps,
-            }),
-            &[MatVecOutput {
-                buffer: &s.logits,
-                offset: 0,
-                rows: nv,
-            }],
-            mv_default,
-        )
-        .await?;
+        let head = |ctx: Arc<GpuContext>| {
+            let (hidden, logits) = (&s.hidden, &s.logits);
+            let (w, norm) = (&weights.output.0, &weights.output_norm);
+            async move {
+                MatVec::new_fused(
+                    &ctx,
+                    w,
+                    hidden,
+                    Some(MatVecNorm {
+                        weight: norm,
+                        eps: cfg.rms_eps,
+                    }),
+                    &[MatVecOutput {
+                        buffer: logits,
+                        offset: 0,
+                        rows: nv,
+                    }],
+                    mv_default,
+                )
+                .await
+            }
+        };
+        let output_fused = head(ctx.clone()).await?;
+        let output_prompt = head(ctx.clone()).await?;
         let sampling = SamplingParams::greedy();
         let sample = Sample::new(
             &ctx,
@@ -620,17 +600,16 @@ impl Model {
             ctx,
             cfg,
             plan,
-            _weights: weights,
+            weights,
             _kv: kv,
             _tables: tables,
             s,
             embed,
             layers,
             out_norm_all,
-            out_norm_last,
-            output,
-            output_last,
+            output: None,
             output_fused,
+            output_prompt,
             sample,
             recent,
             n_past: 0,
@@ -828,8 +807,18 @@ impl Model {
                 }
             }
         }
-        if head == Head::All {
-            self.output.prepare(ctx, n)?;
+        match (head, &mut self.output) {
+            (Head::All, Some(output)) => output.prepare(ctx, n)?,
+            (Head::All, None) => {
+                return Err(EngineError::InvalidArgument(
+                    "the all-rows output head is not built".into(),
+                ))
+            }
+            (Head::LastAndSample, _) if n > 1 => {
+                let last_row = (n - 1) * self.cfg.n_embd as u32;
+                self.output_prompt.set_x_offset(ctx, last_row)?;
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -921,17 +910,20 @@ impl Model {
                 dispatches += self.output_fused.dispatch_count();
             }
             Head::All => {
-                self.out_norm_all.encode(&mut pass, n);
-                dispatches += 1 + self.output.encode(&mut pass, n);
+                // `run` builds the head before a batch asks for it.
+                if let Some(output) = &self.output {
+                    self.out_norm_all.encode(&mut pass, n);
+                    dispatches += 1 + output.encode(&mut pass, n);
+                }
             }
             Head::LastAndSample => {
-                if n == 1 {
-                    self.output_fused.encode(&mut pass);
-                    dispatches += self.output_fused.dispatch_count();
+                let op = if n == 1 {
+                    &self.output_fused
                 } else {
-                    self.out_norm_last.encode(&mut pass, n);
-                    dispatches += 1 + self.output_last.encode(&mut pass, 1);
-                }
+                    &self.output_prompt
+                };
+                op.encode(&mut pass);
+                dispatches += op.dispatch_count();
                 mark(&mut pass, "output");
                 self.sample.encode(&mut pass, 1);
                 dispatches += 1;
@@ -958,6 +950,22 @@ impl Model {
         // A step submitted ahead is void: these tokens replace its input, and
         // their ring pushes overwrite the slot it wrote.
         self.ahead = None;
+        if last_head == Head::All && self.output.is_none() {
+            // All logits rows of a batch: `logits` evaluates at most LOGITS_ROWS tokens per submit.
+            let rows = self.opts.max_batch.min(LOGITS_ROWS) as u32;
+            self.output = Some(
+                Linear::new(
+                    &self.ctx,
+                    &self.weights.output,
+                    &self.s.normed,
+                    &self.s.logits,
+                    rows,
+                    false,
+                    &self.opts,
+                )
+                .await?,
+            );
+        }
         let mut all_logits = Vec::new();
         let mut draw = None;
         // Every logits row is read back: at most LOGITS_ROWS of them per submit.

@@ -23,7 +23,10 @@ pub struct MatMulParams {
     pub y_offset: u32,
     pub y_stride: u32,
     pub w_row0: u32,
-    pub _pad0: u32,
+    /// 1: add into Y (`MatMulOptions::accumulate`), 0: overwrite it. A uniform rather than a
+    /// shader variant: one pipeline per type and tile serves both (a prefill layer uses both
+    /// modes on the same types), which saves compiling it twice when a model loads.
+    pub accumulate: u32,
     pub _pad1: u32,
     pub _pad2: u32,
 }
@@ -168,12 +171,11 @@ impl MatMulOptions {
     }
 }
 
-/// The key of one variant for a tile of [`TILES`].
-pub fn key(ty: GgmlType, f16: bool, accumulate: bool, tile: Tile) -> KernelKey {
+/// The key of one variant for a tile of [`TILES`] (both modes: `accumulate` is a uniform).
+pub fn key(ty: GgmlType, f16: bool, tile: Tile) -> KernelKey {
     KernelKey::new("matmul", "main")
         .define(&type_define(ty), 1)
         .flag("F16", f16 && ty != GgmlType::F32)
-        .flag("ACCUMULATE", accumulate)
         .define("BM", tile.tokens)
         .define("BN", tile.rows)
         .flag("TM8", tile.thread_tokens == 8)
@@ -181,7 +183,7 @@ pub fn key(ty: GgmlType, f16: bool, accumulate: bool, tile: Tile) -> KernelKey {
         .define("WG", tile.workgroup_size())
 }
 
-/// Every variant the engine and the tests request: every tile, both modes.
+/// Every variant the engine and the tests request: every tile.
 pub fn variants() -> Vec<KernelKey> {
     let mut out = Vec::new();
     for ty in GgmlType::ALL {
@@ -190,9 +192,7 @@ pub fn variants() -> Vec<KernelKey> {
                 continue;
             }
             for tile in TILES {
-                for acc in [false, true] {
-                    out.push(key(ty, f16, acc, tile));
-                }
+                out.push(key(ty, f16, tile));
             }
         }
     }
@@ -210,7 +210,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         y_offset,
         y_stride,
         w_row0,
-        _pad0,
+        accumulate,
         _pad1,
         _pad2
     })]
@@ -300,7 +300,7 @@ impl MatMul {
                 caps.max_compute_invocations_per_workgroup
             )));
         }
-        let k = key(m.ty(), ctx.use_f16(), opts.accumulate, tile);
+        let k = key(m.ty(), ctx.use_f16(), tile);
         let pipeline = ctx.pipeline(&k).await?;
         let mut dispatches = Vec::new();
         let mut params = Vec::new();
@@ -328,6 +328,7 @@ impl MatMul {
                 y_offset: opts.y_offset + (lo - first) as u32,
                 y_stride,
                 w_row0: (lo - part.first_row) as u32,
+                accumulate: u32::from(opts.accumulate),
                 ..Default::default()
             };
             let uniform = ctx.uniform_buffer(&format!("{k} params"), &p)?;
@@ -391,8 +392,8 @@ impl MatMul {
     }
 }
 
-/// One-off Y = X·Wᵀ for `x` holding n_tokens rows of n_in (plus `y_init` when given, using the
-/// accumulate variant): uploads, runs and reads back. For tests and tools.
+/// One-off Y = X·Wᵀ for `x` holding n_tokens rows of n_in (plus `y_init` when given, in
+/// accumulate mode): uploads, runs and reads back. For tests and tools.
 pub async fn matmul_once(
     ctx: &GpuContext,
     m: &QuantMatrix,

@@ -361,6 +361,11 @@ pub fn check_two_types(
 /// y = W·x (or y += W·x) for one matrix, with pipelines, uniforms and bind groups built once.
 pub struct MatVec {
     dispatches: Vec<Dispatch>,
+    /// Each dispatch's uniform as last written.
+    params: Vec<MatVecParams>,
+    /// f32 elements the x buffer holds, and the row length.
+    x_elems: u64,
+    n_in: u64,
     label: String,
 }
 
@@ -574,6 +579,7 @@ impl MatVec {
         }
         let eps_bits = norm.map(|n| n.eps.to_bits()).unwrap_or(0);
         let mut dispatches = Vec::new();
+        let mut all_params = Vec::new();
         for part in m.parts() {
             let (first, n_rows, up_rows) = if opts.swiglu {
                 (0, n_out, n_out as u32)
@@ -637,11 +643,35 @@ impl MatVec {
                 groups,
                 _uniform: uniform,
             });
+            all_params.push(params);
         }
         Ok(MatVec {
             dispatches,
+            params: all_params,
+            x_elems: x.size() / 4,
+            n_in: m.n_in(),
             label: k.to_string(),
         })
+    }
+
+    /// Makes the next submit read x from element `x_offset` on (another row of the same buffer,
+    /// such as a prompt's last token); writes the uniforms through the queue only when the
+    /// offset changes.
+    pub fn set_x_offset(&mut self, ctx: &GpuContext, x_offset: u32) -> Result<(), KernelError> {
+        if x_offset as u64 + self.n_in > self.x_elems {
+            return Err(KernelError::InvalidArgument(format!(
+                "matvec `{}`: x offset {x_offset} + {} elements past the {} of its input",
+                self.label, self.n_in, self.x_elems
+            )));
+        }
+        for (d, p) in self.dispatches.iter().zip(&mut self.params) {
+            if p.x_offset != x_offset {
+                p.x_offset = x_offset;
+                ctx.queue()
+                    .write_buffer(&d._uniform, 0, bytemuck::bytes_of(p));
+            }
+        }
+        Ok(())
     }
 
     /// Records the dispatches (one per part of the matrix).

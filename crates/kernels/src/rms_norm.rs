@@ -19,15 +19,11 @@ pub struct RmsNormParams {
     pub _pad1: u32,
 }
 
-/// The variant for the context: subgroups when available, `last_row` for the
-/// output head (normalize only the batch's last token into row 0).
-pub fn kernel_key(subgroups: bool, last_row: bool) -> KernelKey {
+/// The variant for the context: subgroups when available.
+pub fn kernel_key(subgroups: bool) -> KernelKey {
     let mut d = vec![("WG", WG.to_string())];
     if subgroups {
         d.push(("SUBGROUPS", "1".into()));
-    }
-    if last_row {
-        d.push(("LAST_ROW", "1".into()));
     }
     key("rms_norm", "main", &d)
 }
@@ -43,38 +39,27 @@ pub fn params_layouts() -> Vec<crate::ParamsLayout> {
 }
 
 pub fn variants() -> Vec<KernelKey> {
-    let mut v = Vec::new();
-    for sg in [false, true] {
-        for last in [false, true] {
-            v.push(kernel_key(sg, last));
-        }
-    }
-    v
+    vec![kernel_key(false), kernel_key(true)]
 }
 
 /// A prebuilt `y = rmsnorm(x) * w` over fixed buffers.
 pub struct RmsNorm {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
-    last_row: bool,
     _params: wgpu::Buffer,
 }
 
 impl RmsNorm {
-    /// `x` and `y` hold `(n_tokens, n_embd)` f32 (`y` one row with `last_row`),
-    /// `w` holds `n_embd` f32; `step` is the shared [`crate::step::StepParams`] uniform.
-    #[allow(clippy::too_many_arguments)]
+    /// `x` and `y` hold `(n_tokens, n_embd)` f32, `w` holds `n_embd` f32.
     pub async fn new(
         ctx: &GpuContext,
-        step: &wgpu::Buffer,
         x: &wgpu::Buffer,
         w: &wgpu::Buffer,
         y: &wgpu::Buffer,
         n_embd: u32,
         eps: f32,
-        last_row: bool,
     ) -> Result<Self, KernelError> {
-        let pipeline = pipeline(ctx, &kernel_key(ctx.use_subgroups(), last_row)).await?;
+        let pipeline = pipeline(ctx, &kernel_key(ctx.use_subgroups())).await?;
         let params = uniform(
             ctx,
             "rms_norm params",
@@ -85,19 +70,15 @@ impl RmsNorm {
                 _pad1: 0,
             },
         )?;
-        // Only the LAST_ROW variant reads the step uniform; the derived layout
-        // of the other one has no binding 0.
-        let step = if last_row { Some(step) } else { None };
         let bind_group = bind_group(
             ctx,
             "rms_norm",
             &pipeline,
-            &[step, Some(&params), Some(x), Some(w), Some(y)],
+            &[None, Some(&params), Some(x), Some(w), Some(y)],
         );
         Ok(RmsNorm {
             pipeline,
             bind_group,
-            last_row,
             _params: params,
         })
     }
@@ -106,6 +87,6 @@ impl RmsNorm {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(if self.last_row { 1 } else { n_tokens }, 1, 1);
+        pass.dispatch_workgroups(n_tokens, 1, 1);
     }
 }

@@ -111,56 +111,29 @@ fn rms_norm_matches_reference() {
     let mut rng = Rng(1);
     for (label, ctx) in contexts() {
         for &(n_tokens, n_embd) in &[(1usize, 1usize), (3, 100), (2, 3200), (5, 257), (4, 800)] {
-            for last_row in [false, true] {
-                let x = rng.vec(n_tokens * n_embd, 3.0);
-                let w = rng.vec(n_embd, 1.0);
-                let eps = 1e-6;
-                let st = StepParams {
-                    n_tokens: n_tokens as u32,
-                    ..Default::default()
-                };
-                let (step, xb, wb) = (
-                    step_buffer(&ctx, &st),
-                    f32_buffer(&ctx, &x),
-                    f32_buffer(&ctx, &w),
-                );
-                let yb = ctx
-                    .storage_buffer("y", (n_tokens * n_embd * 4) as u64)
-                    .unwrap();
-                let op = pollster::block_on(RmsNorm::new(
-                    &ctx,
-                    &step,
-                    &xb,
-                    &wb,
-                    &yb,
-                    n_embd as u32,
-                    eps,
-                    last_row,
-                ))
+            let x = rng.vec(n_tokens * n_embd, 3.0);
+            let w = rng.vec(n_embd, 1.0);
+            let eps = 1e-6;
+            let (xb, wb) = (f32_buffer(&ctx, &x), f32_buffer(&ctx, &w));
+            let yb = ctx
+                .storage_buffer("y", (n_tokens * n_embd * 4) as u64)
                 .unwrap();
-                ctx.run_pass("rms_norm", |p| op.encode(p, n_tokens as u32))
-                    .unwrap();
-                let rows: Vec<usize> = if last_row {
-                    vec![n_tokens - 1]
-                } else {
-                    (0..n_tokens).collect()
-                };
-                let got = read(&ctx, &yb, rows.len() * n_embd);
-                let mut want = vec![0.0; rows.len() * n_embd];
-                for (i, &r) in rows.iter().enumerate() {
-                    ops::rmsnorm(
-                        &mut want[i * n_embd..][..n_embd],
-                        &x[r * n_embd..][..n_embd],
-                        &w,
-                        eps,
-                    );
-                }
-                let e = nmse(&got, &want);
-                assert!(
-                    e < 1e-10,
-                    "{label} rms_norm {n_tokens}x{n_embd} last_row={last_row}: nmse {e}"
+            let op =
+                pollster::block_on(RmsNorm::new(&ctx, &xb, &wb, &yb, n_embd as u32, eps)).unwrap();
+            ctx.run_pass("rms_norm", |p| op.encode(p, n_tokens as u32))
+                .unwrap();
+            let got = read(&ctx, &yb, n_tokens * n_embd);
+            let mut want = vec![0.0; n_tokens * n_embd];
+            for r in 0..n_tokens {
+                ops::rmsnorm(
+                    &mut want[r * n_embd..][..n_embd],
+                    &x[r * n_embd..][..n_embd],
+                    &w,
+                    eps,
                 );
             }
+            let e = nmse(&got, &want);
+            assert!(e < 1e-10, "{label} rms_norm {n_tokens}x{n_embd}: nmse {e}");
         }
     }
 }

@@ -194,6 +194,62 @@ fn matvec_wg256_and_offsets() {
     );
 }
 
+/// `set_x_offset` points a built op (fused norm, matrix split over several buffers) at another
+/// row of its input, as the engine's head does for a prompt's last token; offsets past the
+/// input are refused.
+#[test]
+fn matvec_set_x_offset_reads_another_row() {
+    let _gpu = common::serial();
+    for (path, ctx) in common::variant_contexts() {
+        let ty = GgmlType::Q8_0;
+        let (n_in, n_out, n_rows) = (320, 21, 3);
+        let mut rng = Rng::new(41);
+        let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+        let x: Vec<f32> = (0..n_in * n_rows).map(|_| 2.0 * rng.signed()).collect();
+        let nw: Vec<f32> = (0..n_in).map(|_| 0.5 + rng.unit()).collect();
+        let eps = 1e-5;
+        let row_bytes = (n_in / ty.block_elems() * ty.block_bytes()) as u64;
+        let mut m = QuantMatrix::with_part_limit(
+            &ctx,
+            "output",
+            ty,
+            n_in as u64,
+            n_out as u64,
+            8 * row_bytes,
+        )
+        .unwrap();
+        assert!(m.parts().len() > 1);
+        m.write(&ctx, 0, &bytes).unwrap();
+        m.finish(&ctx).unwrap();
+        let xb = ctx.storage_buffer_init("x", &x).unwrap();
+        let nwb = ctx.storage_buffer_init("nw", &nw).unwrap();
+        let yb = ctx.storage_buffer("y", n_out as u64 * 4).unwrap();
+        let mut op = pollster::block_on(MatVec::new_fused(
+            &ctx,
+            &m,
+            &xb,
+            Some(MatVecNorm { weight: &nwb, eps }),
+            &[MatVecOutput {
+                buffer: &yb,
+                offset: 0,
+                rows: n_out as u64,
+            }],
+            MatVecOptions::default(),
+        ))
+        .unwrap();
+        for row in [0, 2, 1, 1, 0] {
+            op.set_x_offset(&ctx, (row * n_in) as u32).unwrap();
+            ctx.run_pass("t", |p| op.encode(p)).unwrap();
+            let y = pollster::block_on(ctx.read_f32(&yb, 0, n_out)).unwrap();
+            let xn = reference_rms_norm(&x[row * n_in..][..n_in], &nw, eps);
+            let want = reference_matmul(ty, &bytes, n_in, n_out, &xn);
+            let (e, _) = nmse(&y, &want);
+            assert!(e <= tolerance(&ctx, ty), "{path} row {row}: nmse {e}");
+        }
+        assert!(op.set_x_offset(&ctx, (2 * n_in + 1) as u32).is_err());
+    }
+}
+
 /// Fused gate+up+SwiGLU over a stacked [gate; up] matrix against
 /// silu(gate·x)·(up·x) computed in f64 from the dequantized matrices.
 #[test]

@@ -452,6 +452,26 @@ export async function opfsSha256(page, opfsPath) {
     }, opfsPath);
 }
 
+/** The text of an OPFS file given its path from the OPFS root (in the page). */
+export async function opfsReadText(page, opfsPath) {
+    return page.evaluate(async (p) => {
+        let dir = await navigator.storage.getDirectory();
+        for (const part of p.slice(0, -1)) dir = await dir.getDirectoryHandle(part);
+        return (await (await dir.getFileHandle(p[p.length - 1])).getFile()).text();
+    }, opfsPath);
+}
+
+/** Replaces the contents of an OPFS file with `text` (in the page). */
+export async function opfsWriteText(page, opfsPath, text) {
+    return page.evaluate(async ({ p, text }) => {
+        let dir = await navigator.storage.getDirectory();
+        for (const part of p.slice(0, -1)) dir = await dir.getDirectoryHandle(part);
+        const w = await (await dir.getFileHandle(p[p.length - 1])).createWritable();
+        await w.write(text);
+        await w.close();
+    }, { p: opfsPath, text });
+}
+
 /** Overwrites `len` bytes at `offset` of an OPFS file with random bytes (in the page). */
 export async function opfsCorrupt(page, opfsPath, offset, len) {
     const bytes = [...randomBytes(len)];

@@ -1,13 +1,14 @@
 // Browser tests: storage. (c) offline: after a first visit the service worker serves the app and
 // the cached model loads by itself with the server gone; (d) a download cut mid-way resumes with
 // a Range request after a reload and ends byte-identical; (e) a corrupted stored model is
-// detected and downloaded again.
+// detected and downloaded again, and a store record without the fast checksum (an older build's)
+// is checked by its SHA-256 and completed.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import {
     APP_MODEL, T, tid, checkDist, startServer, withBrowser, fixture, loadModel, waitApp, waitState, sleep,
-    sha256File, opfsSha256, opfsCorrupt, cacheEntryFor, waitServiceWorker, sendAndStop, neutralPage,
+    sha256File, opfsSha256, opfsCorrupt, opfsReadText, opfsWriteText, cacheEntryFor, waitServiceWorker, sendAndStop, neutralPage,
     retrying, appSummary, state, waitModelChecked,
 } from './helpers.mjs';
 
@@ -179,6 +180,24 @@ test('e. a corrupted stored model is detected and downloaded again; delete frees
             const after = await storedSha(s, url);
             assert.equal(after.size, fx.size);
             assert.equal(after.sha256, want, 'the re-downloaded model differs from the original');
+
+            // The record holds the SHA-256 and the fast checksum that reloads check. One written by
+            // an older build (SHA-256 only) still loads without a download, and gains the fast one.
+            const metaPath = [...after.entry.path.slice(0, -1), after.entry.path.at(-1).replace(/\.gguf$/, '.json')];
+            const meta = JSON.parse(await retrying(() => opfsReadText(page, metaPath)));
+            assert.equal(meta.sha256, want, 'the record has the wrong SHA-256');
+            assert.match(String(meta.xxh3), /^[0-9a-f]{32}$/, `no fast checksum on record: ${JSON.stringify(meta)}`);
+            const { xxh3, ...older } = meta;
+            await opfsWriteText(page, metaPath, JSON.stringify(older));
+            await server.clearLog();
+            await page.goto(server.appUrl({ model: url, lang: 'en' }));
+            await waitApp(page);
+            await waitState(page, 'ready', { timeout: T(120000) });
+            const regets = (await server.log()).filter((e) => e.path === `/models/${fx.gguf}` && e.method === 'GET');
+            assert.deepEqual(regets, [], 'a record without the fast checksum made the app download again');
+            await neutralPage(s);
+            const completed = JSON.parse(await retrying(() => opfsReadText(page, metaPath)));
+            assert.equal(completed.xxh3, xxh3, 'the fast checksum was not recorded again (or differs)');
 
             // "delete this model" frees the space: the store is empty afterwards
             await page.goto(server.appUrl({ model: url, lang: 'en' }));

@@ -13,6 +13,7 @@ use ahma_gguf::{Gguf, LlamaConfig, StreamEvent, StreamParser};
 use sha2::{Digest, Sha256};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
+use xxhash_rust::xxh3::Xxh3;
 
 use super::fetch::{self, Download};
 use super::store::{self, Blob, Meta};
@@ -258,7 +259,10 @@ pub async fn check(
 /// Everything that consumes the model's bytes in order.
 struct Feed {
     loader: ModelLoader,
-    hasher: Sha256,
+    /// SHA-256 of the bytes, unless the store's fast checksum alone is checked.
+    sha: Option<Sha256>,
+    /// XXH3-128 of the bytes (see [`Meta::xxh3`]).
+    fast: Xxh3,
     fed: u64,
     total: Option<u64>,
     phase: Phase,
@@ -275,10 +279,12 @@ impl Feed {
         phase: Phase,
         total: Option<u64>,
         tuning: &Tuning,
+        with_sha: bool,
     ) -> Result<Feed, Failure> {
         Ok(Feed {
             loader: ModelLoader::new(ctx, tuned_options(tuning)?).map_err(engine_err)?,
-            hasher: Sha256::new(),
+            sha: with_sha.then(Sha256::new),
+            fast: Xxh3::new(),
             fed: 0,
             total,
             phase,
@@ -290,7 +296,10 @@ impl Feed {
     }
 
     async fn push(&mut self, bytes: &[u8]) -> Result<(), Failure> {
-        self.hasher.update(bytes);
+        if let Some(h) = &mut self.sha {
+            h.update(bytes);
+        }
+        self.fast.update(bytes);
         self.loader.push(bytes).await.map_err(engine_err)?;
         self.fed += bytes.len() as u64;
         if self.phase == Phase::Download {
@@ -331,8 +340,14 @@ impl Feed {
         self.progress(true);
     }
 
-    fn digest(&self) -> String {
-        store::hex(&self.hasher.clone().finalize())
+    /// The SHA-256 (lower-case hex), when this feed computes it.
+    fn digest(&self) -> Option<String> {
+        self.sha.as_ref().map(|h| store::hex(&h.clone().finalize()))
+    }
+
+    /// The XXH3-128 (32 lower-case hex digits).
+    fn fast_digest(&self) -> String {
+        format!("{:032x}", self.fast.digest128())
     }
 
     /// Builds the model and its tokenizer.
@@ -466,7 +481,8 @@ async fn load_local(st: &State, name: String, files: &[web_sys::File]) -> Result
         None => None,
     };
     let size = file.size() as u64;
-    let mut feed = Feed::new(ctx, Phase::Local, Some(size), &st.tuning.borrow())?;
+    // Nothing is stored, so nothing needs the SHA-256.
+    let mut feed = Feed::new(ctx, Phase::Local, Some(size), &st.tuning.borrow(), false)?;
     let mut at = 0;
     while at < size {
         if st.cancel.get() {
@@ -566,6 +582,7 @@ async fn load_url(
                 blob.truncate(0).map_err(store_err)?;
                 meta.complete = false;
                 meta.sha256 = None;
+                meta.xxh3 = None;
                 meta.size = None;
                 meta.validator = None;
                 store::write_meta(&dir, &key, &meta)
@@ -629,7 +646,15 @@ async fn load_url_once(
     } else {
         Phase::Download
     };
-    let mut feed = Feed::new(ctx.clone(), phase, meta.size, &st.tuning.borrow())?;
+    // A complete copy whose fast checksum is on record is checked with that alone.
+    let fast_only = complete && meta.xxh3.is_some();
+    let mut feed = Feed::new(
+        ctx.clone(),
+        phase,
+        meta.size,
+        &st.tuning.borrow(),
+        !fast_only,
+    )?;
     if complete {
         feed.set_phase(Phase::Cache);
     }
@@ -661,17 +686,41 @@ async fn load_url_once(
     }
     drop(buf);
     if complete {
-        let digest = feed.digest();
-        let promised = meta.expected_sha256.as_deref().unwrap_or(&digest);
-        if meta.sha256.as_deref() == Some(digest.as_str()) && promised == digest {
+        let fast = feed.fast_digest();
+        let (what, got, recorded) = match feed.digest() {
+            None => ("checksum (XXH3-128)", fast.clone(), meta.xxh3.clone()),
+            Some(sha) => ("SHA-256", sha, meta.sha256.clone()),
+        };
+        // The recorded SHA-256 was checked against the promised one at download; a different
+        // promise now (the catalog's file changed) means the copy is stale.
+        let promised = meta
+            .expected_sha256
+            .as_deref()
+            .is_none_or(|e| meta.sha256.as_deref() == Some(e));
+        if recorded.as_deref() == Some(got.as_str()) && promised {
+            if meta.xxh3.is_none() {
+                // A record from before the fast checksum: add it. Best effort: if the store
+                // refuses the write, the next load checks the SHA-256 again.
+                meta.xxh3 = Some(fast);
+                let _ = store::write_meta(dir, key, meta).await;
+            }
             return done(feed, true);
         }
+        let detail = if promised {
+            format!(
+                "the stored copy's {what} {got} differs from the recorded {}",
+                recorded.as_deref().unwrap_or("?")
+            )
+        } else {
+            format!(
+                "the stored copy's SHA-256 {} differs from the expected {}",
+                meta.sha256.as_deref().unwrap_or("?"),
+                meta.expected_sha256.as_deref().unwrap_or("?")
+            )
+        };
         post(&FromWorker::Notice {
             kind: NoticeKind::CacheDamaged,
-            detail: format!(
-                "the stored copy's SHA-256 {digest} differs from the recorded {}",
-                meta.sha256.as_deref().unwrap_or("?")
-            ),
+            detail,
         });
         return Ok(Outcome::Restart);
     }
@@ -768,7 +817,12 @@ async fn load_url_once(
             ));
         }
     }
-    let digest = feed.digest();
+    let Some(digest) = feed.digest() else {
+        return Err((
+            ErrorKind::Internal,
+            "a download was hashed without its SHA-256".into(),
+        ));
+    };
     if let Some(e) = meta.expected_sha256.as_deref() {
         if e != digest {
             post(&FromWorker::Notice {
@@ -780,6 +834,7 @@ async fn load_url_once(
     }
     meta.size = Some(pos);
     meta.sha256 = Some(digest);
+    meta.xxh3 = Some(feed.fast_digest());
     meta.complete = true;
     store::write_meta(dir, key, meta).await.map_err(store_err)?;
     done(feed, false)

@@ -37,6 +37,13 @@ pub struct Meta {
     pub expected_sha256: Option<String>,
     /// SHA-256 of the complete file as stored (lower-case hex).
     pub sha256: Option<String>,
+    /// XXH3-128 of the complete file as stored (32 hex digits), recorded with the SHA-256.
+    /// Loads from the store check this one alone: it runs at several GB/s in wasm where
+    /// SHA-256 runs at a few hundred MB/s, which made the hash most of a reload's time. A
+    /// record without it (written by an older build) gets it at the next load, after the
+    /// SHA-256 check.
+    #[serde(default)]
+    pub xxh3: Option<String>,
     pub complete: bool,
 }
 

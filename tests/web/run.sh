@@ -53,8 +53,9 @@ if [ "$wb_have" != "$wb_want" ]; then
     log "installing wasm-bindgen-cli $wb_want (found: ${wb_have:-none})"
     # --locked fails for this version (a locked dependency is gone from the registry).
     # Unoptimized: builds in about a minute instead of two and a half, and still turns the
-    # app's wasm into byte-identical output in seconds.
-    CARGO_PROFILE_RELEASE_OPT_LEVEL=0 cargo install wasm-bindgen-cli --version "$wb_want"
+    # app's wasm into byte-identical output in seconds. --force: cargo skips a version it has
+    # on record even when its binaries are gone from PATH.
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=0 cargo install --force wasm-bindgen-cli --version "$wb_want"
 fi
 
 # --- test dependencies ------------------------------------------------------------

@@ -194,6 +194,39 @@ fn matvec_wg256_and_offsets() {
     );
 }
 
+/// A mat-vec with the RMSNorm fused in front (`norm`: weight and eps) and all its rows (half of
+/// them with SwiGLU) in `y` from element 0.
+fn norm_matvec(
+    ctx: &GpuContext,
+    m: &QuantMatrix,
+    x: &wgpu::Buffer,
+    norm: (&wgpu::Buffer, f32),
+    y: &wgpu::Buffer,
+    opts: MatVecOptions,
+) -> MatVec {
+    let rows = if opts.swiglu {
+        m.n_out() / 2
+    } else {
+        m.n_out()
+    };
+    pollster::block_on(MatVec::new_fused(
+        ctx,
+        m,
+        x,
+        Some(MatVecNorm {
+            weight: norm.0,
+            eps: norm.1,
+        }),
+        &[MatVecOutput {
+            buffer: y,
+            offset: 0,
+            rows,
+        }],
+        opts,
+    ))
+    .unwrap()
+}
+
 /// `set_x_offset` points a built op (fused norm, matrix split over several buffers) at another
 /// row of its input, as the engine's head does for a prompt's last token; offsets past the
 /// input are refused.
@@ -224,19 +257,7 @@ fn matvec_set_x_offset_reads_another_row() {
         let xb = ctx.storage_buffer_init("x", &x).unwrap();
         let nwb = ctx.storage_buffer_init("nw", &nw).unwrap();
         let yb = ctx.storage_buffer("y", n_out as u64 * 4).unwrap();
-        let mut op = pollster::block_on(MatVec::new_fused(
-            &ctx,
-            &m,
-            &xb,
-            Some(MatVecNorm { weight: &nwb, eps }),
-            &[MatVecOutput {
-                buffer: &yb,
-                offset: 0,
-                rows: n_out as u64,
-            }],
-            MatVecOptions::default(),
-        ))
-        .unwrap();
+        let mut op = norm_matvec(&ctx, &m, &xb, (&nwb, eps), &yb, MatVecOptions::default());
         for row in [0, 2, 1, 1, 0] {
             op.set_x_offset(&ctx, (row * n_in) as u32).unwrap();
             ctx.run_pass("t", |p| op.encode(p)).unwrap();
@@ -819,19 +840,7 @@ fn matvec_norm_fused_swiglu() {
                 pairs,
                 ..Default::default()
             };
-            let op = pollster::block_on(MatVec::new_fused(
-                &ctx,
-                &m,
-                &xb,
-                Some(MatVecNorm { weight: &nwb, eps }),
-                &[MatVecOutput {
-                    buffer: &yb,
-                    offset: 0,
-                    rows: n_ff as u64,
-                }],
-                opts,
-            ))
-            .unwrap();
+            let op = norm_matvec(&ctx, &m, &xb, (&nwb, eps), &yb, opts);
             ctx.run_pass("norm swiglu", |p| op.encode(p)).unwrap();
             let got = pollster::block_on(ctx.read_f32(&yb, 0, n_ff)).unwrap();
             let (e, max) = nmse(&got, &want);

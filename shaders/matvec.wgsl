@@ -30,6 +30,11 @@
 // UNROLL (with ROWS 4, or 8 and ROWS8) keeps the rows' sums in vectors instead of arrays
 // indexed in the loop. PAIRS (with UNROLL) walks two units per loop step.
 //
+// INT_DOT (with UNROLL) quantizes each thread's eight elements of x to 8-bit integers with a
+// scale of their own as it loads them (after the norm) and dots them with the quants in packed
+// integer dot products (`dot_qi` in quant.wgsl; Q4_0, Q5_0, Q8_0 and Q4_K, other types keep
+// the float product). Like llama.cpp's quantized-activation dot products, not bit-exact.
+//
 // ROPE (decode's q/k/v, with Y2 and Y3, one token at position step.pos0) fuses llama.cpp's
 // NORMAL-mode rotary embedding and the KV-cache store into the product, as `rope.wgsl` does it in
 // a dispatch of its own: rows below seg1 are q (rotated, into y), rows in [seg1, seg2) are k
@@ -45,7 +50,7 @@
 // type's loop (`walk` or `walk_v`, see matvec_walk.wgsl).
 //
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
-// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, ROPE, KV_F16, V_TYPE.
+// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, INT_DOT, ROPE, KV_F16, V_TYPE.
 
 #ifndef WG
 #define WG 128
@@ -141,11 +146,19 @@ fn load_nw4(i: u32) -> vec4<f32> {
 // One thread's quarter of unit u of x: elements e.x.. and e.y.. (four each), times the norm
 // weight with NORM; `ss` is their sum of squares before the weight, `sx` the sum of all eight
 // after it (shared by every row: `dot_q` folds the block offsets out).
+// With INT_DOT also the eight as signed 8-bit integers, `xq` (a's four, b's four) times `dx`:
+// round(127 * x / max|x|), so dx = max|x| / 127 and the rounding error is at most dx / 2; `sq`
+// is the sum of the eight integers.
 struct XQuarter {
     a: vec4<f32>,
     b: vec4<f32>,
     ss: f32,
     sx: f32,
+#ifdef INT_DOT
+    xq: vec2<u32>,
+    dx: f32,
+    sq: i32,
+#endif
 }
 
 fn load_quarter(u: u32, e: vec2<u32>, x_end: u32) -> XQuarter {
@@ -160,6 +173,14 @@ fn load_quarter(u: u32, e: vec2<u32>, x_end: u32) -> XQuarter {
     q.b *= load_nw4(u * 32u + e.y);
 #endif
     q.sx = dot(q.a + q.b, vec4<f32>(1.0));
+#ifdef INT_DOT
+    let m4 = max(abs(q.a), abs(q.b));
+    let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
+    let inv = select(0.0, 1.0 / m, m > 0.0);
+    q.xq = vec2<u32>(pack4x8snorm(q.a * inv), pack4x8snorm(q.b * inv));
+    q.dx = m * (1.0 / 127.0);
+    q.sq = dot4I8Packed(q.xq.x, 0x01010101u) + dot4I8Packed(q.xq.y, 0x01010101u);
+#endif
     return q;
 }
 

@@ -10,14 +10,19 @@
 
 #include "quant.wgsl"
 
+// One row (byte offset `b`) dotted with a quarter of x: in integers where the type has such a
+// product and INT_DOT asks for it (`dot_qi`), else in floats.
+fn dot1_q(b: u32, u: u32, j: u32, q: XQuarter) -> f32 {
+#if Q_IDOT
+    return dot_qi(b, u, j, q.xq, q.dx, q.sx, q.sq);
+#else
+    return dot_q(b, u, j, p.n_in, q.a, q.b, q.sx);
+#endif
+}
+
 // Four rows (byte offsets `b`) dotted with a quarter of x.
 fn dot4_q(b: vec4<u32>, u: u32, j: u32, q: XQuarter) -> vec4<f32> {
-    return vec4<f32>(
-        dot_q(b.x, u, j, p.n_in, q.a, q.b, q.sx),
-        dot_q(b.y, u, j, p.n_in, q.a, q.b, q.sx),
-        dot_q(b.z, u, j, p.n_in, q.a, q.b, q.sx),
-        dot_q(b.w, u, j, p.n_in, q.a, q.b, q.sx),
-    );
+    return vec4<f32>(dot1_q(b.x, u, j, q), dot1_q(b.y, u, j, q), dot1_q(b.z, u, j, q), dot1_q(b.w, u, j, q));
 }
 
 #ifdef UNROLL

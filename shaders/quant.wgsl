@@ -744,6 +744,61 @@ fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>,
 }
 #endif
 
+// The same products with x quantized (INT_DOT, the decode mat-vec only): each thread's eight
+// elements of x become signed 8-bit integers with one scale of their own, `xq` (two words of
+// four, for the elements q_elems(j) names) times `dx`, and the quants meet them in 4-way
+// integer dot products (`dot4I8Packed`: one instruction on GPUs with packed integer dot
+// products, where the float path spends a conversion and a multiply-add per element). The
+// offsets of Q4_0 and Q5_0 come off in integers too (`sq`, the sum of the eight integers), so
+// the rounding of x meets the centred quants; Q4_K's minimum takes `sx`, the exact sum of x.
+// Types without such a product use `dot_q`.
+#ifdef INT_DOT
+#ifdef TYPE_Q4_0
+#define Q_IDOT 1
+fn dot_qi(row_base: u32, u: u32, j: u32, xq: vec2<u32>, dx: f32, sx: f32, sq: i32) -> f32 {
+    let b = row_base + u * 18u;
+    let q = w_u32_2(b + 2u + 4u * j);
+    let s = dot4I8Packed(q & 0x0f0f0f0fu, xq.x) + dot4I8Packed((q >> 4u) & 0x0f0f0f0fu, xq.y);
+    return w_f16(b) * dx * f32(s - 8 * sq);
+}
+#endif
+
+#ifdef TYPE_Q5_0
+#define Q_IDOT 1
+fn dot_qi(row_base: u32, u: u32, j: u32, xq: vec2<u32>, dx: f32, sx: f32, sq: i32) -> f32 {
+    let b = row_base + u * 22u;
+    let qh = w_u32_2(b + 2u);
+    let q = w_u32_2(b + 6u + 4u * j);
+    let lo = (q & 0x0f0f0f0fu) | (spread4(qh >> (4u * j)) << 4u);
+    let hi = ((q >> 4u) & 0x0f0f0f0fu) | (spread4(qh >> (16u + 4u * j)) << 4u);
+    let s = dot4I8Packed(lo, xq.x) + dot4I8Packed(hi, xq.y);
+    return w_f16(b) * dx * f32(s - 16 * sq);
+}
+#endif
+
+#ifdef TYPE_Q8_0
+#define Q_IDOT 1
+fn dot_qi(row_base: u32, u: u32, j: u32, xq: vec2<u32>, dx: f32, sx: f32, sq: i32) -> f32 {
+    let b = row_base + u * 34u;
+    let q = w_u32x2_2(b + 2u + 8u * j);
+    return w_f16(b) * dx * f32(dot4I8Packed(q.x, xq.x) + dot4I8Packed(q.y, xq.y));
+}
+#endif
+
+#ifdef TYPE_Q4_K
+#define Q_IDOT 1
+fn dot_qi(row_base: u32, u: u32, j: u32, xq: vec2<u32>, dx: f32, sx: f32, sq: i32) -> f32 {
+    let b = row_base + (u >> 3u) * 144u;
+    let s = u & 7u;
+    let sm = k4_scale_min(b + 4u, s);
+    let dd = unpack2x16float(w_u32_al(b));
+    let q = w_u32x2_al(b + 16u + 32u * (s >> 1u) + 8u * j) >> vec2<u32>(4u * (s & 1u));
+    let d = dot4I8Packed(q.x & 0x0f0f0f0fu, xq.x) + dot4I8Packed(q.y & 0x0f0f0f0fu, xq.y);
+    return dd.x * f32(sm.x) * dx * f32(d) - dd.y * f32(sm.y) * sx;
+}
+#endif
+#endif
+
 #if Q_DOT
 #else
 fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {

@@ -142,6 +142,9 @@ if [ -x "$LLAMA_BENCH" ]; then
 else
     log "llama.cpp peer skipped (no executable LLAMA_BENCH: $LLAMA_BENCH)"
 fi
+# Decode mat-vecs with x in 8-bit integers and packed integer dot products (dp4a): fewer
+# instructions per weight, if the mat-vecs are bound by issue rather than by bytes.
+run_bench 3b-q4km-p128-int8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-int-dot on --profile
 # One q/k/v mat-vec per weight type (the 13 layers with a Q8_0 attn_v: +13 dispatches): what
 # walking both types in one dispatch gains.
 run_bench 3b-q4km-p128-qkv-per-type "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-mixed-qkv --profile
@@ -161,6 +164,8 @@ run_bench 3b-q4km-p512-tiledefault "$M" --prompt-tokens 512 --gen-tokens 8 --ctx
 run_bench 3b-q4km-p128-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
 run_bench 3b-q4km-p128-qkv-per-type-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-mixed-qkv
 run_bench 3b-q4km-p128-pairs-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on
+run_bench 3b-q4km-p128-int8-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-int-dot on
+run_bench 3b-q4km-p128-int8-pairs "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-int-dot on --matvec-pairs on
 run_bench 3b-q4km-p128-split256-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --attn-split-keys 256
 run_bench 3b-q4km-p128-pairs-split256 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on --attn-split-keys 256
 for k in 64 256 1024; do
@@ -169,6 +174,7 @@ done
 run_bench 7b-q4km-pairs "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-pairs on
 run_bench 7b-q4km-nopairs "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-pairs off
 run_bench 7b-q4km-qkv-per-type "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --no-mixed-qkv
+run_bench 7b-q4km-int8 "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-int-dot on
 run_bench 3b-q8_0-pairs "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on
 # Shaders without wgpu's runtime checks: what they cost (CHECKS_SWEEP=1 splits them up).
 run_bench 3b-q4km-p128-unchecked "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --unchecked all --profile
@@ -203,7 +209,9 @@ run_bench 3b-q4km-p128-nopipe "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 20
 run_bench 3b-q4km-f32 "$M" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --force-f32
 fi
 run_bench 3b-q4_0 "$(synth ahma-3b q4-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
+run_bench 3b-q4_0-int8 "$(synth ahma-3b q4-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-int-dot on
 run_bench 3b-q8_0 "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
+run_bench 3b-q8_0-int8 "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-int-dot on
 run_bench 3b-q4km-p512 "$M" --prompt-tokens 512 --gen-tokens 32 --ctx 2048 --profile
 run_bench 3b-q4km-ctx1024 "$M" --prompt-tokens 1024 --gen-tokens 64 --ctx 2048 --profile
 if [ -z "${QUICK:-}" ]; then
@@ -236,7 +244,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
         d = json.load(open(f))
     except Exception:
         print(f"{os.path.basename(f)[6:-5]:34} (no result)"); continue
-    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_pairs", "attn_split_keys", "matmul_tile",
+    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_pairs", "matvec_int_dot", "attn_split_keys", "matmul_tile",
                                                   "fused_rope", "mixed_qkv", "pipeline_decode", "sampling", "unchecked")
                     if k in d)
     print(f"{os.path.basename(f)[6:-5]:34} prefill {d['prefill_tokens_per_s']:8.1f}  decode "

@@ -284,9 +284,10 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
     await withBrowser(t, { name: 'r-bench-page', server }, async (s) => {
         const fx = fixture(APP_MODEL);
         // with the kernel choices `ahma bench` has flags for (two units per mat-vec loop step,
-        // 128 keys per attention split, 8-token-per-thread mat-mul tiles)
+        // x in 8-bit integers with packed integer dot products, 128 keys per attention split,
+        // 8-token-per-thread mat-mul tiles)
         await loadModel(s, server.modelUrl(fx.gguf), {
-            extra: { bench: '1', prompt: '12', gen: '6', pairs: 'on', split_keys: '128', tile: '64x64x8' },
+            extra: { bench: '1', prompt: '12', gen: '6', pairs: 'on', int8: 'on', split_keys: '128', tile: '64x64x8' },
         });
         const { page } = s;
         await page.waitForFunction(() => (document.querySelector('[data-testid="bench-result"]')?.textContent ?? '') !== '',
@@ -296,12 +297,13 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         await s.shot('bench-result');
         // the keys `ahma bench --json` prints for the same measurement
         for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'n_ctx', 'max_batch', 'pipeline_decode',
-            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
+            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
             'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'weight_bytes_per_token',
             'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
             assert.ok(key in v, `no ${key} in ${JSON.stringify(v)}`);
         }
         assert.equal(v.matvec_pairs, true);
+        assert.equal(v.matvec_int_dot, true);
         assert.equal(v.attn_split_keys, 128);
         assert.equal(v.matmul_tile, '64x64x8x4');
         assert.equal(v.prompt_tokens, 12);

@@ -170,6 +170,7 @@ impl Linear {
             MatVecOptions {
                 accumulate,
                 pairs: opts.matvec_pairs,
+                int_dot: opts.matvec_int_dot,
                 ..Default::default()
             },
         )

@@ -284,6 +284,7 @@ impl Model {
         // The decode mat-vecs' loop shape, for every product built below.
         let mv_default = MatVecOptions {
             pairs: opts.matvec_pairs,
+            int_dot: opts.matvec_int_dot,
             ..Default::default()
         };
         let n_embd = cfg.n_embd as u32;

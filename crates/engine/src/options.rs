@@ -45,6 +45,12 @@ pub struct LoadOptions {
     /// before their products (`ahma_kernels::matvec::MatVecOptions::pairs`). Results agree to
     /// rounding.
     pub matvec_pairs: bool,
+    /// Decode's mat-vecs of Q4_0, Q5_0, Q8_0 and Q4_K weights quantize x to 8-bit integers as
+    /// they load it (one scale per eight elements) and take packed integer dot products
+    /// (`ahma_kernels::matvec::MatVecOptions::int_dot`), as llama.cpp's quantized-activation
+    /// mat-vecs do. Not bit-exact: logits move by about what llama.cpp's own activation
+    /// quantization moves them. Prefill is unchanged.
+    pub matvec_int_dot: bool,
     /// With `fuse_rope`: a layer whose attn_v has another type than attn_q and attn_k (the
     /// "more bits" layers of llama.cpp's Q4_K_M and Q5_K_M files) still computes q, k and v in
     /// one decode dispatch, each workgroup walking the matrix its rows lie in
@@ -66,6 +72,7 @@ impl Default for LoadOptions {
             attn_split_keys: 64,
             matmul_tile: None,
             matvec_pairs: false,
+            matvec_int_dot: false,
             mixed_qkv: true,
         }
     }
@@ -73,16 +80,21 @@ impl Default for LoadOptions {
 
 impl LoadOptions {
     /// Sets the kernel choices `ahma bench` and the browser benchmark page expose (each `None`
-    /// keeps the current value): `matvec_pairs`, `attn_split_keys` and `matmul_tile`, the tile
-    /// as `TOKENSxROWS[xTMxRN]` (an unknown one is a typed error; the loader validates the rest).
+    /// keeps the current value): `matvec_pairs`, `matvec_int_dot`, `attn_split_keys` and
+    /// `matmul_tile`, the tile as `TOKENSxROWS[xTMxRN]` (an unknown one is a typed error; the
+    /// loader validates the rest).
     pub fn set_kernel_choices(
         &mut self,
         matvec_pairs: Option<bool>,
+        matvec_int_dot: Option<bool>,
         attn_split_keys: Option<usize>,
         matmul_tile: Option<&str>,
     ) -> Result<(), EngineError> {
         if let Some(p) = matvec_pairs {
             self.matvec_pairs = p;
+        }
+        if let Some(i) = matvec_int_dot {
+            self.matvec_int_dot = i;
         }
         if let Some(k) = attn_split_keys {
             self.attn_split_keys = k;

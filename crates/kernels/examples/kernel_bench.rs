@@ -7,7 +7,7 @@
 //! then the prefill matmul for 64- and 512-token batches with every workgroup tile, in GFLOP/s.
 //! Each line also gives the CPU time spent recording and submitting, per call. Weights are random
 //! blocks with sane f16 scales. Environment: KB_OPS=matvec|matmul, KB_TOKENS=64,512,
-//! KB_TYPES=q5_0,q8_0 narrow the sweep.
+//! KB_TYPES=q5_0,q8_0 narrow the sweep; KB_INT_DOT=0 leaves out the integer-dot mat-vecs.
 
 use std::time::Instant;
 
@@ -167,40 +167,50 @@ fn main() -> Result<(), KernelError> {
             let x: Vec<f32> = (0..n_in).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
             let xb = ctx.storage_buffer_init("x", &x)?;
             let yb = ctx.storage_buffer("y", n_out * 4)?;
-            // (threads, rows, unroll, pairs): the default first, then the same without the
-            // unrolled rows or with two units per step, then other shapes.
-            let shapes: &[(u32, u32, bool, bool)] = if ops.contains("matvec") {
+            // (threads, rows, unroll, pairs, int_dot): the default first, then the same with x
+            // in 8-bit integers, with two units per step or without the unrolled rows, then
+            // other shapes.
+            let shapes: &[(u32, u32, bool, bool, bool)] = if ops.contains("matvec") {
                 &[
-                    (128, 4, true, false),
-                    (128, 4, true, true),
-                    (128, 4, false, false),
-                    (256, 4, true, false),
-                    (256, 4, true, true),
-                    (64, 4, true, false),
-                    (64, 4, true, true),
-                    (128, 8, true, false),
-                    (128, 8, true, true),
-                    (128, 2, false, false),
+                    (128, 4, true, false, false),
+                    (128, 4, true, false, true),
+                    (128, 4, true, true, false),
+                    (128, 4, true, true, true),
+                    (128, 4, false, false, false),
+                    (256, 4, true, false, false),
+                    (256, 4, true, true, false),
+                    (64, 4, true, false, false),
+                    (64, 4, true, true, false),
+                    (128, 8, true, false, false),
+                    (128, 8, true, false, true),
+                    (128, 8, true, true, false),
+                    (128, 2, false, false, false),
                 ]
             } else {
                 &[]
             };
-            for &(wg, rows, unroll, pairs) in shapes {
+            for &(wg, rows, unroll, pairs, int_dot) in shapes {
+                if int_dot && std::env::var("KB_INT_DOT").as_deref() == Ok("0") {
+                    continue;
+                }
                 let opts = MatVecOptions {
                     workgroup_size: wg,
                     rows,
                     unroll,
                     pairs,
+                    int_dot,
                     ..Default::default()
                 };
                 let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts))?;
                 let (t, cpu) = time_reps(&ctx, reps, &|p| op.encode(p))?;
                 println!(
                     "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} rows {rows}{} parts {}: {:8.1} us (cpu {:5.1})  {:7.1} GB/s",
-                    match (unroll && (rows == 4 || rows == 8), pairs) {
-                        (true, true) => " unrolled+pairs",
-                        (true, false) => " unrolled      ",
-                        _ => "               ",
+                    match (unroll && (rows == 4 || rows == 8), pairs, int_dot) {
+                        (true, true, true) => " unrolled+pairs+int8",
+                        (true, true, false) => " unrolled+pairs     ",
+                        (true, false, true) => " unrolled+int8      ",
+                        (true, false, false) => " unrolled           ",
+                        _ => "                    ",
                     },
                     ty.name(),
                     m.parts().len(),

@@ -66,6 +66,12 @@ pub struct MatVecOptions {
     /// With `unroll`: walk two 32-element units per loop step, issuing both units' loads
     /// before their products (the `PAIRS` variant): twice the bytes in flight per thread.
     pub pairs: bool,
+    /// With `unroll`: quantize x to 8-bit integers (one scale per thread's eight elements) and
+    /// take the products of Q4_0, Q5_0, Q8_0 and Q4_K rows as packed integer dot products (the
+    /// `INT_DOT` variant; other types keep the float product). Not bit-exact: x carries about
+    /// 1/254 of its eight elements' largest magnitude as rounding error, as llama.cpp's
+    /// quantized-activation dot products do.
+    pub int_dot: bool,
 }
 
 impl Default for MatVecOptions {
@@ -79,6 +85,7 @@ impl Default for MatVecOptions {
             swiglu: false,
             unroll: true,
             pairs: false,
+            int_dot: false,
         }
     }
 }
@@ -154,6 +161,10 @@ pub fn key(
             "PAIRS",
             opts.pairs && opts.unroll && (opts.rows == 4 || opts.rows == 8),
         )
+        .flag(
+            "INT_DOT",
+            opts.int_dot && opts.unroll && (opts.rows == 4 || opts.rows == 8),
+        )
 }
 
 /// The key of the fused q/k/v + RoPE + KV-store variant (three outputs; the caches are f16
@@ -216,11 +227,14 @@ pub fn variants() -> Vec<KernelKey> {
             }
             for sg in [false, true] {
                 for (accumulate, swiglu, norm, outputs) in modes {
-                    for (rows, unroll, pairs) in [
-                        (ROWS, false, false),
-                        (ROWS, true, false),
-                        (ROWS, true, true),
-                        (8, true, false),
+                    for (rows, unroll, pairs, int_dot) in [
+                        (ROWS, false, false, false),
+                        (ROWS, true, false, false),
+                        (ROWS, true, true, false),
+                        (8, true, false, false),
+                        (ROWS, true, false, true),
+                        (ROWS, true, true, true),
+                        (8, true, false, true),
                     ] {
                         let opts = MatVecOptions {
                             accumulate,
@@ -228,25 +242,36 @@ pub fn variants() -> Vec<KernelKey> {
                             unroll,
                             rows,
                             pairs,
+                            int_dot,
                             ..Default::default()
                         };
                         out.push(key(ty, f16, sg, &opts, norm, outputs));
                     }
                 }
-                for (unroll, pairs) in [(false, false), (true, false), (true, true)] {
+                for (unroll, pairs, int_dot) in [
+                    (false, false, false),
+                    (true, false, false),
+                    (true, true, false),
+                    (true, false, true),
+                    (true, true, true),
+                ] {
                     for norm in [false, true] {
                         let opts = MatVecOptions {
                             unroll,
                             pairs,
+                            int_dot,
                             ..Default::default()
                         };
                         out.push(rope_key(ty, f16, sg, &opts, norm));
                     }
                 }
                 for (a, v) in MIXED_PAIRS.into_iter().filter(|&(a, _)| a == ty) {
-                    for pairs in [false, true] {
+                    for (pairs, int_dot) in
+                        [(false, false), (true, false), (false, true), (true, true)]
+                    {
                         let opts = MatVecOptions {
                             pairs,
+                            int_dot,
                             ..Default::default()
                         };
                         out.push(rope_key_mixed(a, v, f16, sg, &opts, true));

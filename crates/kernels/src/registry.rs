@@ -113,7 +113,9 @@ pub fn all_params_layouts() -> Vec<(&'static str, ParamsLayout)> {
 ///
 /// Conventions every shader follows: the flag `F16` means "this variant uses f16 arithmetic"
 /// (adds `enable f16;`, as does `KV_F16`, an f16 KV cache), the flag `SUBGROUPS` means "this variant uses subgroup builtins" (adds
-/// `enable subgroups;` for browsers; naga needs no directive for it). A key with `V_TYPE` (a
+/// `enable subgroups;` for browsers; naga needs no directive for it), the flag `INT_DOT` means
+/// "this variant uses packed 4x8 integer dot products" (adds the `requires` directive of that
+/// language extension). A key with `V_TYPE` (a
 /// ggml type name) and `V_FRAGMENT` (a fragment's stem) gets that fragment appended once more,
 /// preprocessed for the second type, with the names it declares and `w` suffixed `_v`.
 pub fn wgsl(key: &KernelKey, browser: bool) -> Result<String, KernelError> {
@@ -142,6 +144,9 @@ pub fn wgsl_with(
     }
     if browser && key.defines.contains_key("SUBGROUPS") {
         out.push_str("enable subgroups;\n");
+    }
+    if key.defines.contains_key("INT_DOT") {
+        out.push_str("requires packed_4x8_integer_dot_product;\n");
     }
     out.push_str(&body);
     Ok(out)

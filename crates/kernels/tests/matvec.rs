@@ -6,6 +6,10 @@
 //!   thousand terms gives about 1e-13 in practice.
 //! - f16 path: 1e-5; dequantized weights are rounded to f16 (relative 2^-11), which alone gives
 //!   about 1e-7, and K-quant `d*sc*q - dmin*m` can cancel.
+//! - x in 8-bit integers (`MatVecOptions::int_dot`, for the types that have an integer product):
+//!   5e-4, the bound ggml's `test-backend-ops` sets for llama.cpp's quantized-activation
+//!   products. Rounding each element of x to 1/254 of its group's largest magnitude gives about
+//!   1e-5 on random vectors.
 
 mod common;
 
@@ -21,6 +25,26 @@ fn tolerance(ctx: &GpuContext, ty: GgmlType) -> f64 {
         1e-5
     } else {
         1e-7
+    }
+}
+
+const INT_DOT_NMSE: f64 = 5e-4;
+
+/// The weight types whose mat-vec takes x in 8-bit integers with `int_dot` (the others keep the
+/// float product).
+fn has_int_dot(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K
+    )
+}
+
+/// The tolerance of a product of type `ty` made with or without `int_dot`.
+fn tolerance_for(ctx: &GpuContext, ty: GgmlType, int_dot: bool) -> f64 {
+    if int_dot && has_int_dot(ty) {
+        INT_DOT_NMSE
+    } else {
+        tolerance(ctx, ty)
     }
 }
 
@@ -591,6 +615,18 @@ impl QkvCase {
     /// Reads `out` back and checks q, k and v (v of type `vty`) against the expectations, and
     /// that no other cache row was written.
     fn check(&self, ctx: &GpuContext, out: &[wgpu::Buffer; 3], vty: GgmlType, label: &str) {
+        self.check_with(ctx, out, vty, label, false);
+    }
+
+    /// [`QkvCase::check`] of a product made with x in 8-bit integers or not.
+    fn check_with(
+        &self,
+        ctx: &GpuContext,
+        out: &[wgpu::Buffer; 3],
+        vty: GgmlType,
+        label: &str,
+        int_dot: bool,
+    ) {
         let (qd, kvd, n_ctx) = self.dims();
         let pos = self.shape.4;
         let got_q = pollster::block_on(ctx.read_f32(&out[0], 0, qd)).unwrap();
@@ -608,7 +644,7 @@ impl QkvCase {
                 "{label} {:?} {what}: nmse {e:.2e} max abs {max:.2e}",
                 self.shape
             );
-            let tol = tolerance(ctx, t).max(cache_tol);
+            let tol = tolerance_for(ctx, t, int_dot).max(cache_tol);
             assert!(e <= tol, "{label} {what}: nmse {e:e}");
         }
         for c in [&got_k, &got_v] {
@@ -741,11 +777,16 @@ fn matvec_qkv_rope_two_types_one_dispatch() {
                 let mv =
                     QuantMatrix::from_bytes(&ctx, "v", vty, n_in, kvd as u64, &case.wv).unwrap();
                 let rows = [qd as u64, kvd as u64, kvd as u64];
-                for (per_group, pairs) in [(4, j % 2 == 1), (8, j % 2 == 0)] {
+                for (per_group, pairs, int_dot) in [
+                    (4, j % 2 == 1, false),
+                    (8, j % 2 == 0, false),
+                    (4, j % 2 == 0, true),
+                ] {
                     let out = case.outputs(&ctx);
                     let opts = MatVecOptions {
                         rows: per_group,
                         pairs,
+                        int_dot,
                         ..Default::default()
                     };
                     let r = case.rope(&out, rows, Some(&mv));
@@ -769,8 +810,10 @@ fn matvec_qkv_rope_two_types_one_dispatch() {
                     let op = built.unwrap();
                     assert_eq!(op.dispatch_count(), 1);
                     ctx.run_pass("qkv+rope", |p| op.encode(p)).unwrap();
-                    let label = format!("qk {ty} + v {vty} {path} rows {per_group} pairs {pairs}");
-                    case.check(&ctx, &out, vty, &label);
+                    let label = format!(
+                        "qk {ty} + v {vty} {path} rows {per_group} pairs {pairs} int8 {int_dot}"
+                    );
+                    case.check_with(&ctx, &out, vty, &label, int_dot);
                 }
                 // Without the unrolled vectors, or with v rows in the first matrix too: typed
                 // errors.
@@ -796,14 +839,17 @@ fn matvec_qkv_rope_two_types_one_dispatch() {
 fn matvec_norm_fused_swiglu() {
     let _gpu = common::serial();
     for (path, ctx) in common::variant_contexts() {
-        for (i, (ty, workgroup_size, rows, unroll, pairs)) in [
-            (GgmlType::Q5_0, 128, 4, true, false),
-            (GgmlType::Q5_0, 128, 4, true, true),
-            (GgmlType::Q5_0, 128, 4, false, false),
-            (GgmlType::Q8_0, 256, 8, true, false),
-            (GgmlType::Q8_0, 64, 8, true, true),
-            (GgmlType::Q4K, 64, 2, true, false),
-            (GgmlType::Q6K, 128, 1, true, false),
+        for (i, (ty, workgroup_size, rows, unroll, pairs, int_dot)) in [
+            (GgmlType::Q5_0, 128, 4, true, false, false),
+            (GgmlType::Q5_0, 128, 4, true, true, false),
+            (GgmlType::Q5_0, 128, 4, false, false, false),
+            (GgmlType::Q8_0, 256, 8, true, false, false),
+            (GgmlType::Q8_0, 64, 8, true, true, false),
+            (GgmlType::Q4K, 64, 2, true, false, false),
+            (GgmlType::Q6K, 128, 1, true, false, false),
+            (GgmlType::Q5_0, 128, 4, true, false, true),
+            (GgmlType::Q8_0, 128, 8, true, true, true),
+            (GgmlType::Q4K, 128, 4, true, false, true),
         ]
         .into_iter()
         .enumerate()
@@ -838,6 +884,7 @@ fn matvec_norm_fused_swiglu() {
                 rows,
                 unroll,
                 pairs,
+                int_dot,
                 ..Default::default()
             };
             let op = norm_matvec(&ctx, &m, &xb, (&nwb, eps), &yb, opts);
@@ -845,9 +892,12 @@ fn matvec_norm_fused_swiglu() {
             let got = pollster::block_on(ctx.read_f32(&yb, 0, n_ff)).unwrap();
             let (e, max) = nmse(&got, &want);
             eprintln!(
-                "norm+swiglu {ty} {path} wg{workgroup_size} rows {rows} unroll {unroll} pairs {pairs}: nmse {e:.2e} max abs {max:.2e}"
+                "norm+swiglu {ty} {path} wg{workgroup_size} rows {rows} unroll {unroll} pairs {pairs} int8 {int_dot}: nmse {e:.2e} max abs {max:.2e}"
             );
-            assert!(e <= tolerance(&ctx, ty), "{ty} {path}: nmse {e:e}");
+            assert!(
+                e <= tolerance_for(&ctx, ty, int_dot),
+                "{ty} {path} int8 {int_dot}: nmse {e:e}"
+            );
         }
     }
 }
@@ -901,4 +951,71 @@ fn matvec_workgroup_shapes() {
     };
     let yb = ctx.storage_buffer("y", n_out as u64 * 4).unwrap();
     assert!(pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, bad)).is_err());
+}
+
+/// x in 8-bit integers (`MatVecOptions::int_dot`): the products of Q4_0, Q5_0, Q8_0 and Q4_K
+/// rows against the f64 reference within the quantized-activation bound, and different from
+/// the float product (so the integer path ran); a type without an integer product (Q6_K) gives
+/// exactly the float product. x has a group of zeros (no scale to divide by), a group a
+/// thousand times larger than the rest and a row length that ends inside a workgroup's walk;
+/// with accumulate, 4 and 8 rows per workgroup, one and two units per loop step.
+#[test]
+fn matvec_int_dot_products() {
+    let _gpu = common::serial();
+    for (path, ctx) in common::variant_contexts() {
+        for (i, ty) in [
+            GgmlType::Q4_0,
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::Q6K,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n_in = if ty.block_elems() == 256 { 1280 } else { 3200 };
+            let n_out = 37;
+            let mut rng = Rng::new(1300 + i as u64);
+            let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+            let mut x: Vec<f32> = (0..n_in).map(|_| rng.signed()).collect();
+            x[40..56].iter_mut().for_each(|v| *v = 0.0);
+            x[96..104].iter_mut().for_each(|v| *v *= 1000.0);
+            let init: Vec<f32> = (0..n_out).map(|_| rng.signed()).collect();
+            let mut want = reference_matmul(ty, &bytes, n_in, n_out, &x);
+            for (w, i) in want.iter_mut().zip(&init) {
+                *w += *i as f64;
+            }
+            let m =
+                QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+            let xb = ctx.storage_buffer_init("x", &x).unwrap();
+            for (rows, pairs) in [(4, false), (8, true)] {
+                let run = |int_dot: bool| {
+                    let yb = ctx.storage_buffer_init("y", &init).unwrap();
+                    let opts = MatVecOptions {
+                        accumulate: true,
+                        rows,
+                        pairs,
+                        int_dot,
+                        ..Default::default()
+                    };
+                    let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts)).unwrap();
+                    ctx.run_pass("t", |p| op.encode(p)).unwrap();
+                    pollster::block_on(ctx.read_f32(&yb, 0, n_out)).unwrap()
+                };
+                let (float, int) = (run(false), run(true));
+                let (e, max) = nmse(&int, &want);
+                let label = format!("{ty} {path} rows {rows} pairs {pairs}");
+                eprintln!("int8 {label}: nmse {e:.2e} max abs {max:.2e}");
+                assert!(
+                    e <= tolerance_for(&ctx, ty, true),
+                    "int8 {label}: nmse {e:e}"
+                );
+                if has_int_dot(ty) {
+                    assert_ne!(int, float, "{label}: the integer product did not run");
+                } else {
+                    assert_eq!(int, float, "{label}: a float-only type changed");
+                }
+            }
+        }
+    }
 }

@@ -173,8 +173,28 @@ fn two_type_matvec_appends_a_renamed_copy() {
     assert!(body("fn dot_q(").contains("u * 22u"));
     assert!(body("fn dot_q_v(").contains("u * 34u"));
     assert!(body("fn w_u32x2_2_v(").contains("w_v[i]"));
-    assert!(body("fn dot4_q_v(").contains("dot_q_v("));
+    assert!(body("fn dot4_q_v(").contains("dot1_q_v("));
+    assert!(body("fn dot1_q_v(").contains("dot_q_v("));
     assert!(
         body("fn walk_v(").contains("q_elems_v(") && body("fn walk_v(").contains("load_quarter(")
     );
+
+    // With x in 8-bit integers each copy calls its own type's integer product, and the shader
+    // declares the language extension it needs.
+    let int_dot = MatVecOptions {
+        int_dot: true,
+        ..Default::default()
+    };
+    let key = rope_key_mixed(GgmlType::Q5_0, GgmlType::Q8_0, true, true, &int_dot, true);
+    let src = registry::wgsl(&key, false).unwrap();
+    assert!(src.contains("requires packed_4x8_integer_dot_product;"));
+    let body = |f: &str| {
+        let start = src.find(&format!("\n{f}")).unwrap();
+        let end = src[start..].find("\n}\n").unwrap();
+        src[start..start + end].to_string()
+    };
+    assert!(body("fn dot1_q(").contains("dot_qi("));
+    assert!(body("fn dot1_q_v(").contains("dot_qi_v("));
+    assert!(body("fn dot_qi(").contains("u * 22u") && body("fn dot_qi(").contains("dot4I8Packed"));
+    assert!(body("fn dot_qi_v(").contains("u * 34u"));
 }

@@ -657,6 +657,7 @@ async fn bench(
         "attn_split_keys": l.model.options().attn_split_keys,
         "matmul_tile": l.model.options().matmul_tile_name(),
         "matvec_pairs": l.model.options().matvec_pairs,
+        "matvec_int_dot": l.model.options().matvec_int_dot,
         "penalty_window": l.model.options().penalty_window,
         "sampling": "greedy",
         "load_s": l.info.load_seconds,

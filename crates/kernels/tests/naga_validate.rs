@@ -137,6 +137,15 @@ fn params_structs_match_wgsl_layout() {
     eprintln!("checked {checked} params structs");
 }
 
+/// The text of the function (or other item) of `src` that starts with the line `head`.
+fn fn_body(src: &str, head: &str) -> String {
+    let start = src
+        .find(&format!("\n{head}"))
+        .unwrap_or_else(|| panic!("no `{head}`"));
+    let end = src[start..].find("\n}\n").unwrap();
+    src[start..start + end].to_string()
+}
+
 /// The mat-vec over two weight types carries the type-dependent code twice: once for the first
 /// type, once (appended, names suffixed `_v`) for the second, reading `w_v`; the shared code
 /// (params, x, the quarter loader) exists once.
@@ -165,11 +174,7 @@ fn two_type_matvec_appends_a_renamed_copy() {
         assert_eq!(src.matches(once).count(), 1, "`{once}` in\n{src}");
     }
     // Q5_0's fast dot reads `w`, Q8_0's reads `w_v`; each walk calls its own type's dot.
-    let body = |f: &str| {
-        let start = src.find(&format!("\n{f}")).unwrap();
-        let end = src[start..].find("\n}\n").unwrap();
-        src[start..start + end].to_string()
-    };
+    let body = |f: &str| fn_body(&src, f);
     assert!(body("fn dot_q(").contains("u * 22u"));
     assert!(body("fn dot_q_v(").contains("u * 34u"));
     assert!(body("fn w_u32x2_2_v(").contains("w_v[i]"));
@@ -188,11 +193,7 @@ fn two_type_matvec_appends_a_renamed_copy() {
     let key = rope_key_mixed(GgmlType::Q5_0, GgmlType::Q8_0, true, true, &int_dot, true);
     let src = registry::wgsl(&key, false).unwrap();
     assert!(src.contains("requires packed_4x8_integer_dot_product;"));
-    let body = |f: &str| {
-        let start = src.find(&format!("\n{f}")).unwrap();
-        let end = src[start..].find("\n}\n").unwrap();
-        src[start..start + end].to_string()
-    };
+    let body = |f: &str| fn_body(&src, f);
     assert!(body("fn dot1_q(").contains("dot_qi("));
     assert!(body("fn dot1_q_v(").contains("dot_qi_v("));
     assert!(body("fn dot_qi(").contains("u * 22u") && body("fn dot_qi(").contains("dot4I8Packed"));

@@ -49,7 +49,8 @@ pub struct LoadOptions {
     /// they load it (one scale per eight elements) and take packed integer dot products
     /// (`ahma_kernels::matvec::MatVecOptions::int_dot`), as llama.cpp's quantized-activation
     /// mat-vecs do. Not bit-exact: logits move by about what llama.cpp's own activation
-    /// quantization moves them. Prefill is unchanged.
+    /// quantization moves them. Prefill's mat-muls are unchanged (its output head, a mat-vec
+    /// over the batch's last row, takes the option too).
     pub matvec_int_dot: bool,
     /// With `fuse_rope`: a layer whose attn_v has another type than attn_q and attn_k (the
     /// "more bits" layers of llama.cpp's Q4_K_M and Q5_K_M files) still computes q, k and v in

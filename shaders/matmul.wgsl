@@ -28,8 +28,16 @@
 // limit is 16 KiB), 24 KiB for 128 x 64, 32 KiB for 128 x 128 (the host checks the device's
 // limit first).
 //
+// INT_DOT (Q4_0, Q5_0, Q8_0 and Q4_K; 4 x 4 per thread) stages both operands as 8-bit integers
+// instead: each weight quarter-unit as two words of four quants (`qi_quants` in quant.wgsl) with
+// the unit's scale (and minimum) per row, each token's 32 elements of X quantized by one thread
+// with one scale (round(127 x / max|x|)), their integer sum and their exact sum. The inner loop
+// then takes four elements per `dot4I8Packed`, 16 per vec4 pair of loads, into integer sums that
+// are scaled once per unit: a quarter of the float path's multiply-adds and no conversions.
+// Like llama.cpp's quantized-activation products (q8_1), not bit-exact.
+//
 // Defines: TYPE_<ggml type> (one), F16, BM (32, 64 or 128) and BN (32, 64 or 128),
-// TM8, RN8, WG = BM * BN / (TM * RN).
+// TM8, RN8, INT_DOT, WG = BM * BN / (TM * RN).
 
 #ifndef BM
 #define BM 64
@@ -78,8 +86,24 @@ const TX: u32 = BN / RN;  // threads along the rows of the tile
 const TY: u32 = BM / TM;  // threads along the tokens
 const XV: u32 = BM / 4u;  // vec4s of tokens per k
 const WV: u32 = BN / 4u;  // vec4s of rows per k
+#ifdef INT_DOT
+// [g][token / 4] and [g][row / 4]: elements 4g .. 4g + 3 of the unit as four int8 in a word.
+var<workgroup> xq: array<vec4<u32>, 8u * XV>;
+var<workgroup> wq: array<vec4<u32>, 8u * WV>;
+var<workgroup> xd: array<vec4<f32>, XV>;  // X's scale per token
+var<workgroup> xi: array<vec4<i32>, XV>;  // sum of X's integers per token
+var<workgroup> xf: array<vec4<f32>, XV>;  // exact sum of X per token
+var<workgroup> wd: array<vec4<f32>, WV>;  // the unit's scale per row
+var<workgroup> wm: array<vec4<f32>, WV>;  // the unit's minimum per row (Q4_K), else 0
+
+// Word groups (4 elements each) of quarter j's two words: q_elems(j) / 4.
+fn quarter_groups(j: u32) -> vec2<u32> {
+    return q_elems(j) >> vec2<u32>(2u);
+}
+#else
 var<workgroup> xs: array<vec4<f32>, 32u * XV>;  // [k][token / 4]
 var<workgroup> ws: array<vec4<f32>, 32u * WV>;  // [k][row / 4]
+#endif
 
 // Writes rows row .. row + 3 of one token.
 fn store4(tok: u32, row: u32, v: vec4<f32>) {
@@ -138,6 +162,82 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 #endif
 #endif
     for (var u = 0u; u < units; u++) {
+#ifdef INT_DOT
+        // Weights: quarter-unit job q = row * 4 + j, two words of int8 quants; j = 0 also
+        // stores the row's scale and minimum.
+        for (var q = t; q < 4u * BN; q += WG) {
+            let r = q >> 2u;
+            let j = q & 3u;
+            let row_base = (p.w_row0 + min(row0 + r, p.n_rows - 1u)) * p.row_bytes;
+            let g = quarter_groups(j);
+            let col = r >> 2u;
+            let c = r & 3u;
+            let qw = qi_quants(row_base, u, j);
+            wq[g.x * WV + col][c] = qw.x;
+            wq[g.y * WV + col][c] = qw.y;
+            if (j == 0u) {
+                let sc = qi_scale(row_base, u);
+                wd[col][c] = sc.x;
+                wm[col][c] = sc.y;
+            }
+        }
+        // X: one thread per token quantizes the unit's 32 elements with one scale.
+        for (var tl = t; tl < BM; tl += WG) {
+            let tok = tok0 + tl;
+            let e = u * 32u;
+            let base = p.x_offset + min(tok, p.n_tokens - 1u) * p.x_stride + e;
+            let live = tok < p.n_tokens;
+            var v: array<vec4<f32>, 8>;
+            var m4 = vec4<f32>(0.0);
+            var sf = 0.0;
+            for (var g = 0u; g < 8u; g++) {
+                let i = vec4<u32>(4u * g) + vec4<u32>(0u, 1u, 2u, 3u);
+                let xv = vec4<f32>(x[base + i.x], x[base + i.y], x[base + i.z], x[base + i.w]);
+                v[g] = select(vec4<f32>(0.0), xv, vec4<bool>(live) & (vec4<u32>(e) + i < vec4<u32>(p.n_in)));
+                m4 = max(m4, abs(v[g]));
+                sf += dot(v[g], vec4<f32>(1.0));
+            }
+            let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
+            let inv = select(0.0, 1.0 / m, m > 0.0);
+            let col = tl >> 2u;
+            let c = tl & 3u;
+            var si = 0;
+            for (var g = 0u; g < 8u; g++) {
+                let w8 = pack4x8snorm(v[g] * inv);
+                xq[g * XV + col][c] = w8;
+                si += dot4I8Packed(w8, 0x01010101u);
+            }
+            xd[col][c] = m * (1.0 / 127.0);
+            xi[col][c] = si;
+            xf[col][c] = sf;
+        }
+        workgroupBarrier();
+        if (tok0 + TM * ty < p.n_tokens) {
+            // i_k: token k of the thread's four, its four rows, in integers.
+            var i0 = vec4<i32>(0);
+            var i1 = vec4<i32>(0);
+            var i2 = vec4<i32>(0);
+            var i3 = vec4<i32>(0);
+            for (var g = 0u; g < 8u; g++) {
+                let b = wq[g * WV + tx];
+                let a = xq[g * XV + ty];
+                i0 += vec4<i32>(dot4I8Packed(a.x, b.x), dot4I8Packed(a.x, b.y), dot4I8Packed(a.x, b.z), dot4I8Packed(a.x, b.w));
+                i1 += vec4<i32>(dot4I8Packed(a.y, b.x), dot4I8Packed(a.y, b.y), dot4I8Packed(a.y, b.z), dot4I8Packed(a.y, b.w));
+                i2 += vec4<i32>(dot4I8Packed(a.z, b.x), dot4I8Packed(a.z, b.y), dot4I8Packed(a.z, b.z), dot4I8Packed(a.z, b.w));
+                i3 += vec4<i32>(dot4I8Packed(a.w, b.x), dot4I8Packed(a.w, b.y), dot4I8Packed(a.w, b.z), dot4I8Packed(a.w, b.w));
+            }
+            let d = wd[tx];
+            let mn = wm[tx];
+            let dx = xd[ty];
+            let si = xi[ty] * QI_OFFSET;
+            let sf = xf[ty];
+            acc0 += d * dx.x * vec4<f32>(i0 - vec4<i32>(si.x)) - mn * sf.x;
+            acc1 += d * dx.y * vec4<f32>(i1 - vec4<i32>(si.y)) - mn * sf.y;
+            acc2 += d * dx.z * vec4<f32>(i2 - vec4<i32>(si.z)) - mn * sf.z;
+            acc3 += d * dx.w * vec4<f32>(i3 - vec4<i32>(si.w)) - mn * sf.w;
+        }
+        workgroupBarrier();
+#else
         // Weights: quarter-unit job q = row * 4 + j. Rows past the end repeat the last row
         // (their products are never stored).
         for (var q = t; q < 4u * BN; q += WG) {
@@ -207,6 +307,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         workgroupBarrier();
+#endif
     }
     let tok = tok0 + TM * ty;
     let row = row0 + RN * tx;

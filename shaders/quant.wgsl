@@ -744,57 +744,83 @@ fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>,
 }
 #endif
 
-// The same products with x quantized (INT_DOT, the decode mat-vec only): each thread's eight
-// elements of x become signed 8-bit integers with one scale of their own, `xq` (two words of
-// four, for the elements q_elems(j) names) times `dx`, and the quants meet them in 4-way
-// integer dot products (`dot4I8Packed`: one instruction on GPUs with packed integer dot
-// products, where the float path spends a conversion and a multiply-add per element). The
-// offsets of Q4_0 and Q5_0 come off in integers too (`sq`, the sum of the eight integers), so
-// the rounding of x meets the centred quants; Q4_K's minimum takes `sx`, the exact sum of x.
-// Types without such a product use `dot_q`.
+// The same products with x quantized (INT_DOT; the decode mat-vec and the prefill mat-mul):
+// x becomes signed 8-bit integers, `xq` (words of four) times a scale `dx`, and the quants meet
+// them in 4-way integer dot products (`dot4I8Packed`: one instruction on GPUs with packed
+// integer dot products, where the float path spends a conversion and a multiply-add per
+// element). Each type with such a product (Q_IDOT) exposes
+//     fn qi_quants(row_base, u, j) -> vec2<u32>  // quarter j of unit u as int8: the elements
+//                                                // q_elems(j) names, four per word
+//     fn qi_scale(row_base, u) -> vec2<f32>      // (d, m): the unit's value is
+//                                                // d * (q - QI_OFFSET) - m
+// with QI_OFFSET the quants' zero point (Q4_0 8, Q5_0 16), taken off in integers against the
+// sum of the quantized x, so the rounding of x meets the centred quants; a minimum (Q4_K) takes
+// the exact sum of x. Types without an integer product use the float path.
 #ifdef INT_DOT
 #ifdef TYPE_Q4_0
 #define Q_IDOT 1
-fn dot_qi(row_base: u32, u: u32, j: u32, xq: vec2<u32>, dx: f32, sx: f32, sq: i32) -> f32 {
-    let b = row_base + u * 18u;
-    let q = w_u32_2(b + 2u + 4u * j);
-    let s = dot4I8Packed(q & 0x0f0f0f0fu, xq.x) + dot4I8Packed((q >> 4u) & 0x0f0f0f0fu, xq.y);
-    return w_f16(b) * dx * f32(s - 8 * sq);
+const QI_OFFSET: i32 = 8;
+fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
+    let q = w_u32_2(row_base + u * 18u + 2u + 4u * j);
+    return vec2<u32>(q & 0x0f0f0f0fu, (q >> 4u) & 0x0f0f0f0fu);
+}
+fn qi_scale(row_base: u32, u: u32) -> vec2<f32> {
+    return vec2<f32>(w_f16(row_base + u * 18u), 0.0);
 }
 #endif
 
 #ifdef TYPE_Q5_0
 #define Q_IDOT 1
-fn dot_qi(row_base: u32, u: u32, j: u32, xq: vec2<u32>, dx: f32, sx: f32, sq: i32) -> f32 {
+const QI_OFFSET: i32 = 16;
+fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
     let b = row_base + u * 22u;
     let qh = w_u32_2(b + 2u);
     let q = w_u32_2(b + 6u + 4u * j);
     let lo = (q & 0x0f0f0f0fu) | (spread4(qh >> (4u * j)) << 4u);
     let hi = ((q >> 4u) & 0x0f0f0f0fu) | (spread4(qh >> (16u + 4u * j)) << 4u);
-    let s = dot4I8Packed(lo, xq.x) + dot4I8Packed(hi, xq.y);
-    return w_f16(b) * dx * f32(s - 16 * sq);
+    return vec2<u32>(lo, hi);
+}
+fn qi_scale(row_base: u32, u: u32) -> vec2<f32> {
+    return vec2<f32>(w_f16(row_base + u * 22u), 0.0);
 }
 #endif
 
 #ifdef TYPE_Q8_0
 #define Q_IDOT 1
-fn dot_qi(row_base: u32, u: u32, j: u32, xq: vec2<u32>, dx: f32, sx: f32, sq: i32) -> f32 {
-    let b = row_base + u * 34u;
-    let q = w_u32x2_2(b + 2u + 8u * j);
-    return w_f16(b) * dx * f32(dot4I8Packed(q.x, xq.x) + dot4I8Packed(q.y, xq.y));
+const QI_OFFSET: i32 = 0;
+fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
+    return w_u32x2_2(row_base + u * 34u + 2u + 8u * j);
+}
+fn qi_scale(row_base: u32, u: u32) -> vec2<f32> {
+    return vec2<f32>(w_f16(row_base + u * 34u), 0.0);
 }
 #endif
 
 #ifdef TYPE_Q4_K
 #define Q_IDOT 1
-fn dot_qi(row_base: u32, u: u32, j: u32, xq: vec2<u32>, dx: f32, sx: f32, sq: i32) -> f32 {
+const QI_OFFSET: i32 = 0;
+fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
     let b = row_base + (u >> 3u) * 144u;
     let s = u & 7u;
-    let sm = k4_scale_min(b + 4u, s);
-    let dd = unpack2x16float(w_u32_al(b));
     let q = w_u32x2_al(b + 16u + 32u * (s >> 1u) + 8u * j) >> vec2<u32>(4u * (s & 1u));
-    let d = dot4I8Packed(q.x & 0x0f0f0f0fu, xq.x) + dot4I8Packed(q.y & 0x0f0f0f0fu, xq.y);
-    return dd.x * f32(sm.x) * dx * f32(d) - dd.y * f32(sm.y) * sx;
+    return q & vec2<u32>(0x0f0f0f0fu);
+}
+fn qi_scale(row_base: u32, u: u32) -> vec2<f32> {
+    let b = row_base + (u >> 3u) * 144u;
+    let sm = k4_scale_min(b + 4u, u & 7u);
+    let dd = unpack2x16float(w_u32_al(b));
+    return vec2<f32>(dd.x * f32(sm.x), dd.y * f32(sm.y));
+}
+#endif
+
+#if Q_IDOT
+// The decode mat-vec's product of quarter j of unit u with a thread's eight elements of x:
+// `xq` their integers, `dx` their scale, `sx` their exact sum, `sq` the sum of the integers.
+fn dot_qi(row_base: u32, u: u32, j: u32, xq: vec2<u32>, dx: f32, sx: f32, sq: i32) -> f32 {
+    let q = qi_quants(row_base, u, j);
+    let s = qi_scale(row_base, u);
+    let i = dot4I8Packed(q.x, xq.x) + dot4I8Packed(q.y, xq.y);
+    return s.x * dx * f32(i - QI_OFFSET * sq) - s.y * sx;
 }
 #endif
 #endif

@@ -160,6 +160,8 @@ for tile in 64x64x8x4 128x64x8x4 64x64x8x8 128x64x8x8 128x128x8x8; do
     run_bench "3b-q4km-p512-tile$tile" "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048 --matmul-tile "$tile"
 done
 run_bench 3b-q4km-p512-tiledefault "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048
+# Prefill mat-muls in 8-bit integers and packed integer dot products (automatic 4 x 4 tiles).
+run_bench 3b-q4km-p512-int8mm "$M" --prompt-tokens 512 --gen-tokens 8 --ctx 2048 --matmul-int-dot on
 # The same A/Bs again, unprofiled, alternating (machines vary by a few per cent between calls).
 run_bench 3b-q4km-p128-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
 run_bench 3b-q4km-p128-qkv-per-type-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-mixed-qkv
@@ -174,7 +176,7 @@ done
 run_bench 7b-q4km-pairs "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-pairs on
 run_bench 7b-q4km-nopairs "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-pairs off
 run_bench 7b-q4km-qkv-per-type "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --no-mixed-qkv
-run_bench 7b-q4km-int8 "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-int-dot on
+run_bench 7b-q4km-int8 "$(synth ahma-7b q4km)" --prompt-tokens 128 --gen-tokens 64 --ctx 2048 --matvec-int-dot on --matmul-int-dot on
 run_bench 3b-q8_0-pairs "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on
 # Shaders without wgpu's runtime checks: what they cost (CHECKS_SWEEP=1 splits them up).
 run_bench 3b-q4km-p128-unchecked "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --unchecked all --profile
@@ -213,6 +215,7 @@ run_bench 3b-q4_0-int8 "$(synth ahma-3b q4-0)" --prompt-tokens 128 --gen-tokens 
 run_bench 3b-q8_0 "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
 run_bench 3b-q8_0-int8 "$(synth ahma-3b q8-0)" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-int-dot on
 run_bench 3b-q4km-p512 "$M" --prompt-tokens 512 --gen-tokens 32 --ctx 2048 --profile
+run_bench 3b-q4km-p512-int8mm-profiled "$M" --prompt-tokens 512 --gen-tokens 32 --ctx 2048 --matmul-int-dot on --profile
 run_bench 3b-q4km-ctx1024 "$M" --prompt-tokens 1024 --gen-tokens 64 --ctx 2048 --profile
 if [ -z "${QUICK:-}" ]; then
 # Prefill batch size: bigger batches give the tiled matmul bigger grids (more workgroups).
@@ -244,7 +247,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
         d = json.load(open(f))
     except Exception:
         print(f"{os.path.basename(f)[6:-5]:34} (no result)"); continue
-    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_pairs", "matvec_int_dot", "attn_split_keys", "matmul_tile",
+    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_pairs", "matvec_int_dot", "matmul_int_dot", "attn_split_keys", "matmul_tile",
                                                   "fused_rope", "mixed_qkv", "pipeline_decode", "sampling", "unchecked")
                     if k in d)
     print(f"{os.path.basename(f)[6:-5]:34} prefill {d['prefill_tokens_per_s']:8.1f}  decode "

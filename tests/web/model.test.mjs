@@ -4,7 +4,7 @@
 // (j) an early click; (m) a lost GPU device is recovered from the stored copy without a page
 // reload; (n) a .gguf dropped on the page loads with zero requests; (o) a model too large for
 // the adapter is refused before anything is downloaded; (r) the benchmark page prints the JSON of
-// `ahma bench`.
+// `ahma bench`; (s) the same page with the integer mat-mul.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -297,7 +297,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         await s.shot('bench-result');
         // the keys `ahma bench --json` prints for the same measurement
         for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'n_ctx', 'max_batch', 'pipeline_decode',
-            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
+            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'matmul_int_dot', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
             'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'weight_bytes_per_token',
             'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
             assert.ok(key in v, `no ${key} in ${JSON.stringify(v)}`);
@@ -318,5 +318,27 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         const ids = await page.evaluate(async ({ ids, n }) => Array.from(await window.ahmaDebug.generateIds(ids, n)),
             { ids: fx.prompt_ids, n: 8 });
         assert.deepEqual(ids, fx.greedy_ids.slice(0, 8), 'greedy ids after the benchmark differ from llama.cpp');
+    });
+});
+
+test('s. the benchmark page with the integer mat-mul (mm_int8=on): Tint compiles it, greedy ids still equal llama.cpp', { timeout: T(180000) }, async (t) => {
+    await withBrowser(t, { name: 's-bench-int8-matmul', server }, async (s) => {
+        const fx = fixture(APP_MODEL);
+        // prefill's mat-muls and decode's mat-vecs in 8-bit integers, the automatic tiles
+        await loadModel(s, server.modelUrl(fx.gguf), {
+            extra: { bench: '1', prompt: '12', gen: '4', int8: 'on', mm_int8: 'on' },
+        });
+        const { page } = s;
+        await page.waitForFunction(() => (document.querySelector('[data-testid="bench-result"]')?.textContent ?? '') !== '',
+            null, { timeout: T(120000) });
+        const v = JSON.parse(await page.locator(tid('bench-result')).textContent());
+        t.diagnostic(`bench: ${JSON.stringify(v)}`);
+        assert.equal(v.matmul_int_dot, true);
+        assert.equal(v.matvec_int_dot, true);
+        assert.equal(v.matmul_tile, 'auto');
+        assert.ok(v.prefill_tokens_per_s > 0 && v.decode_tokens_per_s > 0, 'no speed measured');
+        // the prompt goes through the integer mat-muls, the continuation through the mat-vecs
+        const ids = await greedy(page, fx, 8);
+        assert.deepEqual(ids, fx.greedy_ids.slice(0, 8), 'greedy ids with integer products differ from llama.cpp');
     });
 });

@@ -5,7 +5,7 @@
 
 use ahma_gguf::TensorInfo;
 use ahma_kernels::embed::{Embed, EmbedOptions};
-use ahma_kernels::matmul::{MatMul, MatMulOptions, Tile};
+use ahma_kernels::matmul::{MatMul, MatMulOptions};
 use ahma_kernels::matvec::{MatVec, MatVecOptions};
 use ahma_kernels::quant_matrix::QuantMatrix;
 use ahma_kernels::GpuContext;
@@ -110,13 +110,14 @@ impl Batch {
         y: &wgpu::Buffer,
         max_tokens: u32,
         accumulate: bool,
-        tile: Option<Tile>,
+        load: &LoadOptions,
     ) -> Result<Self, EngineError> {
         let opts = MatMulOptions {
             accumulate,
             first_row,
             n_rows: rows,
-            tile,
+            tile: load.matmul_tile,
+            int_dot: load.matmul_int_dot,
             ..Default::default()
         };
         Ok(Batch {
@@ -177,20 +178,7 @@ impl Linear {
         .await?;
         let batch = if max_tokens > 1 {
             let rows = w.0.n_out();
-            Some(
-                Batch::new(
-                    ctx,
-                    w,
-                    0,
-                    rows,
-                    x,
-                    y,
-                    max_tokens,
-                    accumulate,
-                    opts.matmul_tile,
-                )
-                .await?,
-            )
+            Some(Batch::new(ctx, w, 0, rows, x, y, max_tokens, accumulate, opts).await?)
         } else {
             None
         };

@@ -421,7 +421,7 @@ impl Model {
                                 dest(&m.name)?,
                                 mb,
                                 false,
-                                opts.matmul_tile,
+                                &opts,
                             )
                             .await?,
                         );
@@ -466,7 +466,7 @@ impl Model {
                                 dest(&m.name)?,
                                 mb,
                                 false,
-                                opts.matmul_tile,
+                                &opts,
                             )
                             .await?,
                         );

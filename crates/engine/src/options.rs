@@ -52,6 +52,12 @@ pub struct LoadOptions {
     /// quantization moves them. Prefill's mat-muls are unchanged (its output head, a mat-vec
     /// over the batch's last row, takes the option too).
     pub matvec_int_dot: bool,
+    /// Prefill's mat-muls of Q4_0, Q5_0, Q8_0 and Q4_K weights stage X and the weights as
+    /// 8-bit integers (one scale per token and 32 elements, as llama.cpp's q8_1) and multiply
+    /// them in packed integer dot products (`ahma_kernels::matmul::MatMulOptions::int_dot`).
+    /// Needs a tile with 4 x 4 outputs per thread (the automatic ones are). Not bit-exact, like
+    /// `matvec_int_dot`.
+    pub matmul_int_dot: bool,
     /// With `fuse_rope`: a layer whose attn_v has another type than attn_q and attn_k (the
     /// "more bits" layers of llama.cpp's Q4_K_M and Q5_K_M files) still computes q, k and v in
     /// one decode dispatch, each workgroup walking the matrix its rows lie in
@@ -74,6 +80,7 @@ impl Default for LoadOptions {
             matmul_tile: None,
             matvec_pairs: false,
             matvec_int_dot: false,
+            matmul_int_dot: false,
             mixed_qkv: true,
         }
     }
@@ -81,13 +88,14 @@ impl Default for LoadOptions {
 
 impl LoadOptions {
     /// Sets the kernel choices `ahma bench` and the browser benchmark page expose (each `None`
-    /// keeps the current value): `matvec_pairs`, `matvec_int_dot`, `attn_split_keys` and
-    /// `matmul_tile`, the tile as `TOKENSxROWS[xTMxRN]` (an unknown one is a typed error; the
-    /// loader validates the rest).
+    /// keeps the current value): `matvec_pairs`, `matvec_int_dot`, `matmul_int_dot`,
+    /// `attn_split_keys` and `matmul_tile`, the tile as `TOKENSxROWS[xTMxRN]` (an unknown one is
+    /// a typed error; the loader validates the rest).
     pub fn set_kernel_choices(
         &mut self,
         matvec_pairs: Option<bool>,
         matvec_int_dot: Option<bool>,
+        matmul_int_dot: Option<bool>,
         attn_split_keys: Option<usize>,
         matmul_tile: Option<&str>,
     ) -> Result<(), EngineError> {
@@ -96,6 +104,9 @@ impl LoadOptions {
         }
         if let Some(i) = matvec_int_dot {
             self.matvec_int_dot = i;
+        }
+        if let Some(i) = matmul_int_dot {
+            self.matmul_int_dot = i;
         }
         if let Some(k) = attn_split_keys {
             self.attn_split_keys = k;

@@ -7,12 +7,12 @@
 //! then the prefill matmul for 64- and 512-token batches with every workgroup tile, in GFLOP/s.
 //! Each line also gives the CPU time spent recording and submitting, per call. Weights are random
 //! blocks with sane f16 scales. Environment: KB_OPS=matvec|matmul, KB_TOKENS=64,512,
-//! KB_TYPES=q5_0,q8_0 narrow the sweep; KB_INT_DOT=0 leaves out the integer-dot mat-vecs.
+//! KB_TYPES=q5_0,q8_0 narrow the sweep; KB_INT_DOT=0 leaves out the integer-dot products.
 
 use std::time::Instant;
 
 use ahma_gguf::GgmlType;
-use ahma_kernels::matmul::{MatMul, MatMulOptions, Tile, TILES};
+use ahma_kernels::matmul::{has_int_dot, MatMul, MatMulOptions, Tile, TILES};
 use ahma_kernels::{
     ContextOptions, GpuContext, KernelError, MatVec, MatVecOptions, QuantMatrix, ShaderChecks,
 };
@@ -240,20 +240,33 @@ fn main() -> Result<(), KernelError> {
                     if tile.workgroup_bytes() > ctx.caps().max_compute_workgroup_storage_size {
                         continue;
                     }
-                    let opts = MatMulOptions {
-                        tile: Some(tile),
-                        ..Default::default()
-                    };
-                    let op = pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))?;
-                    let r = (reps * 64 / n_tokens / 10).max(2);
-                    let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
-                    println!(
-                        "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok tile {tile}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
-                        ty.name(),
-                        t * 1e6,
-                        cpu * 1e6,
-                        2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
-                    );
+                    // The float product, then (4 x 4 per thread, types with one) the integer one.
+                    let int_too = has_int_dot(ty)
+                        && tile.thread_tokens == 4
+                        && tile.thread_rows == 4
+                        && std::env::var("KB_INT_DOT").as_deref() != Ok("0");
+                    for int_dot in [false, true] {
+                        if int_dot && !int_too {
+                            continue;
+                        }
+                        let opts = MatMulOptions {
+                            tile: Some(tile),
+                            int_dot,
+                            ..Default::default()
+                        };
+                        let op =
+                            pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))?;
+                        let r = (reps * 64 / n_tokens / 10).max(2);
+                        let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
+                        println!(
+                            "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok tile {tile}{}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
+                            ty.name(),
+                            if int_dot { " int8" } else { "     " },
+                            t * 1e6,
+                            cpu * 1e6,
+                            2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
+                        );
+                    }
                 }
             }
         }

@@ -150,6 +150,19 @@ pub struct MatMulOptions {
     pub n_rows: u64,
     /// The workgroup tile, one of [`TILES`]; `None` chooses (see [`MatMulOptions::tile`]).
     pub tile: Option<Tile>,
+    /// Stage X and the weights as 8-bit integers and multiply them in packed integer dot
+    /// products (the `INT_DOT` variant) where the type has them ([`has_int_dot`]; other types
+    /// keep the float product). Needs a tile with 4 x 4 outputs per thread. Not bit-exact:
+    /// each token's 32 elements of a unit share one scale, as in llama.cpp's q8_1.
+    pub int_dot: bool,
+}
+
+/// Whether the mat-vec's and mat-mul's `int_dot` take weights of type `ty` in integers.
+pub fn has_int_dot(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K
+    )
 }
 
 impl MatMulOptions {
@@ -171,11 +184,14 @@ impl MatMulOptions {
     }
 }
 
-/// The key of one variant for a tile of [`TILES`] (both modes: `accumulate` is a uniform).
-pub fn key(ty: GgmlType, f16: bool, tile: Tile) -> KernelKey {
+/// The key of one variant for a tile of [`TILES`] (both modes: `accumulate` is a uniform);
+/// `int_dot` applies where [`has_int_dot`] (the integer variant has no f16 arithmetic).
+pub fn key(ty: GgmlType, f16: bool, tile: Tile, int_dot: bool) -> KernelKey {
+    let int_dot = int_dot && has_int_dot(ty);
     KernelKey::new("matmul", "main")
         .define(&type_define(ty), 1)
-        .flag("F16", f16 && ty != GgmlType::F32)
+        .flag("F16", f16 && ty != GgmlType::F32 && !int_dot)
+        .flag("INT_DOT", int_dot)
         .define("BM", tile.tokens)
         .define("BN", tile.rows)
         .flag("TM8", tile.thread_tokens == 8)
@@ -192,7 +208,10 @@ pub fn variants() -> Vec<KernelKey> {
                 continue;
             }
             for tile in TILES {
-                out.push(key(ty, f16, tile));
+                out.push(key(ty, f16, tile, false));
+                if has_int_dot(ty) && !f16 && tile.thread_tokens == 4 && tile.thread_rows == 4 {
+                    out.push(key(ty, false, tile, true));
+                }
             }
         }
     }
@@ -300,7 +319,13 @@ impl MatMul {
                 caps.max_compute_invocations_per_workgroup
             )));
         }
-        let k = key(m.ty(), ctx.use_f16(), tile);
+        let int_dot = opts.int_dot && has_int_dot(m.ty());
+        if int_dot && (tile.thread_tokens != 4 || tile.thread_rows != 4) {
+            return Err(KernelError::InvalidArgument(format!(
+                "matmul tile {tile}: the integer product needs 4 x 4 outputs per thread"
+            )));
+        }
+        let k = key(m.ty(), ctx.use_f16(), tile, int_dot);
         let pipeline = ctx.pipeline(&k).await?;
         let mut dispatches = Vec::new();
         let mut params = Vec::new();

@@ -300,3 +300,84 @@ fn matmul_every_tile_shape() {
         }
     }
 }
+
+/// The integer product (`MatMulOptions::int_dot`): X and the weights staged as 8-bit integers
+/// and multiplied in packed integer dot products. Q4_0, Q5_0, Q8_0 and Q4_K against the f64
+/// reference within ggml's bound for quantized-activation products (5e-4, as the mat-vec's),
+/// different from the float product (so the integer path ran), with accumulate, every tile with
+/// 4 x 4 outputs per thread, partial tiles at both ends (70 tokens, 133 rows), a token of zeros
+/// and a token a thousand times larger than the rest; a type without an integer product (Q6_K)
+/// gives exactly the float product; a tile with 8 outputs per thread is a typed error.
+#[test]
+fn matmul_int_dot_products() {
+    use ahma_kernels::matmul::{has_int_dot, Tile, TILES};
+    let _gpu = common::serial();
+    for (path, ctx) in contexts() {
+        for (i, ty) in [
+            GgmlType::Q4_0,
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::Q6K,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n_in = if ty.block_elems() == 256 { 512 } else { 320 };
+            let (n_out, n_tokens) = (133usize, 70usize);
+            let mut rng = Rng::new(1500 + i as u64);
+            let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+            let mut x: Vec<f32> = (0..n_in * n_tokens).map(|_| rng.signed()).collect();
+            x[3 * n_in..4 * n_in].iter_mut().for_each(|v| *v = 0.0);
+            x[5 * n_in..6 * n_in].iter_mut().for_each(|v| *v *= 1000.0);
+            let init: Vec<f32> = (0..n_out * n_tokens).map(|_| rng.signed()).collect();
+            let mut want = reference_matmul(ty, &bytes, n_in, n_out, &x);
+            for (w, v) in want.iter_mut().zip(&init) {
+                *w += *v as f64;
+            }
+            let m =
+                QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+            let xb = ctx.storage_buffer_init("x", &x).unwrap();
+            let run = |tile: Tile, int_dot: bool| {
+                let yb = ctx.storage_buffer_init("y", &init).unwrap();
+                let opts = MatMulOptions {
+                    tile: Some(tile),
+                    accumulate: true,
+                    int_dot,
+                    ..Default::default()
+                };
+                let op = pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens as u32, opts))
+                    .unwrap();
+                ctx.run_pass("t", |p| op.encode(p)).unwrap();
+                pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * n_out)).unwrap()
+            };
+            for tile in TILES
+                .into_iter()
+                .filter(|t| t.thread_tokens == 4 && t.thread_rows == 4)
+            {
+                let (float, int) = (run(tile, false), run(tile, true));
+                let (e, max) = nmse(&int, &want);
+                let label = format!("{ty} {path} tile {tile}");
+                eprintln!("matmul int8 {label}: nmse {e:.2e} max abs {max:.2e}");
+                if has_int_dot(ty) {
+                    assert!(e <= 5e-4, "int8 {label}: nmse {e:e}");
+                    assert_ne!(int, float, "{label}: the integer product did not run");
+                } else {
+                    assert_eq!(int, float, "{label}: a float-only type changed");
+                }
+            }
+            if has_int_dot(ty) {
+                let yb = ctx
+                    .storage_buffer("y", (n_tokens * n_out) as u64 * 4)
+                    .unwrap();
+                let wide = MatMulOptions {
+                    tile: Some(Tile::new(64, 64, 8, 4)),
+                    int_dot: true,
+                    ..Default::default()
+                };
+                let built = MatMul::new(&ctx, &m, &xb, &yb, n_tokens as u32, wide);
+                assert!(pollster::block_on(built).is_err(), "{ty}: 8 x 4 per thread");
+            }
+        }
+    }
+}

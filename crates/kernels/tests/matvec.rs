@@ -14,6 +14,7 @@
 mod common;
 
 use ahma_gguf::GgmlType;
+use ahma_kernels::matmul::has_int_dot;
 use ahma_kernels::matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope};
 use ahma_kernels::rope;
 use ahma_kernels::step::StepParams;
@@ -29,15 +30,6 @@ fn tolerance(ctx: &GpuContext, ty: GgmlType) -> f64 {
 }
 
 const INT_DOT_NMSE: f64 = 5e-4;
-
-/// The weight types whose mat-vec takes x in 8-bit integers with `int_dot` (the others keep the
-/// float product).
-fn has_int_dot(ty: GgmlType) -> bool {
-    matches!(
-        ty,
-        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K
-    )
-}
 
 /// The tolerance of a product of type `ty` made with or without `int_dot`.
 fn tolerance_for(ctx: &GpuContext, ty: GgmlType, int_dot: bool) -> f64 {

@@ -196,6 +196,10 @@ fn two_type_matvec_appends_a_renamed_copy() {
     let body = |f: &str| fn_body(&src, f);
     assert!(body("fn dot1_q(").contains("dot_qi("));
     assert!(body("fn dot1_q_v(").contains("dot_qi_v("));
-    assert!(body("fn dot_qi(").contains("u * 22u") && body("fn dot_qi(").contains("dot4I8Packed"));
-    assert!(body("fn dot_qi_v(").contains("u * 34u"));
+    assert!(
+        body("fn dot_qi(").contains("qi_quants(") && body("fn dot_qi(").contains("dot4I8Packed")
+    );
+    assert!(body("fn dot_qi_v(").contains("qi_quants_v("));
+    assert!(body("fn qi_quants(").contains("u * 22u"));
+    assert!(body("fn qi_quants_v(").contains("u * 34u"));
 }

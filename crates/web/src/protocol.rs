@@ -66,14 +66,16 @@ pub enum Role {
 }
 
 /// Kernel choices of a load that the benchmark page exposes, as `ahma bench` does (its
-/// `--matvec-pairs`, `--matvec-int-dot`, `--attn-split-keys` and `--matmul-tile`); `None` keeps
-/// the engine's default.
+/// `--matvec-pairs`, `--matvec-int-dot`, `--matmul-int-dot`, `--attn-split-keys` and
+/// `--matmul-tile`); `None` keeps the engine's default.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tuning {
     #[serde(default)]
     pub matvec_pairs: Option<bool>,
     #[serde(default)]
     pub matvec_int_dot: Option<bool>,
+    #[serde(default)]
+    pub matmul_int_dot: Option<bool>,
     #[serde(default)]
     pub attn_split_keys: Option<u32>,
     #[serde(default)]
@@ -396,6 +398,7 @@ mod tests {
                 tuning: Tuning {
                     matvec_pairs: Some(true),
                     matvec_int_dot: Some(true),
+                    matmul_int_dot: Some(true),
                     attn_split_keys: Some(256),
                     matmul_tile: Some("64x64x8".into()),
                 },

@@ -56,6 +56,11 @@ pub struct Args {
     /// integer dot products (`on`) or floats (`off`; the engine's `matvec_int_dot`, default off).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub matvec_int_dot: Option<bool>,
+    /// Prefill mat-muls of Q4_0/Q5_0/Q8_0/Q4_K weights stage X and the weights as 8-bit
+    /// integers and multiply them in packed integer dot products (`on`) or in floats (`off`; the
+    /// engine's `matmul_int_dot`, default off).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub matmul_int_dot: Option<bool>,
     /// Decode with the chat's default sampling (`GenerationSettings::default()`: the model
     /// card's temperature 0.6, top-k 4, repetition penalty 1.2; seed 1) instead of greedy.
     #[arg(long)]
@@ -136,6 +141,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     opts.set_kernel_choices(
         args.matvec_pairs,
         args.matvec_int_dot,
+        args.matmul_int_dot,
         args.attn_split_keys,
         args.matmul_tile.as_deref(),
     )
@@ -208,6 +214,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "matmul_tile": model.options().matmul_tile_name(),
         "matvec_pairs": model.options().matvec_pairs,
         "matvec_int_dot": model.options().matvec_int_dot,
+        "matmul_int_dot": model.options().matmul_int_dot,
         "penalty_window": opts_window,
         "unchecked": model.context().shader_checks().left_out(),
         "sampling": sampling_name,

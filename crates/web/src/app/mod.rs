@@ -435,8 +435,9 @@ impl Ui {
         );
     }
 
-    /// The benchmark page's engine options from its query (`pairs=on|off`, `int8=on|off`,
-    /// `split_keys=N`, `tile=64x64x8`); the chat always loads with the engine's defaults.
+    /// The benchmark page's engine options from its query (`pairs=on|off`, `int8=on|off` for
+    /// the mat-vecs, `mm_int8=on|off` for the mat-muls, `split_keys=N`, `tile=64x64x8`); the
+    /// chat always loads with the engine's defaults.
     fn tuning(&self) -> Tuning {
         if !self.bench_mode.get_untracked() {
             return Tuning::default();
@@ -446,6 +447,7 @@ impl Ui {
         Tuning {
             matvec_pairs: q.get("pairs").map(on),
             matvec_int_dot: q.get("int8").map(on),
+            matmul_int_dot: q.get("mm_int8").map(on),
             // not a number: 0, which the engine refuses with its message
             attn_split_keys: q.get("split_keys").map(|v| v.parse().unwrap_or(0)),
             matmul_tile: q.get("tile").cloned(),

@@ -44,6 +44,7 @@ fn tuned_options(tuning: &Tuning) -> Result<LoadOptions, Failure> {
     opts.set_kernel_choices(
         tuning.matvec_pairs,
         tuning.matvec_int_dot,
+        tuning.matmul_int_dot,
         tuning.attn_split_keys.map(|k| k as usize),
         tuning.matmul_tile.as_deref(),
     )

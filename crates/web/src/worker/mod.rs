@@ -658,6 +658,7 @@ async fn bench(
         "matmul_tile": l.model.options().matmul_tile_name(),
         "matvec_pairs": l.model.options().matvec_pairs,
         "matvec_int_dot": l.model.options().matvec_int_dot,
+        "matmul_int_dot": l.model.options().matmul_int_dot,
         "penalty_window": l.model.options().penalty_window,
         "sampling": "greedy",
         "load_s": l.info.load_seconds,

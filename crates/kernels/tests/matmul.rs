@@ -313,16 +313,7 @@ fn matmul_int_dot_products() {
     use ahma_kernels::matmul::{has_int_dot, Tile, TILES};
     let _gpu = common::serial();
     for (path, ctx) in contexts() {
-        for (i, ty) in [
-            GgmlType::Q4_0,
-            GgmlType::Q5_0,
-            GgmlType::Q8_0,
-            GgmlType::Q4K,
-            GgmlType::Q6K,
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, ty) in common::INT_DOT_TYPES.into_iter().enumerate() {
             let n_in = if ty.block_elems() == 256 { 512 } else { 320 };
             let (n_out, n_tokens) = (133usize, 70usize);
             let mut rng = Rng::new(1500 + i as u64);

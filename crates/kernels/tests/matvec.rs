@@ -955,16 +955,7 @@ fn matvec_workgroup_shapes() {
 fn matvec_int_dot_products() {
     let _gpu = common::serial();
     for (path, ctx) in common::variant_contexts() {
-        for (i, ty) in [
-            GgmlType::Q4_0,
-            GgmlType::Q5_0,
-            GgmlType::Q8_0,
-            GgmlType::Q4K,
-            GgmlType::Q6K,
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, ty) in common::INT_DOT_TYPES.into_iter().enumerate() {
             let n_in = if ty.block_elems() == 256 { 1280 } else { 3200 };
             let n_out = 37;
             let mut rng = Rng::new(1300 + i as u64);

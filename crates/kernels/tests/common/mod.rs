@@ -196,7 +196,6 @@ pub fn read_cache(ctx: &GpuContext, b: &wgpu::Buffer, n: usize) -> Vec<f32> {
 
 /// The weight types of the integer-dot tests: the four with an integer product
 /// (`ahma_kernels::matmul::has_int_dot`) and one without (Q6_K keeps the float product).
-#[allow(dead_code)]
 pub const INT_DOT_TYPES: [GgmlType; 5] = [
     GgmlType::Q4_0,
     GgmlType::Q5_0,

@@ -197,17 +197,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 m4 = max(m4, abs(v[g]));
                 sf += dot(v[g], vec4<f32>(1.0));
             }
-            let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
-            let inv = select(0.0, 1.0 / m, m > 0.0);
+            let sc = x8_scale(max(max(m4.x, m4.y), max(m4.z, m4.w)));
             let col = tl >> 2u;
             let c = tl & 3u;
             var si = 0;
             for (var g = 0u; g < 8u; g++) {
-                let w8 = pack4x8snorm(v[g] * inv);
+                let w8 = pack4x8snorm(v[g] * sc.x);
                 xq[g * XV + col][c] = w8;
-                si += dot4I8Packed(w8, 0x01010101u);
+                si += x8_sum(w8);
             }
-            xd[col][c] = m * (1.0 / 127.0);
+            xd[col][c] = sc.y;
             xi[col][c] = si;
             xf[col][c] = sf;
         }

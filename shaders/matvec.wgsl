@@ -175,11 +175,10 @@ fn load_quarter(u: u32, e: vec2<u32>, x_end: u32) -> XQuarter {
     q.sx = dot(q.a + q.b, vec4<f32>(1.0));
 #ifdef INT_DOT
     let m4 = max(abs(q.a), abs(q.b));
-    let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
-    let inv = select(0.0, 1.0 / m, m > 0.0);
-    q.xq = vec2<u32>(pack4x8snorm(q.a * inv), pack4x8snorm(q.b * inv));
-    q.dx = m * (1.0 / 127.0);
-    q.sq = dot4I8Packed(q.xq.x, 0x01010101u) + dot4I8Packed(q.xq.y, 0x01010101u);
+    let sc = x8_scale(max(max(m4.x, m4.y), max(m4.z, m4.w)));
+    q.xq = vec2<u32>(pack4x8snorm(q.a * sc.x), pack4x8snorm(q.b * sc.x));
+    q.dx = sc.y;
+    q.sq = x8_sum(q.xq.x) + x8_sum(q.xq.y);
 #endif
     return q;
 }

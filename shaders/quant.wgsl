@@ -689,6 +689,14 @@ fn dequant_q(row_base: u32, u: u32, j: u32, n_in: u32) -> Q8 {
 // instead of dot(d * q - m, x), with the quants unpacked word-wise (nibbles by mask, Q5_0's fifth
 // bits spread into bytes by one multiply), and the products in f32. The other types use the
 // dequantizer.
+//
+// Those four types unpack their quants and scales through two functions, which the products
+// with x quantized (INT_DOT, below) share:
+//     fn qi_quants(row_base, u, j) -> vec2<u32>  // quarter j of unit u as 8-bit integers: the
+//                                                // elements q_elems(j) names, four per word
+//     fn qi_scale(row_base, u) -> vec2<f32>      // (d, m): the unit's value is
+//                                                // d * (q - QI_OFFSET) - m
+// with QI_OFFSET the quants' zero point (Q4_0 8, Q5_0 16, else 0).
 
 // Bits 0..3 of `x` moved to bit 0 of bytes 0..3 (bit k times 2^(7k) lands on bit 8k; the other
 // products land on bits that the mask clears and never carry).
@@ -702,63 +710,6 @@ fn dot_bytes(q: u32, xv: vec4<f32>) -> f32 {
 
 #ifdef TYPE_Q4_0
 #define Q_DOT 1
-fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
-    let b = row_base + u * 18u;
-    let q = w_u32_2(b + 2u + 4u * j);
-    let s = dot_bytes(q & 0x0f0f0f0fu, xa) + dot_bytes((q >> 4u) & 0x0f0f0f0fu, xb);
-    return w_f16(b) * (s - 8.0 * sx);
-}
-#endif
-
-#ifdef TYPE_Q5_0
-#define Q_DOT 1
-fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
-    let b = row_base + u * 22u;
-    let qh = w_u32_2(b + 2u);
-    let q = w_u32_2(b + 6u + 4u * j);
-    let lo = (q & 0x0f0f0f0fu) | (spread4(qh >> (4u * j)) << 4u);
-    let hi = ((q >> 4u) & 0x0f0f0f0fu) | (spread4(qh >> (16u + 4u * j)) << 4u);
-    return w_f16(b) * (dot_bytes(lo, xa) + dot_bytes(hi, xb) - 16.0 * sx);
-}
-#endif
-
-#ifdef TYPE_Q8_0
-#define Q_DOT 1
-fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
-    let b = row_base + u * 34u;
-    let q = w_u32x2_2(b + 2u + 8u * j);
-    return w_f16(b) * (dot(vec4<f32>(sbytes4(q.x)), xa) + dot(vec4<f32>(sbytes4(q.y)), xb));
-}
-#endif
-
-#ifdef TYPE_Q4_K
-#define Q_DOT 1
-fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
-    let b = row_base + (u >> 3u) * 144u;
-    let s = u & 7u;
-    let sm = k4_scale_min(b + 4u, s);
-    let dd = unpack2x16float(w_u32_al(b));
-    let q = w_u32x2_al(b + 16u + 32u * (s >> 1u) + 8u * j) >> vec2<u32>(4u * (s & 1u));
-    let d = dot_bytes(q.x & 0x0f0f0f0fu, xa) + dot_bytes(q.y & 0x0f0f0f0fu, xb);
-    return dd.x * f32(sm.x) * d - dd.y * f32(sm.y) * sx;
-}
-#endif
-
-// The same products with x quantized (INT_DOT; the decode mat-vec and the prefill mat-mul):
-// x becomes signed 8-bit integers, `xq` (words of four) times a scale `dx`, and the quants meet
-// them in 4-way integer dot products (`dot4I8Packed`: one instruction on GPUs with packed
-// integer dot products, where the float path spends a conversion and a multiply-add per
-// element). Each type with such a product (Q_IDOT) exposes
-//     fn qi_quants(row_base, u, j) -> vec2<u32>  // quarter j of unit u as int8: the elements
-//                                                // q_elems(j) names, four per word
-//     fn qi_scale(row_base, u) -> vec2<f32>      // (d, m): the unit's value is
-//                                                // d * (q - QI_OFFSET) - m
-// with QI_OFFSET the quants' zero point (Q4_0 8, Q5_0 16), taken off in integers against the
-// sum of the quantized x, so the rounding of x meets the centred quants; a minimum (Q4_K) takes
-// the exact sum of x. Types without an integer product use the float path.
-#ifdef INT_DOT
-#ifdef TYPE_Q4_0
-#define Q_IDOT 1
 const QI_OFFSET: i32 = 8;
 fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
     let q = w_u32_2(row_base + u * 18u + 2u + 4u * j);
@@ -767,10 +718,14 @@ fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
 fn qi_scale(row_base: u32, u: u32) -> vec2<f32> {
     return vec2<f32>(w_f16(row_base + u * 18u), 0.0);
 }
+fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
+    let q = qi_quants(row_base, u, j);
+    return qi_scale(row_base, u).x * (dot_bytes(q.x, xa) + dot_bytes(q.y, xb) - f32(QI_OFFSET) * sx);
+}
 #endif
 
 #ifdef TYPE_Q5_0
-#define Q_IDOT 1
+#define Q_DOT 1
 const QI_OFFSET: i32 = 16;
 fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
     let b = row_base + u * 22u;
@@ -783,10 +738,14 @@ fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
 fn qi_scale(row_base: u32, u: u32) -> vec2<f32> {
     return vec2<f32>(w_f16(row_base + u * 22u), 0.0);
 }
+fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
+    let q = qi_quants(row_base, u, j);
+    return qi_scale(row_base, u).x * (dot_bytes(q.x, xa) + dot_bytes(q.y, xb) - f32(QI_OFFSET) * sx);
+}
 #endif
 
 #ifdef TYPE_Q8_0
-#define Q_IDOT 1
+#define Q_DOT 1
 const QI_OFFSET: i32 = 0;
 fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
     return w_u32x2_2(row_base + u * 34u + 2u + 8u * j);
@@ -794,10 +753,14 @@ fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
 fn qi_scale(row_base: u32, u: u32) -> vec2<f32> {
     return vec2<f32>(w_f16(row_base + u * 34u), 0.0);
 }
+fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
+    let q = qi_quants(row_base, u, j);
+    return qi_scale(row_base, u).x * (dot(vec4<f32>(sbytes4(q.x)), xa) + dot(vec4<f32>(sbytes4(q.y)), xb));
+}
 #endif
 
 #ifdef TYPE_Q4_K
-#define Q_IDOT 1
+#define Q_DOT 1
 const QI_OFFSET: i32 = 0;
 fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
     let b = row_base + (u >> 3u) * 144u;
@@ -811,9 +774,34 @@ fn qi_scale(row_base: u32, u: u32) -> vec2<f32> {
     let dd = unpack2x16float(w_u32_al(b));
     return vec2<f32>(dd.x * f32(sm.x), dd.y * f32(sm.y));
 }
+fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
+    let q = qi_quants(row_base, u, j);
+    let s = qi_scale(row_base, u);
+    return s.x * (dot_bytes(q.x, xa) + dot_bytes(q.y, xb)) - s.y * sx;
+}
 #endif
 
-#if Q_IDOT
+// The same products with x quantized (INT_DOT; the decode mat-vec and the prefill mat-mul):
+// x becomes signed 8-bit integers, `xq` (words of four) times a scale `dx`, and the quants meet
+// them in 4-way integer dot products (`dot4I8Packed`: one instruction on GPUs with packed
+// integer dot products, where the float path spends a conversion and a multiply-add per
+// element). Every type with `qi_quants` has one (Q_IDOT). Q4_0's and Q5_0's zero points come
+// off in integers against the sum of the quantized x, so the rounding of x meets the centred
+// quants; a minimum (Q4_K) takes the exact sum of x. Other types use the float path.
+#ifdef INT_DOT
+// The largest magnitude `m` of the values to quantize as (1 / m, or 0 for all zeros; m / 127):
+// x's integers are round(127 x / m) (`pack4x8snorm(x * inv)`), its scale dx = m / 127.
+fn x8_scale(m: f32) -> vec2<f32> {
+    return vec2<f32>(select(0.0, 1.0 / m, m > 0.0), m * (1.0 / 127.0));
+}
+
+// The sum of the four signed 8-bit integers of a word.
+fn x8_sum(w: u32) -> i32 {
+    return dot4I8Packed(w, 0x01010101u);
+}
+
+#if Q_DOT
+#define Q_IDOT 1
 // The decode mat-vec's product of quarter j of unit u with a thread's eight elements of x:
 // `xq` their integers, `dx` their scale, `sx` their exact sum, `sq` the sum of the integers.
 fn dot_qi(row_base: u32, u: u32, j: u32, xq: vec2<u32>, dx: f32, sx: f32, sq: i32) -> f32 {

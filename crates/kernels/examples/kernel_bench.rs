@@ -91,6 +91,8 @@ fn main() -> Result<(), KernelError> {
         .collect();
     // KB_TYPES: only these GGML type names (e.g. "q5_0,q8_0"); default all cases.
     let types = std::env::var("KB_TYPES").ok();
+    // KB_INT_DOT=0: leave out the integer-dot products (timed only for types that have one).
+    let int_rows = std::env::var("KB_INT_DOT").as_deref() != Ok("0");
     let mut seed = 0x1234_5678_9abc_def1u64;
     let probe = pollster::block_on(GpuContext::new(ContextOptions::default()))?;
     println!("adapter: {}", probe.adapter());
@@ -190,7 +192,7 @@ fn main() -> Result<(), KernelError> {
                 &[]
             };
             for &(wg, rows, unroll, pairs, int_dot) in shapes {
-                if int_dot && std::env::var("KB_INT_DOT").as_deref() == Ok("0") {
+                if int_dot && !(int_rows && has_int_dot(ty)) {
                     continue;
                 }
                 let opts = MatVecOptions {
@@ -241,10 +243,10 @@ fn main() -> Result<(), KernelError> {
                         continue;
                     }
                     // The float product, then (4 x 4 per thread, types with one) the integer one.
-                    let int_too = has_int_dot(ty)
+                    let int_too = int_rows
+                        && has_int_dot(ty)
                         && tile.thread_tokens == 4
-                        && tile.thread_rows == 4
-                        && std::env::var("KB_INT_DOT").as_deref() != Ok("0");
+                        && tile.thread_rows == 4;
                     for int_dot in [false, true] {
                         if int_dot && !int_too {
                             continue;

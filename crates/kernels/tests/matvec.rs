@@ -210,6 +210,24 @@ fn matvec_wg256_and_offsets() {
     );
 }
 
+/// y = init + W·x with `opts` (accumulate set here), read back.
+fn accumulate_matvec(
+    ctx: &GpuContext,
+    m: &QuantMatrix,
+    xb: &wgpu::Buffer,
+    init: &[f32],
+    opts: MatVecOptions,
+) -> Vec<f32> {
+    let yb = ctx.storage_buffer_init("y", init).unwrap();
+    let opts = MatVecOptions {
+        accumulate: true,
+        ..opts
+    };
+    let op = pollster::block_on(MatVec::new(ctx, m, xb, &yb, opts)).unwrap();
+    ctx.run_pass("t", |p| op.encode(p)).unwrap();
+    pollster::block_on(ctx.read_f32(&yb, 0, init.len())).unwrap()
+}
+
 /// A mat-vec with the RMSNorm fused in front (`norm`: weight and eps) and all its rows (half of
 /// them with SwiGLU) in `y` from element 0.
 fn norm_matvec(
@@ -918,18 +936,14 @@ fn matvec_workgroup_shapes() {
             .map(|r| (r, true, false))
             .chain([(4, false, false), (4, true, true), (8, true, true)])
         {
-            let yb = ctx.storage_buffer_init("y", &init).unwrap();
             let opts = MatVecOptions {
-                accumulate: true,
                 workgroup_size,
                 rows,
                 unroll,
                 pairs,
                 ..Default::default()
             };
-            let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts)).unwrap();
-            ctx.run_pass("t", |p| op.encode(p)).unwrap();
-            let got = pollster::block_on(ctx.read_f32(&yb, 0, n_out)).unwrap();
+            let got = accumulate_matvec(&ctx, &m, &xb, &init, opts);
             let (e, _) = nmse(&got, &want);
             assert!(
                 e <= tolerance(&ctx, ty),
@@ -973,17 +987,13 @@ fn matvec_int_dot_products() {
             let xb = ctx.storage_buffer_init("x", &x).unwrap();
             for (rows, pairs) in [(4, false), (8, true)] {
                 let run = |int_dot: bool| {
-                    let yb = ctx.storage_buffer_init("y", &init).unwrap();
                     let opts = MatVecOptions {
-                        accumulate: true,
                         rows,
                         pairs,
                         int_dot,
                         ..Default::default()
                     };
-                    let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts)).unwrap();
-                    ctx.run_pass("t", |p| op.encode(p)).unwrap();
-                    pollster::block_on(ctx.read_f32(&yb, 0, n_out)).unwrap()
+                    accumulate_matvec(&ctx, &m, &xb, &init, opts)
                 };
                 let (float, int) = (run(false), run(true));
                 let (e, max) = nmse(&int, &want);

@@ -30,11 +30,13 @@
 //
 // INT_DOT (Q4_0, Q5_0, Q8_0 and Q4_K; 4 x 4 per thread) stages both operands as 8-bit integers
 // instead: each weight quarter-unit as two words of four quants (`qi_quants` in quant.wgsl) with
-// the unit's scale (and minimum) per row, each token's 32 elements of X quantized by one thread
-// with one scale (round(127 x / max|x|)), their integer sum and their exact sum. The inner loop
-// then takes four elements per `dot4I8Packed`, 16 per vec4 pair of loads, into integer sums that
-// are scaled once per unit: a quarter of the float path's multiply-adds and no conversions.
-// Like llama.cpp's quantized-activation products (q8_1), not bit-exact.
+// the unit's scale (and minimum) per row, and X from `x8`, the batch's input quantized once by
+// `quantize.wgsl` (each token's 32 elements of a unit as integers with one scale, their integer
+// sum and their exact sum: three vec4 loads per token and unit, consecutive for a tile's
+// tokens). The inner loop then takes four elements per `dot4I8Packed`, 16 per vec4 pair of
+// loads, into integer sums that are scaled once per unit: a quarter of the float path's
+// multiply-adds and no conversions. Like llama.cpp's quantized-activation products (q8_1), not
+// bit-exact.
 //
 // Defines: TYPE_<ggml type> (one), F16, BM (32, 64 or 128) and BN (32, 64 or 128),
 // TM8, RN8, INT_DOT, WG = BM * BN / (TM * RN).
@@ -61,13 +63,17 @@ struct MatMulParams {
     w_row0: u32,     // first row of the part's buffer this dispatch covers (a row range of a
                      // stacked matrix)
     accumulate: u32, // 1: Y += the product (fuses a residual add), 0: Y = the product
-    _pad1: u32,
+    x8_tokens: u32,  // INT_DOT: records per unit in `x8` (QuantizeX's token capacity)
     _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: MatMulParams;
 @group(0) @binding(1) var<storage, read> w: array<u32>;        // (n_rows, row_bytes) raw GGUF blocks
+#ifdef INT_DOT
+@group(0) @binding(2) var<storage, read> x8: array<vec4<u32>>; // (units, x8_tokens, 3)
+#else
 @group(0) @binding(2) var<storage, read> x: array<f32>;        // (n_tokens, x_stride)
+#endif
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (n_tokens, y_stride)
 
 #include "quant.wgsl"
@@ -181,34 +187,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 wm[col][c] = sc.y;
             }
         }
-        // X: one thread per token quantizes the unit's 32 elements with one scale.
-        for (var tl = t; tl < BM; tl += WG) {
-            let tok = tok0 + tl;
-            let e = u * 32u;
-            let base = p.x_offset + min(tok, p.n_tokens - 1u) * p.x_stride + e;
-            let live = tok < p.n_tokens;
-            var v: array<vec4<f32>, 8>;
-            var m4 = vec4<f32>(0.0);
-            var sf = 0.0;
-            for (var g = 0u; g < 8u; g++) {
-                let i = vec4<u32>(4u * g) + vec4<u32>(0u, 1u, 2u, 3u);
-                let xv = vec4<f32>(x[base + i.x], x[base + i.y], x[base + i.z], x[base + i.w]);
-                v[g] = select(vec4<f32>(0.0), xv, vec4<bool>(live) & (vec4<u32>(e) + i < vec4<u32>(p.n_in)));
-                m4 = max(m4, abs(v[g]));
-                sf += dot(v[g], vec4<f32>(1.0));
-            }
-            let sc = x8_scale(max(max(m4.x, m4.y), max(m4.z, m4.w)));
+        // X: record part k of token tl (words 4k .. 4k + 3 of its integers, or for k = 2 its
+        // scale and sums). Tokens past the batch repeat the last one (never stored).
+        for (var s = t; s < 3u * BM; s += WG) {
+            let tl = s / 3u;
+            let k = s - 3u * tl;
+            let tok = min(tok0 + tl, p.n_tokens - 1u);
+            let r = x8[(u * p.x8_tokens + tok) * 3u + k];
             let col = tl >> 2u;
             let c = tl & 3u;
-            var si = 0;
-            for (var g = 0u; g < 8u; g++) {
-                let w8 = pack4x8snorm(v[g] * sc.x);
-                xq[g * XV + col][c] = w8;
-                si += x8_sum(w8);
+            if (k == 2u) {
+                xd[col][c] = bitcast<f32>(r.x);
+                xi[col][c] = bitcast<i32>(r.y);
+                xf[col][c] = bitcast<f32>(r.z);
+            } else {
+                let g = 4u * k;
+                xq[g * XV + col][c] = r.x;
+                xq[(g + 1u) * XV + col][c] = r.y;
+                xq[(g + 2u) * XV + col][c] = r.z;
+                xq[(g + 3u) * XV + col][c] = r.w;
             }
-            xd[col][c] = sc.y;
-            xi[col][c] = si;
-            xf[col][c] = sf;
         }
         workgroupBarrier();
         if (tok0 + TM * ty < p.n_tokens) {

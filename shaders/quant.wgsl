@@ -789,16 +789,7 @@ fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>,
 // off in integers against the sum of the quantized x, so the rounding of x meets the centred
 // quants; a minimum (Q4_K) takes the exact sum of x. Other types use the float path.
 #ifdef INT_DOT
-// The largest magnitude `m` of the values to quantize as (1 / m, or 0 for all zeros; m / 127):
-// x's integers are round(127 x / m) (`pack4x8snorm(x * inv)`), its scale dx = m / 127.
-fn x8_scale(m: f32) -> vec2<f32> {
-    return vec2<f32>(select(0.0, 1.0 / m, m > 0.0), m * (1.0 / 127.0));
-}
-
-// The sum of the four signed 8-bit integers of a word.
-fn x8_sum(w: u32) -> i32 {
-    return dot4I8Packed(w, 0x01010101u);
-}
+#include "int8.wgsl"
 
 #if Q_DOT
 #define Q_IDOT 1

@@ -534,17 +534,13 @@ fn loader_streams_any_chunking_and_refuses_what_does_not_fit() {
     let cfg = ahma_gguf::LlamaConfig::from_gguf(&g).unwrap();
     let free = ModelLoader::budget(&ctx, &opts);
     let total = |batch: usize| {
-        ahma_engine::plan::plan(
-            &g,
-            &cfg,
-            64,
-            batch,
-            opts.penalty_window,
-            ctx.use_f16(),
-            &free,
-        )
-        .unwrap()
-        .total()
+        let at64 = LoadOptions {
+            n_ctx: 64,
+            ..opts.clone()
+        };
+        ahma_engine::plan::plan(&g, &cfg, &at64, batch, ctx.use_f16(), &free)
+            .unwrap()
+            .total()
     };
     assert_eq!(opts.max_batch, 512);
     assert!(total(512) > total(128), "{} vs {}", total(512), total(128));

@@ -5,10 +5,10 @@
 
 use ahma_gguf::TensorInfo;
 use ahma_kernels::embed::{Embed, EmbedOptions};
-use ahma_kernels::matmul::{MatMul, MatMulOptions};
+use ahma_kernels::matmul::{has_int_dot, MatMul, MatMulOptions};
 use ahma_kernels::matvec::{MatVec, MatVecOptions};
 use ahma_kernels::quant_matrix::QuantMatrix;
-use ahma_kernels::GpuContext;
+use ahma_kernels::{GpuContext, X8};
 
 use crate::{EngineError, LoadOptions};
 
@@ -96,10 +96,14 @@ pub(crate) struct Batch {
     op: MatMul,
     /// Token count the uniforms currently hold.
     n: u32,
+    /// Whether it reads X from the quantized input (the caller quantizes X first).
+    int8: bool,
 }
 
 impl Batch {
-    /// `x` holds `(max_tokens, n_in)` f32 and `y` `(max_tokens, rows)` f32.
+    /// `x` holds `(max_tokens, n_in)` f32 and `y` `(max_tokens, rows)` f32. With `x8` (the
+    /// engine passes it under `LoadOptions::matmul_int_dot`) a matrix of a type with an
+    /// integer product reads X from there instead, in 8-bit integers.
     #[allow(clippy::too_many_arguments)]
     pub async fn new(
         ctx: &GpuContext,
@@ -107,6 +111,7 @@ impl Batch {
         first_row: u64,
         rows: u64,
         x: &wgpu::Buffer,
+        x8: Option<X8<'_>>,
         y: &wgpu::Buffer,
         max_tokens: u32,
         accumulate: bool,
@@ -117,13 +122,25 @@ impl Batch {
             first_row,
             n_rows: rows,
             tile: load.matmul_tile,
-            int_dot: load.matmul_int_dot,
             ..Default::default()
         };
+        let (op, int8) = match x8 {
+            Some(x8) if has_int_dot(w.0.ty()) => (
+                MatMul::new_int8(ctx, &w.0, x8, y, max_tokens, opts).await?,
+                true,
+            ),
+            _ => (MatMul::new(ctx, &w.0, x, y, max_tokens, opts).await?, false),
+        };
         Ok(Batch {
-            op: MatMul::new(ctx, &w.0, x, y, max_tokens, opts).await?,
+            op,
             n: max_tokens,
+            int8,
         })
+    }
+
+    /// Whether the product reads the quantized input (see [`Batch::new`]).
+    pub fn int8(&self) -> bool {
+        self.int8
     }
 
     /// Makes the next submit cover `n_tokens` rows (writes the uniforms only when the count
@@ -152,12 +169,14 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
-    /// `x` holds `(max_tokens, n_in)` f32 and `y` `(max_tokens, n_out)` f32.
+    /// `x` holds `(max_tokens, n_in)` f32 and `y` `(max_tokens, n_out)` f32; `x8` as for
+    /// [`Batch::new`].
     #[allow(clippy::too_many_arguments)]
     pub async fn new(
         ctx: &GpuContext,
         w: &Matrix,
         x: &wgpu::Buffer,
+        x8: Option<X8<'_>>,
         y: &wgpu::Buffer,
         max_tokens: u32,
         accumulate: bool,
@@ -178,7 +197,7 @@ impl Linear {
         .await?;
         let batch = if max_tokens > 1 {
             let rows = w.0.n_out();
-            Some(Batch::new(ctx, w, 0, rows, x, y, max_tokens, accumulate, opts).await?)
+            Some(Batch::new(ctx, w, 0, rows, x, x8, y, max_tokens, accumulate, opts).await?)
         } else {
             None
         };
@@ -192,6 +211,11 @@ impl Linear {
             Some(b) if n_tokens > 1 => b.prepare(ctx, n_tokens),
             _ => Ok(()),
         }
+    }
+
+    /// Whether a batch's product reads the quantized input (see [`Batch::new`]).
+    pub fn int8(&self) -> bool {
+        self.batch.as_ref().is_some_and(Batch::int8)
     }
 
     /// Records the product for `n_tokens` rows (after [`Linear::prepare`]);

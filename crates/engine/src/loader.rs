@@ -235,15 +235,7 @@ fn prepare(ctx: &GpuContext, opts: &LoadOptions, g: &Gguf) -> Result<Loading, En
         )));
     }
     let budget = ModelLoader::budget(ctx, opts);
-    let plan = plan_fitting(
-        g,
-        &cfg,
-        opts.n_ctx,
-        opts.max_batch,
-        opts.penalty_window,
-        ctx.use_f16(),
-        &budget,
-    )?;
+    let plan = plan_fitting(g, &cfg, opts, ctx.use_f16(), &budget)?;
     // Which matrices share a buffer: per layer q/k/v and gate/up, grouped by type and row
     // length (a Q4_K_M file may give attn_v a different type than attn_q and attn_k), as long
     // as the stack fits one storage binding. Every other matrix is a stack of one.

@@ -13,6 +13,7 @@ use ahma_kernels::elementwise::{Elementwise, ElementwiseOp};
 use ahma_kernels::matvec::{
     check_two_types, MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope,
 };
+use ahma_kernels::quantize::{x8_bytes, QuantizeOptions, QuantizeX, X8};
 use ahma_kernels::rms_norm::RmsNorm;
 use ahma_kernels::rope::{self, Rope, RopeBuffers, RopeParams};
 use ahma_kernels::sample::{Sample, SampleBuffers, SampleParams};
@@ -61,6 +62,9 @@ struct Scratch {
     gate: wgpu::Buffer,   // (max_batch, n_ff)
     up: wgpu::Buffer,     // (max_batch, n_ff)
     logits: wgpu::Buffer, // (max_batch, n_vocab)
+    /// With `LoadOptions::matmul_int_dot`: the input of the next integer mat-muls in 8-bit
+    /// integers (`QuantizeX`'s layout, for max_batch tokens of the widest input).
+    x8: Option<wgpu::Buffer>,
     /// Two 4-byte MAP_READ buffers: a decode step submitted ahead copies its id into the one the
     /// step being read back does not use.
     token_read: [wgpu::Buffer; 2],
@@ -94,6 +98,17 @@ struct LayerOps {
     o: Linear, // accumulates into the residual stream
     swiglu: Elementwise,
     down: Linear, // accumulates into the residual stream
+}
+
+/// With `LoadOptions::matmul_int_dot`: a prefill batch's mat-mul inputs quantized into
+/// `Scratch::x8`, each just before the products that read it (every layer reuses them).
+struct Quantizers {
+    /// `normed`: the input of q/k/v, of gate/up and of the all-rows output head.
+    normed: QuantizeX,
+    /// `attn`: the output projection's input.
+    attn: QuantizeX,
+    /// `gate` after SwiGLU: the down projection's input.
+    gate: QuantizeX,
 }
 
 /// Which logits a forward pass produces.
@@ -154,6 +169,7 @@ pub struct Model {
     s: Scratch,
     embed: Embedding,
     layers: Vec<LayerOps>,
+    x8: Option<Quantizers>,
     out_norm_all: RmsNorm,
     /// The all-rows head of [`Model::logits`] (tests and `ahma logits`; chat never asks for it),
     /// built on first use: its matrix-matrix pipeline is not compiled while a model loads.
@@ -245,6 +261,12 @@ impl Model {
             gate: storage(&ctx, "gate", f * b * ff)?,
             up: storage(&ctx, "up", f * b * ff)?,
             logits: storage(&ctx, "logits", f * b.min(LOGITS_ROWS as u64) * nv)?,
+            x8: if opts.matmul_int_dot && b > 1 {
+                let widest = d.max(qd).max(ff);
+                Some(storage(&ctx, "x8", x8_bytes(widest, b as u32))?)
+            } else {
+                None
+            },
             token_read: [0, 1].map(|_| {
                 dev.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("token readback"),
@@ -288,6 +310,24 @@ impl Model {
             ..Default::default()
         };
         let n_embd = cfg.n_embd as u32;
+        let x8 = s.x8.as_ref().map(|buffer| X8 { buffer, tokens: mb });
+        let quantizers = match x8 {
+            Some(out) => {
+                let q = |x, n_in: u64| {
+                    let ctx = &ctx;
+                    async move {
+                        QuantizeX::new(ctx, x, out, n_in as u32, mb, QuantizeOptions::default())
+                            .await
+                    }
+                };
+                Some(Quantizers {
+                    normed: q(&s.normed, d).await?,
+                    attn: q(&s.attn, qd).await?,
+                    gate: q(&s.gate, ff).await?,
+                })
+            }
+            None => None,
+        };
         let embed = Embedding::new(&ctx, &weights.token_embd, &s.ids, &s.hidden, mb).await?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for (l, w) in weights.layers.iter().enumerate() {
@@ -418,6 +458,7 @@ impl Model {
                                 m.first_row,
                                 m.rows,
                                 &s.normed,
+                                x8,
                                 dest(&m.name)?,
                                 mb,
                                 false,
@@ -463,6 +504,7 @@ impl Model {
                                 m.first_row,
                                 m.rows,
                                 &s.normed,
+                                x8,
                                 dest(&m.name)?,
                                 mb,
                                 false,
@@ -526,7 +568,7 @@ impl Model {
                     },
                 )
                 .await?,
-                o: Linear::new(&ctx, &w.wo, &s.attn, &s.hidden, mb, true, &opts).await?,
+                o: Linear::new(&ctx, &w.wo, &s.attn, x8, &s.hidden, mb, true, &opts).await?,
                 ffn_norm: RmsNorm::new(
                     &ctx,
                     &s.hidden,
@@ -545,7 +587,7 @@ impl Model {
                     cfg.n_ff as u32,
                 )
                 .await?,
-                down: Linear::new(&ctx, &w.w_down, &s.gate, &s.hidden, mb, true, &opts).await?,
+                down: Linear::new(&ctx, &w.w_down, &s.gate, x8, &s.hidden, mb, true, &opts).await?,
             });
         }
         let out_norm_all = RmsNorm::new(
@@ -607,6 +649,7 @@ impl Model {
             s,
             embed,
             layers,
+            x8: quantizers,
             out_norm_all,
             output: None,
             output_fused,
@@ -799,6 +842,11 @@ impl Model {
     fn prepare_batch(&mut self, n: u32, head: Head) -> Result<(), EngineError> {
         let ctx = &self.ctx;
         self.embed.prepare(ctx, n)?;
+        if let (Some(q), true) = (&mut self.x8, n > 1) {
+            for op in [&mut q.normed, &mut q.attn, &mut q.gate] {
+                op.set_n_tokens(ctx, n)?;
+            }
+        }
         for l in &mut self.layers {
             l.o.prepare(ctx, n)?;
             l.down.prepare(ctx, n)?;
@@ -847,7 +895,21 @@ impl Model {
         mark(&mut pass, "start");
         // Norms, rope, SwiGLU, sampling: one dispatch each; attention: two;
         // the matrix products report theirs (one per buffer of a split matrix).
-        let mut dispatches = self.embed.encode(&mut pass);
+        let mut dispatches = 0;
+        // Quantizes an input for the integer mat-muls that read it (when any does; the profile
+        // then times it as `x8`).
+        let quantize = |pass: &mut wgpu::ComputePass<'_>,
+                        pick: fn(&Quantizers) -> &QuantizeX,
+                        needed: bool| {
+            match &self.x8 {
+                Some(q) if needed => {
+                    pick(q).encode(pass);
+                    true
+                }
+                _ => false,
+            }
+        };
+        dispatches += self.embed.encode(&mut pass);
         mark(&mut pass, "embed");
         for l in &self.layers {
             let rope_fused = n == 1 && self.opts.fuse_rope;
@@ -868,6 +930,11 @@ impl Model {
                 l.attn_norm.encode(&mut pass, n);
                 dispatches += 1;
                 mark(&mut pass, "attn_norm");
+                let int8 = l.qkv_batch.iter().any(Batch::int8);
+                if quantize(&mut pass, |q| &q.normed, int8) {
+                    dispatches += 1;
+                    mark(&mut pass, "x8");
+                }
                 for b in &l.qkv_batch {
                     dispatches += b.encode(&mut pass);
                 }
@@ -880,6 +947,10 @@ impl Model {
             }
             dispatches += l.attention.encode(&mut pass, st);
             mark(&mut pass, "attention");
+            if quantize(&mut pass, |q| &q.attn, n > 1 && l.o.int8()) {
+                dispatches += 1;
+                mark(&mut pass, "x8");
+            }
             dispatches += l.o.encode(&mut pass, n);
             mark(&mut pass, "o");
             if n == 1 {
@@ -892,6 +963,11 @@ impl Model {
                 l.ffn_norm.encode(&mut pass, n);
                 dispatches += 1;
                 mark(&mut pass, "ffn_norm");
+                let int8 = l.ffn_batch.iter().any(Batch::int8);
+                if quantize(&mut pass, |q| &q.normed, int8) {
+                    dispatches += 1;
+                    mark(&mut pass, "x8");
+                }
                 for b in &l.ffn_batch {
                     dispatches += b.encode(&mut pass);
                 }
@@ -901,6 +977,10 @@ impl Model {
                 l.swiglu.encode(&mut pass, n);
                 dispatches += 1;
                 mark(&mut pass, "swiglu");
+            }
+            if quantize(&mut pass, |q| &q.gate, n > 1 && l.down.int8()) {
+                dispatches += 1;
+                mark(&mut pass, "x8");
             }
             dispatches += l.down.encode(&mut pass, n);
             mark(&mut pass, "down");
@@ -914,7 +994,8 @@ impl Model {
                 // `run` builds the head before a batch asks for it.
                 if let Some(output) = &self.output {
                     self.out_norm_all.encode(&mut pass, n);
-                    dispatches += 1 + output.encode(&mut pass, n);
+                    dispatches += 1 + u64::from(quantize(&mut pass, |q| &q.normed, output.int8()));
+                    dispatches += output.encode(&mut pass, n);
                 }
             }
             Head::LastAndSample => {
@@ -959,6 +1040,10 @@ impl Model {
                     &self.ctx,
                     &self.weights.output,
                     &self.s.normed,
+                    self.s.x8.as_ref().map(|buffer| X8 {
+                        buffer,
+                        tokens: self.opts.max_batch as u32,
+                    }),
                     &self.s.logits,
                     rows,
                     false,

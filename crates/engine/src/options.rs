@@ -52,11 +52,12 @@ pub struct LoadOptions {
     /// quantization moves them. Prefill's mat-muls are unchanged (its output head, a mat-vec
     /// over the batch's last row, takes the option too).
     pub matvec_int_dot: bool,
-    /// Prefill's mat-muls of Q4_0, Q5_0, Q8_0 and Q4_K weights stage X and the weights as
-    /// 8-bit integers (one scale per token and 32 elements, as llama.cpp's q8_1) and multiply
-    /// them in packed integer dot products (`ahma_kernels::matmul::MatMulOptions::int_dot`).
-    /// Needs a tile with 4 x 4 outputs per thread (the automatic ones are). Not bit-exact, like
-    /// `matvec_int_dot`.
+    /// Prefill's mat-muls of Q4_0, Q5_0, Q8_0 and Q4_K weights take X in 8-bit integers (one
+    /// scale per token and 32 elements, as llama.cpp's q8_1; quantized once per input by
+    /// `ahma_kernels::quantize::QuantizeX`, for q/k/v together and for gate/up together),
+    /// stage the weights as 8-bit integers too, and multiply them in packed integer dot
+    /// products (`ahma_kernels::matmul::MatMul::new_int8`). Needs a tile with 4 x 4 outputs per
+    /// thread (the automatic ones are). Not bit-exact, like `matvec_int_dot`.
     pub matmul_int_dot: bool,
     /// With `fuse_rope`: a layer whose attn_v has another type than attn_q and attn_k (the
     /// "more bits" layers of llama.cpp's Q4_K_M and Q5_K_M files) still computes q, k and v in

@@ -5,7 +5,7 @@
 
 use ahma_gguf::{Gguf, LlamaConfig};
 
-use crate::EngineError;
+use crate::{EngineError, LoadOptions};
 
 /// Upper bound on key splits per (token, head): long contexts get longer splits
 /// instead of more partial results, which bounds the partial buffers.
@@ -71,13 +71,14 @@ impl MemoryPlan {
     }
 }
 
-/// Sizes of the scratch buffers for a prefill batch of `batch` tokens.
+/// Sizes of the scratch buffers for a prefill batch of `batch` tokens with the options'
+/// context, penalty window and integer mat-muls.
 pub(crate) fn scratch_sizes(
     cfg: &LlamaConfig,
+    opts: &LoadOptions,
     batch: usize,
-    n_ctx: usize,
-    window: usize,
 ) -> Vec<(&'static str, u64)> {
+    let (n_ctx, window) = (opts.n_ctx, opts.penalty_window);
     let b = batch as u64;
     let f32s = |n: u64| n * 4;
     let d = cfg.n_embd as u64;
@@ -85,7 +86,14 @@ pub(crate) fn scratch_sizes(
     let q = (cfg.n_head * cfg.head_dim) as u64;
     let rows = attn_partial_rows(batch) as u64;
     let heads = cfg.n_head as u64;
-    vec![
+    // The integer mat-muls' quantized input, for the widest input (see `Model::build`).
+    let x8 = if opts.matmul_int_dot && b > 1 {
+        let widest = d.max(q).max(cfg.n_ff as u64);
+        ahma_kernels::quantize::x8_bytes(widest, batch as u32)
+    } else {
+        0
+    };
+    let mut sizes = vec![
         ("hidden", f32s(b * d)),
         ("normed", f32s(b * d)),
         ("q", f32s(b * q)),
@@ -105,21 +113,25 @@ pub(crate) fn scratch_sizes(
         ("rope_table", f32s(n_ctx as u64 * cfg.rope_dim as u64)),
         ("tokens", 4 * b),
         ("recent", 4 * window.max(1) as u64),
-    ]
+    ];
+    if x8 > 0 {
+        sizes.push(("x8", x8));
+    }
+    sizes
 }
 
-/// Computes the memory plan of `gguf` at context `n_ctx` and prefill batch
-/// `batch`, and refuses with [`EngineError::DoesNotFit`] when a buffer exceeds
-/// the adapter's limits or the total exceeds the budget.
+/// Computes the memory plan of `gguf` with the options (context `n_ctx`, penalty window,
+/// integer mat-muls) and prefill batch `batch`, and refuses with [`EngineError::DoesNotFit`]
+/// when a buffer exceeds the adapter's limits or the total exceeds the budget.
 pub fn plan(
     gguf: &Gguf,
     cfg: &LlamaConfig,
-    n_ctx: usize,
+    opts: &LoadOptions,
     batch: usize,
-    window: usize,
     kv_f16: bool,
     budget: &DeviceBudget,
 ) -> Result<MemoryPlan, EngineError> {
+    let n_ctx = opts.n_ctx;
     let weight_bytes: u64 = gguf
         .tensors
         .iter()
@@ -128,7 +140,7 @@ pub fn plan(
     let kv_elem = if kv_f16 { 2 } else { 4 };
     let kv_layer = n_ctx as u64 * cfg.kv_dim() as u64 * kv_elem;
     let kv_bytes = 2 * cfg.n_layer as u64 * kv_layer;
-    let mut buffers = scratch_sizes(cfg, batch, n_ctx, window);
+    let mut buffers = scratch_sizes(cfg, opts, batch);
     buffers.push(("kv_cache_layer", kv_layer));
     let scratch_bytes = buffers
         .iter()
@@ -193,22 +205,21 @@ pub fn plan(
     Ok(plan)
 }
 
-/// [`plan`] with the largest prefill batch that fits: `max_batch`, else halved down to
-/// [`MIN_FALLBACK_BATCH`] (or `max_batch` if smaller), so a big default batch costs speed,
-/// never the model. The error is that of the smallest batch tried.
+/// [`plan`] with the largest prefill batch that fits: the options' `max_batch`, else halved
+/// down to [`MIN_FALLBACK_BATCH`] (or `max_batch` if smaller), so a big default batch costs
+/// speed, never the model. The error is that of the smallest batch tried.
 pub fn plan_fitting(
     gguf: &Gguf,
     cfg: &LlamaConfig,
-    n_ctx: usize,
-    max_batch: usize,
-    window: usize,
+    opts: &LoadOptions,
     kv_f16: bool,
     budget: &DeviceBudget,
 ) -> Result<MemoryPlan, EngineError> {
+    let max_batch = opts.max_batch;
     let floor = MIN_FALLBACK_BATCH.min(max_batch);
     let mut batch = max_batch;
     loop {
-        match plan(gguf, cfg, n_ctx, batch, window, kv_f16, budget) {
+        match plan(gguf, cfg, opts, batch, kv_f16, budget) {
             Err(EngineError::DoesNotFit { .. }) if batch > floor => {
                 batch = (batch / 2).max(floor);
             }
@@ -246,6 +257,38 @@ mod tests {
                 "batch {b}"
             );
         }
+    }
+
+    /// The integer mat-muls' quantized input is planned for the widest input (the FFN's, 8640
+    /// on the 3B shape) at the batch, and only where batches exist.
+    #[test]
+    fn integer_matmul_input_is_planned() {
+        let cfg = LlamaConfig {
+            n_embd: 3200,
+            n_layer: 26,
+            n_ff: 8640,
+            n_head: 32,
+            n_head_kv: 32,
+            head_dim: 100,
+            rms_eps: 1e-6,
+            rope_base: 10000.0,
+            rope_dim: 100,
+            n_ctx_train: 2048,
+            n_vocab: 64256,
+        };
+        let total = |int8: bool, batch: usize| -> u64 {
+            let opts = LoadOptions {
+                matmul_int_dot: int8,
+                ..Default::default()
+            };
+            scratch_sizes(&cfg, &opts, batch)
+                .iter()
+                .map(|(_, b)| b)
+                .sum()
+        };
+        assert_eq!(total(true, 512) - total(false, 512), 270 * 512 * 48);
+        assert_eq!(total(true, 64) - total(false, 64), 270 * 64 * 48);
+        assert_eq!(total(true, 1), total(false, 1));
     }
 
     #[test]

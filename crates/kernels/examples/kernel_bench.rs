@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use ahma_gguf::GgmlType;
 use ahma_kernels::matmul::{has_int_dot, MatMul, MatMulOptions, Tile, TILES};
+use ahma_kernels::quantize::{x8_bytes, QuantizeOptions, QuantizeX, X8};
 use ahma_kernels::{
     ContextOptions, GpuContext, KernelError, MatVec, MatVecOptions, QuantMatrix, ShaderChecks,
 };
@@ -230,6 +231,30 @@ fn main() -> Result<(), KernelError> {
                     .collect();
                 let xb = ctx.storage_buffer_init("xs", &xs)?;
                 let yb = ctx.storage_buffer("ys", n_out * n_tokens as u64 * 4)?;
+                // The integer products read X quantized once (as the engine does for every
+                // product of one input): timed here on its own, then run once before them.
+                let x8b = ctx.storage_buffer("x8", x8_bytes(n_in, n_tokens))?;
+                let x8 = X8 {
+                    buffer: &x8b,
+                    tokens: n_tokens,
+                };
+                let int_here = int_rows && has_int_dot(ty);
+                if int_here {
+                    let q = pollster::block_on(QuantizeX::new(
+                        &ctx,
+                        &xb,
+                        x8,
+                        n_in as u32,
+                        n_tokens,
+                        QuantizeOptions::default(),
+                    ))?;
+                    let (t, cpu) = time_reps(&ctx, reps, &|p| q.encode(p))?;
+                    println!(
+                        "quantize {path:12} {n_in:5} x {n_tokens:4} tok: {:9.1} us (cpu {:5.1})",
+                        t * 1e6,
+                        cpu * 1e6
+                    );
+                }
                 for tile in TILES {
                     if let Some(t) = &tiles {
                         if !t
@@ -243,21 +268,20 @@ fn main() -> Result<(), KernelError> {
                         continue;
                     }
                     // The float product, then (4 x 4 per thread, types with one) the integer one.
-                    let int_too = int_rows
-                        && has_int_dot(ty)
-                        && tile.thread_tokens == 4
-                        && tile.thread_rows == 4;
+                    let int_too = int_here && tile.thread_tokens == 4 && tile.thread_rows == 4;
                     for int_dot in [false, true] {
                         if int_dot && !int_too {
                             continue;
                         }
                         let opts = MatMulOptions {
                             tile: Some(tile),
-                            int_dot,
                             ..Default::default()
                         };
-                        let op =
-                            pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))?;
+                        let op = if int_dot {
+                            pollster::block_on(MatMul::new_int8(&ctx, &m, x8, &yb, n_tokens, opts))
+                        } else {
+                            pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))
+                        }?;
                         let r = (reps * 64 / n_tokens / 10).max(2);
                         let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
                         println!(

@@ -38,7 +38,8 @@
 //!   BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS.
 //! - [`MatMul`] (prefill, n tokens): `Y = X·Wᵀ` (or `+=`), X and Y with row strides and offsets,
 //!   over all rows or a row range (one member of a stacked matrix);
-//!   [`MatMul::set_n_tokens`] changes the count between submits.
+//!   [`MatMul::set_n_tokens`] changes the count between submits. [`MatMul::new_int8`] reads X
+//!   in 8-bit integers from an [`X8`] buffer that [`QuantizeX`] fills once per input.
 //! - [`Embed`]: rows of `token_embd` for ids read from a GPU buffer.
 //!
 //! Each op is built once (`new(ctx, &matrix, &in, &out, ...)`, async because pipeline compile
@@ -70,6 +71,7 @@ pub mod matvec;
 pub mod pipeline;
 pub mod preprocess;
 pub mod quant_matrix;
+pub mod quantize;
 pub mod registry;
 // Helper E: norm, rope, attention, element-wise, sampling and the shared step uniform.
 pub mod attention;
@@ -86,4 +88,5 @@ pub use key::KernelKey;
 pub use matmul::{MatMul, MatMulOptions};
 pub use matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope};
 pub use quant_matrix::{MatrixPart, QuantMatrix};
+pub use quantize::{QuantizeX, X8};
 pub use registry::ParamsLayout;

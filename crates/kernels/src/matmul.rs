@@ -8,6 +8,7 @@ use crate::error::KernelError;
 use crate::key::KernelKey;
 use crate::matvec::{check_len, Dispatch};
 use crate::quant_matrix::{type_define, QuantMatrix};
+use crate::quantize::X8;
 use crate::registry::ParamsLayout;
 
 /// Uniform of one dispatch (one part of the matrix). Mirrors `MatMulParams` in the shader.
@@ -27,7 +28,8 @@ pub struct MatMulParams {
     /// shader variant: one pipeline per type and tile serves both (a prefill layer uses both
     /// modes on the same types), which saves compiling it twice when a model loads.
     pub accumulate: u32,
-    pub _pad1: u32,
+    /// The integer variant: records per unit in the quantized X ([`X8::tokens`]).
+    pub x8_tokens: u32,
     pub _pad2: u32,
 }
 
@@ -150,14 +152,10 @@ pub struct MatMulOptions {
     pub n_rows: u64,
     /// The workgroup tile, one of [`TILES`]; `None` chooses (see [`MatMulOptions::tile`]).
     pub tile: Option<Tile>,
-    /// Stage X and the weights as 8-bit integers and multiply them in packed integer dot
-    /// products (the `INT_DOT` variant) where the type has them ([`has_int_dot`]; other types
-    /// keep the float product). Needs a tile with 4 x 4 outputs per thread. Not bit-exact:
-    /// each token's 32 elements of a unit share one scale, as in llama.cpp's q8_1.
-    pub int_dot: bool,
 }
 
-/// Whether the mat-vec's and mat-mul's `int_dot` take weights of type `ty` in integers.
+/// Whether the mat-vec's `int_dot` and [`MatMul::new_int8`] take weights of type `ty` in
+/// integers.
 pub fn has_int_dot(ty: GgmlType) -> bool {
     matches!(
         ty,
@@ -230,9 +228,18 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         y_stride,
         w_row0,
         accumulate,
-        _pad1,
+        x8_tokens,
         _pad2
     })]
+}
+
+/// What a [`MatMul`] reads as X.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    /// f32 rows (`x_offset`, `x_stride` of the options).
+    F32(&'a wgpu::Buffer),
+    /// Rows quantized by [`crate::quantize::QuantizeX`].
+    Int8(X8<'a>),
 }
 
 /// Y = X·Wᵀ (or Y += X·Wᵀ) for up to `max_tokens` tokens, with pipelines, uniforms and bind groups
@@ -253,6 +260,34 @@ impl MatMul {
         ctx: &GpuContext,
         m: &QuantMatrix,
         x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        max_tokens: u32,
+        opts: MatMulOptions,
+    ) -> Result<MatMul, KernelError> {
+        MatMul::build(ctx, m, Input::F32(x), y, max_tokens, opts).await
+    }
+
+    /// The integer product (the `INT_DOT` variant): X from `x8`, the rows a
+    /// [`crate::quantize::QuantizeX`] wrote before this op runs, and the weights staged as 8-bit
+    /// integers, multiplied in packed integer dot products. For types with one
+    /// ([`has_int_dot`]) and tiles with 4 x 4 outputs per thread; anything else is an error.
+    /// Not bit-exact: each token's 32 elements of a unit share one scale, as in llama.cpp's
+    /// q8_1. `opts.x_offset` and `opts.x_stride` do not apply (the quantizer has its own).
+    pub async fn new_int8(
+        ctx: &GpuContext,
+        m: &QuantMatrix,
+        x8: X8<'_>,
+        y: &wgpu::Buffer,
+        max_tokens: u32,
+        opts: MatMulOptions,
+    ) -> Result<MatMul, KernelError> {
+        MatMul::build(ctx, m, Input::Int8(x8), y, max_tokens, opts).await
+    }
+
+    async fn build(
+        ctx: &GpuContext,
+        m: &QuantMatrix,
+        x: Input<'_>,
         y: &wgpu::Buffer,
         max_tokens: u32,
         opts: MatMulOptions,
@@ -290,11 +325,27 @@ impl MatMul {
             ));
         }
         let last = max_tokens as u64 - 1;
-        check_len(
-            x,
-            opts.x_offset as u64 + last * x_stride as u64 + m.n_in(),
-            "matmul input",
-        )?;
+        let int_dot = matches!(x, Input::Int8(_));
+        let (x, x8_tokens) = match x {
+            Input::F32(x) => {
+                check_len(
+                    x,
+                    opts.x_offset as u64 + last * x_stride as u64 + m.n_in(),
+                    "matmul input",
+                )?;
+                (x, 0)
+            }
+            Input::Int8(x8) => {
+                if x8.tokens < max_tokens {
+                    return Err(KernelError::InvalidArgument(format!(
+                        "matmul of {max_tokens} tokens over a quantized input of {}",
+                        x8.tokens
+                    )));
+                }
+                x8.check(m.n_in(), "matmul")?;
+                (x8.buffer, x8.tokens)
+            }
+        };
         check_len(
             y,
             opts.y_offset as u64 + last * y_stride as u64 + n_out,
@@ -319,7 +370,13 @@ impl MatMul {
                 caps.max_compute_invocations_per_workgroup
             )));
         }
-        let int_dot = opts.int_dot && has_int_dot(m.ty());
+        if int_dot && !has_int_dot(m.ty()) {
+            return Err(KernelError::InvalidArgument(format!(
+                "matmul of `{}`: {} weights have no integer product",
+                m.label(),
+                m.ty().name()
+            )));
+        }
         if int_dot && (tile.thread_tokens != 4 || tile.thread_rows != 4) {
             return Err(KernelError::InvalidArgument(format!(
                 "matmul tile {tile}: the integer product needs 4 x 4 outputs per thread"
@@ -354,6 +411,7 @@ impl MatMul {
                 y_stride,
                 w_row0: (lo - part.first_row) as u32,
                 accumulate: u32::from(opts.accumulate),
+                x8_tokens,
                 ..Default::default()
             };
             let uniform = ctx.uniform_buffer(&format!("{k} params"), &p)?;

@@ -79,10 +79,12 @@ macro_rules! fragment {
 /// All shader files. Add one line per new op or fragment.
 pub static OPS: &[ShaderEntry] = &[
     fragment!(common),
+    fragment!(int8),
     fragment!(quant),
     fragment!(matvec_walk),
     op!(matvec),
     op!(matmul),
+    op!(quantize),
     op!(embed),
     op!(step),
     op!(rms_norm),

@@ -5,6 +5,7 @@ mod common;
 
 use ahma_gguf::GgmlType;
 use ahma_kernels::matmul::{matmul_once, MatMul, MatMulOptions};
+use ahma_kernels::quantize::{x8_bytes, QuantizeOptions, QuantizeX, X8};
 use ahma_kernels::{GpuContext, QuantMatrix};
 use common::{nmse, random_tensor, reference_matmul, Rng};
 
@@ -301,13 +302,15 @@ fn matmul_every_tile_shape() {
     }
 }
 
-/// The integer product (`MatMulOptions::int_dot`): X and the weights staged as 8-bit integers
-/// and multiplied in packed integer dot products. Q4_0, Q5_0, Q8_0 and Q4_K against the f64
+/// The integer product (`MatMul::new_int8`): X quantized once by `QuantizeX` (into a buffer with
+/// room for more tokens than the batch) and the weights staged as 8-bit integers, multiplied in
+/// packed integer dot products. Q4_0, Q5_0, Q8_0 and Q4_K against the f64
 /// reference within ggml's bound for quantized-activation products (5e-4, as the mat-vec's),
 /// different from the float product (so the integer path ran), with accumulate, every tile with
 /// 4 x 4 outputs per thread, partial tiles at both ends (70 tokens, 133 rows), a token of zeros
-/// and a token a thousand times larger than the rest; a type without an integer product (Q6_K)
-/// gives exactly the float product; a tile with 8 outputs per thread is a typed error.
+/// and a token a thousand times larger than the rest. A type without an integer product (Q6_K),
+/// a tile with 8 outputs per thread and more tokens than the quantized input holds are typed
+/// errors.
 #[test]
 fn matmul_int_dot_products() {
     use ahma_kernels::matmul::{has_int_dot, Tile, TILES};
@@ -329,45 +332,76 @@ fn matmul_int_dot_products() {
             let m =
                 QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
             let xb = ctx.storage_buffer_init("x", &x).unwrap();
+            // X quantized once, into a buffer with room for more tokens than the batch.
+            let x8b = ctx
+                .storage_buffer("x8", x8_bytes(n_in as u64, n_tokens as u32 + 9))
+                .unwrap();
+            let x8 = X8 {
+                buffer: &x8b,
+                tokens: n_tokens as u32 + 9,
+            };
+            let quantize = pollster::block_on(QuantizeX::new(
+                &ctx,
+                &xb,
+                x8,
+                n_in as u32,
+                n_tokens as u32,
+                QuantizeOptions::default(),
+            ))
+            .unwrap();
+            ctx.run_pass("quantize", |p| quantize.encode(p)).unwrap();
             let run = |tile: Tile, int_dot: bool| {
                 let yb = ctx.storage_buffer_init("y", &init).unwrap();
                 let opts = MatMulOptions {
                     tile: Some(tile),
                     accumulate: true,
-                    int_dot,
                     ..Default::default()
                 };
-                let op = pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens as u32, opts))
-                    .unwrap();
+                let op = if int_dot {
+                    pollster::block_on(MatMul::new_int8(&ctx, &m, x8, &yb, n_tokens as u32, opts))
+                } else {
+                    pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens as u32, opts))
+                }
+                .unwrap();
                 ctx.run_pass("t", |p| op.encode(p)).unwrap();
                 pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * n_out)).unwrap()
             };
             for tile in TILES
                 .into_iter()
-                .filter(|t| t.thread_tokens == 4 && t.thread_rows == 4)
+                .filter(|t| t.thread_tokens == 4 && t.thread_rows == 4 && has_int_dot(ty))
             {
                 let (float, int) = (run(tile, false), run(tile, true));
                 let (e, max) = nmse(&int, &want);
                 let label = format!("{ty} {path} tile {tile}");
                 eprintln!("matmul int8 {label}: nmse {e:.2e} max abs {max:.2e}");
-                if has_int_dot(ty) {
-                    assert!(e <= 5e-4, "int8 {label}: nmse {e:e}");
-                    assert_ne!(int, float, "{label}: the integer product did not run");
-                } else {
-                    assert_eq!(int, float, "{label}: a float-only type changed");
-                }
+                assert!(e <= 5e-4, "int8 {label}: nmse {e:e}");
+                assert_ne!(int, float, "{label}: the integer product did not run");
             }
-            if has_int_dot(ty) {
-                let yb = ctx
-                    .storage_buffer("y", (n_tokens * n_out) as u64 * 4)
-                    .unwrap();
-                let wide = MatMulOptions {
-                    tile: Some(Tile::new(64, 64, 8, 4)),
-                    int_dot: true,
+            let yb = ctx
+                .storage_buffer("y", (n_tokens * n_out) as u64 * 4)
+                .unwrap();
+            let build = |tile: Tile, tokens: u32| {
+                let opts = MatMulOptions {
+                    tile: Some(tile),
                     ..Default::default()
                 };
-                let built = MatMul::new(&ctx, &m, &xb, &yb, n_tokens as u32, wide);
-                assert!(pollster::block_on(built).is_err(), "{ty}: 8 x 4 per thread");
+                pollster::block_on(MatMul::new_int8(&ctx, &m, x8, &yb, tokens, opts))
+            };
+            let tile = Tile::new(64, 64, 4, 4);
+            // A type without an integer product, a tile with 8 outputs per thread, and more
+            // tokens than the quantized input holds are typed errors.
+            assert_eq!(
+                build(tile, n_tokens as u32).is_ok(),
+                has_int_dot(ty),
+                "{ty}"
+            );
+            if has_int_dot(ty) {
+                let wide = build(Tile::new(64, 64, 8, 4), n_tokens as u32);
+                assert!(wide.is_err(), "{ty}: 8 x 4 per thread");
+                assert!(
+                    build(tile, n_tokens as u32 + 10).is_err(),
+                    "{ty}: too many tokens"
+                );
             }
         }
     }

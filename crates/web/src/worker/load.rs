@@ -218,15 +218,7 @@ pub async fn check(
     let opts = load_options(Some(cfg.n_ctx_train));
     let budget = ModelLoader::budget(&ctx, &opts);
     let caps = ctx.caps();
-    let msg = match ahma_engine::plan::plan_fitting(
-        &g,
-        &cfg,
-        opts.n_ctx,
-        opts.max_batch,
-        opts.penalty_window,
-        ctx.use_f16(),
-        &budget,
-    ) {
+    let msg = match ahma_engine::plan::plan_fitting(&g, &cfg, &opts, ctx.use_f16(), &budget) {
         Ok(p) => FromWorker::Fit {
             checked: true,
             fits: true,

@@ -28,15 +28,17 @@
 // limit is 16 KiB), 24 KiB for 128 x 64, 32 KiB for 128 x 128 (the host checks the device's
 // limit first).
 //
-// INT_DOT (Q4_0, Q5_0, Q8_0 and Q4_K; 4 x 4 per thread) stages both operands as 8-bit integers
+// INT_DOT (Q4_0, Q5_0, Q8_0 and Q4_K; every tile) stages both operands as 8-bit integers
 // instead: each weight quarter-unit as two words of four quants (`qi_quants` in quant.wgsl) with
 // the unit's scale (and minimum) per row, and X from `x8`, the batch's input quantized once by
 // `quantize.wgsl` (each token's 32 elements of a unit as integers with one scale, their integer
 // sum and their exact sum: three vec4 loads per token and unit, consecutive for a tile's
 // tokens). The inner loop then takes four elements per `dot4I8Packed`, 16 per vec4 pair of
-// loads, into integer sums that are scaled once per unit: a quarter of the float path's
-// multiply-adds and no conversions. Like llama.cpp's quantized-activation products (q8_1), not
-// bit-exact.
+// loads (64 per four loads with 8 x 8 per thread), into integer sums that are scaled once per
+// unit: a quarter of the float path's multiply-adds and no conversions. Like llama.cpp's
+// quantized-activation products (q8_1), not bit-exact. Its workgroup memory is 44 bytes per
+// token and 40 per row of the tile (10.5 KiB for 128 x 128), so every tile fits WebGPU's
+// 16 KiB.
 //
 // Defines: TYPE_<ggml type> (one), F16, BM (32, 64 or 128) and BN (32, 64 or 128),
 // TM8, RN8, INT_DOT, WG = BM * BN / (TM * RN).
@@ -92,6 +94,8 @@ const TX: u32 = BN / RN;  // threads along the rows of the tile
 const TY: u32 = BM / TM;  // threads along the tokens
 const XV: u32 = BM / 4u;  // vec4s of tokens per k
 const WV: u32 = BN / 4u;  // vec4s of rows per k
+const TV: u32 = TM / 4u;  // vec4s of tokens per thread
+const RV: u32 = RN / 4u;  // vec4s of rows per thread
 #ifdef INT_DOT
 // [g][token / 4] and [g][row / 4]: elements 4g .. 4g + 3 of the unit as four int8 in a word.
 var<workgroup> xq: array<vec4<u32>, 8u * XV>;
@@ -105,6 +109,17 @@ var<workgroup> wm: array<vec4<f32>, WV>;  // the unit's minimum per row (Q4_K), 
 // Word groups (4 elements each) of quarter j's two words: q_elems(j) / 4.
 fn quarter_groups(j: u32) -> vec2<u32> {
     return q_elems(j) >> vec2<u32>(2u);
+}
+
+// One token's word of four integers against the same word of four rows.
+fn dot_rows(a: u32, b: vec4<u32>) -> vec4<i32> {
+    return vec4<i32>(dot4I8Packed(a, b.x), dot4I8Packed(a, b.y), dot4I8Packed(a, b.z), dot4I8Packed(a, b.w));
+}
+
+// A unit's integer sums `i` of one token with four rows as floats: the rows' scales `d` and
+// minimums `mn`, the token's scale `dx`, zero-point correction `si` and exact sum `sf`.
+fn scaled(i: vec4<i32>, d: vec4<f32>, mn: vec4<f32>, dx: f32, si: i32, sf: f32) -> vec4<f32> {
+    return d * dx * vec4<f32>(i - vec4<i32>(si)) - mn * sf;
 }
 #else
 var<workgroup> xs: array<vec4<f32>, 32u * XV>;  // [k][token / 4]
@@ -210,28 +225,90 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
         if (tok0 + TM * ty < p.n_tokens) {
-            // i_k: token k of the thread's four, its four rows, in integers.
+            // i_k: token k of the thread's first four, its first four rows, in integers; i4..i7
+            // the next four tokens (TM8); j_k the next four rows (RN8).
             var i0 = vec4<i32>(0);
             var i1 = vec4<i32>(0);
             var i2 = vec4<i32>(0);
             var i3 = vec4<i32>(0);
+#ifdef TM8
+            var i4 = vec4<i32>(0);
+            var i5 = vec4<i32>(0);
+            var i6 = vec4<i32>(0);
+            var i7 = vec4<i32>(0);
+#endif
+#ifdef RN8
+            var j0 = vec4<i32>(0);
+            var j1 = vec4<i32>(0);
+            var j2 = vec4<i32>(0);
+            var j3 = vec4<i32>(0);
+#ifdef TM8
+            var j4 = vec4<i32>(0);
+            var j5 = vec4<i32>(0);
+            var j6 = vec4<i32>(0);
+            var j7 = vec4<i32>(0);
+#endif
+#endif
             for (var g = 0u; g < 8u; g++) {
-                let b = wq[g * WV + tx];
-                let a = xq[g * XV + ty];
-                i0 += vec4<i32>(dot4I8Packed(a.x, b.x), dot4I8Packed(a.x, b.y), dot4I8Packed(a.x, b.z), dot4I8Packed(a.x, b.w));
-                i1 += vec4<i32>(dot4I8Packed(a.y, b.x), dot4I8Packed(a.y, b.y), dot4I8Packed(a.y, b.z), dot4I8Packed(a.y, b.w));
-                i2 += vec4<i32>(dot4I8Packed(a.z, b.x), dot4I8Packed(a.z, b.y), dot4I8Packed(a.z, b.z), dot4I8Packed(a.z, b.w));
-                i3 += vec4<i32>(dot4I8Packed(a.w, b.x), dot4I8Packed(a.w, b.y), dot4I8Packed(a.w, b.z), dot4I8Packed(a.w, b.w));
+                let b = wq[g * WV + RV * tx];
+                let a = xq[g * XV + TV * ty];
+                i0 += dot_rows(a.x, b);
+                i1 += dot_rows(a.y, b);
+                i2 += dot_rows(a.z, b);
+                i3 += dot_rows(a.w, b);
+#ifdef TM8
+                let a2 = xq[g * XV + TV * ty + 1u];
+                i4 += dot_rows(a2.x, b);
+                i5 += dot_rows(a2.y, b);
+                i6 += dot_rows(a2.z, b);
+                i7 += dot_rows(a2.w, b);
+#endif
+#ifdef RN8
+                let b2 = wq[g * WV + RV * tx + 1u];
+                j0 += dot_rows(a.x, b2);
+                j1 += dot_rows(a.y, b2);
+                j2 += dot_rows(a.z, b2);
+                j3 += dot_rows(a.w, b2);
+#ifdef TM8
+                j4 += dot_rows(a2.x, b2);
+                j5 += dot_rows(a2.y, b2);
+                j6 += dot_rows(a2.z, b2);
+                j7 += dot_rows(a2.w, b2);
+#endif
+#endif
             }
-            let d = wd[tx];
-            let mn = wm[tx];
-            let dx = xd[ty];
-            let si = xi[ty] * QI_OFFSET;
-            let sf = xf[ty];
-            acc0 += d * dx.x * vec4<f32>(i0 - vec4<i32>(si.x)) - mn * sf.x;
-            acc1 += d * dx.y * vec4<f32>(i1 - vec4<i32>(si.y)) - mn * sf.y;
-            acc2 += d * dx.z * vec4<f32>(i2 - vec4<i32>(si.z)) - mn * sf.z;
-            acc3 += d * dx.w * vec4<f32>(i3 - vec4<i32>(si.w)) - mn * sf.w;
+            let d = wd[RV * tx];
+            let mn = wm[RV * tx];
+            let dx = xd[TV * ty];
+            let si = xi[TV * ty] * QI_OFFSET;
+            let sf = xf[TV * ty];
+            acc0 += scaled(i0, d, mn, dx.x, si.x, sf.x);
+            acc1 += scaled(i1, d, mn, dx.y, si.y, sf.y);
+            acc2 += scaled(i2, d, mn, dx.z, si.z, sf.z);
+            acc3 += scaled(i3, d, mn, dx.w, si.w, sf.w);
+#ifdef TM8
+            let dx2 = xd[TV * ty + 1u];
+            let si2 = xi[TV * ty + 1u] * QI_OFFSET;
+            let sf2 = xf[TV * ty + 1u];
+            acc4 += scaled(i4, d, mn, dx2.x, si2.x, sf2.x);
+            acc5 += scaled(i5, d, mn, dx2.y, si2.y, sf2.y);
+            acc6 += scaled(i6, d, mn, dx2.z, si2.z, sf2.z);
+            acc7 += scaled(i7, d, mn, dx2.w, si2.w, sf2.w);
+#endif
+#ifdef RN8
+            let d2 = wd[RV * tx + 1u];
+            let mn2 = wm[RV * tx + 1u];
+            racc0 += scaled(j0, d2, mn2, dx.x, si.x, sf.x);
+            racc1 += scaled(j1, d2, mn2, dx.y, si.y, sf.y);
+            racc2 += scaled(j2, d2, mn2, dx.z, si.z, sf.z);
+            racc3 += scaled(j3, d2, mn2, dx.w, si.w, sf.w);
+#ifdef TM8
+            racc4 += scaled(j4, d2, mn2, dx2.x, si2.x, sf2.x);
+            racc5 += scaled(j5, d2, mn2, dx2.y, si2.y, sf2.y);
+            racc6 += scaled(j6, d2, mn2, dx2.z, si2.z, sf2.z);
+            racc7 += scaled(j7, d2, mn2, dx2.w, si2.w, sf2.w);
+#endif
+#endif
         }
         workgroupBarrier();
 #else

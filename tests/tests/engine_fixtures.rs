@@ -77,13 +77,14 @@ fn check(name: &str, force_f32: bool) {
 }
 
 fn check_in(ctx: Arc<GpuContext>, name: &str) {
-    check_with(ctx, name, false)
+    check_with(ctx, name, false, None)
 }
 
 /// Logits of the prompt (batched prefill) and of the last token through the cache, and the
 /// greedy continuation, against llama.cpp; `int_dot` builds the decode mat-vecs and the
-/// prefill mat-muls with packed integer dot products (the logits then get [`INT_DOT_GATE`]).
-fn check_with(ctx: Arc<GpuContext>, name: &str, int_dot: bool) {
+/// prefill mat-muls with packed integer dot products (the logits then get [`INT_DOT_GATE`]),
+/// `tile` names the prefill mat-mul tile (`LoadOptions::matmul_tile`).
+fn check_with(ctx: Arc<GpuContext>, name: &str, int_dot: bool, tile: Option<&str>) {
     let start = std::time::Instant::now();
     let e = load_expected(name);
     let opts = LoadOptions {
@@ -91,6 +92,7 @@ fn check_with(ctx: Arc<GpuContext>, name: &str, int_dot: bool) {
         max_batch: 64,
         matvec_int_dot: int_dot,
         matmul_int_dot: int_dot,
+        matmul_tile: tile.map(|t| t.parse().unwrap()),
         ..Default::default()
     };
     let mut model = pollster::block_on(load_file(
@@ -171,13 +173,14 @@ fn engine_matches_llama_cpp_f16_path() {
 }
 
 /// Decode's mat-vecs and prefill's mat-muls in 8-bit integers and packed integer dot products
-/// (`LoadOptions::matvec_int_dot` and `matmul_int_dot`) on the f16 path with subgroups and the
-/// f32 path without: the greedy continuation is still llama.cpp's, token for token.
+/// (`LoadOptions::matvec_int_dot` and `matmul_int_dot`) on the f16 path with subgroups (the
+/// automatic tiles) and the f32 path without (64 x 64 tiles with 8 x 8 outputs per thread): the
+/// greedy continuation is still llama.cpp's, token for token.
 #[test]
 fn engine_with_int8_products_matches_llama_cpp() {
     for name in FIXTURES {
-        check_with(context_with(false, false), name, true);
-        check_with(context_with(true, true), name, true);
+        check_with(context_with(false, false), name, true, None);
+        check_with(context_with(true, true), name, true, Some("64x64x8x8"));
     }
 }
 

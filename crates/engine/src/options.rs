@@ -56,8 +56,8 @@ pub struct LoadOptions {
     /// scale per token and 32 elements, as llama.cpp's q8_1; quantized once per input by
     /// `ahma_kernels::quantize::QuantizeX`, for q/k/v together and for gate/up together),
     /// stage the weights as 8-bit integers too, and multiply them in packed integer dot
-    /// products (`ahma_kernels::matmul::MatMul::new_int8`). Needs a tile with 4 x 4 outputs per
-    /// thread (the automatic ones are). Not bit-exact, like `matvec_int_dot`.
+    /// products (`ahma_kernels::matmul::MatMul::new_int8`), with any tile. Not bit-exact,
+    /// like `matvec_int_dot`.
     pub matmul_int_dot: bool,
     /// With `fuse_rope`: a layer whose attn_v has another type than attn_q and attn_k (the
     /// "more bits" layers of llama.cpp's Q4_K_M and Q5_K_M files) still computes q, k and v in

@@ -264,13 +264,11 @@ fn main() -> Result<(), KernelError> {
                             continue;
                         }
                     }
-                    if tile.workgroup_bytes() > ctx.caps().max_compute_workgroup_storage_size {
-                        continue;
-                    }
-                    // The float product, then (4 x 4 per thread, types with one) the integer one.
-                    let int_too = int_here && tile.thread_tokens == 4 && tile.thread_rows == 4;
+                    // The float product, then (types with one) the integer one, each where the
+                    // device has the workgroup memory.
                     for int_dot in [false, true] {
-                        if int_dot && !int_too {
+                        let limit = ctx.caps().max_compute_workgroup_storage_size;
+                        if (int_dot && !int_here) || tile.workgroup_bytes(int_dot) > limit {
                             continue;
                         }
                         let opts = MatMulOptions {

@@ -60,9 +60,15 @@ impl Tile {
         self.tokens * self.rows / (self.thread_tokens * self.thread_rows)
     }
 
-    /// Workgroup memory the shader declares: 32 elements of every token and row, in f32.
-    pub const fn workgroup_bytes(&self) -> u32 {
-        32 * (self.tokens + self.rows) * 4
+    /// Workgroup memory the shader declares: 32 elements of every token and row, in f32; for
+    /// the integer product (`int8`) 32 bytes of integers and 12 (tokens) or 8 (rows) of scales
+    /// and sums.
+    pub const fn workgroup_bytes(&self, int8: bool) -> u32 {
+        if int8 {
+            44 * self.tokens + 40 * self.rows
+        } else {
+            32 * (self.tokens + self.rows) * 4
+        }
     }
 }
 
@@ -207,7 +213,7 @@ pub fn variants() -> Vec<KernelKey> {
             }
             for tile in TILES {
                 out.push(key(ty, f16, tile, false));
-                if has_int_dot(ty) && !f16 && tile.thread_tokens == 4 && tile.thread_rows == 4 {
+                if has_int_dot(ty) && !f16 {
                     out.push(key(ty, false, tile, true));
                 }
             }
@@ -270,7 +276,8 @@ impl MatMul {
     /// The integer product (the `INT_DOT` variant): X from `x8`, the rows a
     /// [`crate::quantize::QuantizeX`] wrote before this op runs, and the weights staged as 8-bit
     /// integers, multiplied in packed integer dot products. For types with one
-    /// ([`has_int_dot`]) and tiles with 4 x 4 outputs per thread; anything else is an error.
+    /// ([`has_int_dot`]); another type is an error. Every tile, in less workgroup memory than
+    /// the float product's ([`Tile::workgroup_bytes`]).
     /// Not bit-exact: each token's 32 elements of a unit share one scale, as in llama.cpp's
     /// q8_1. `opts.x_offset` and `opts.x_stride` do not apply (the quantizer has its own).
     pub async fn new_int8(
@@ -358,13 +365,13 @@ impl MatMul {
             )));
         }
         let caps = ctx.caps();
-        if tile.workgroup_bytes() > caps.max_compute_workgroup_storage_size
+        if tile.workgroup_bytes(int_dot) > caps.max_compute_workgroup_storage_size
             || tile.workgroup_size() > caps.max_compute_invocations_per_workgroup
         {
             return Err(KernelError::InvalidArgument(format!(
                 "matmul tile {tile}: needs {} bytes of workgroup memory and {} invocations, the \
                  device allows {} and {}",
-                tile.workgroup_bytes(),
+                tile.workgroup_bytes(int_dot),
                 tile.workgroup_size(),
                 caps.max_compute_workgroup_storage_size,
                 caps.max_compute_invocations_per_workgroup
@@ -375,11 +382,6 @@ impl MatMul {
                 "matmul of `{}`: {} weights have no integer product",
                 m.label(),
                 m.ty().name()
-            )));
-        }
-        if int_dot && (tile.thread_tokens != 4 || tile.thread_rows != 4) {
-            return Err(KernelError::InvalidArgument(format!(
-                "matmul tile {tile}: the integer product needs 4 x 4 outputs per thread"
             )));
         }
         let k = key(m.ty(), ctx.use_f16(), tile, int_dot);

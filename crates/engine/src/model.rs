@@ -895,7 +895,6 @@ impl Model {
         mark(&mut pass, "start");
         // Norms, rope, SwiGLU, sampling: one dispatch each; attention: two;
         // the matrix products report theirs (one per buffer of a split matrix).
-        let mut dispatches = 0;
         // Quantizes an input for the integer mat-muls that read it (when any does; the profile
         // then times it as `x8`).
         let quantize = |pass: &mut wgpu::ComputePass<'_>,
@@ -909,7 +908,7 @@ impl Model {
                 _ => false,
             }
         };
-        dispatches += self.embed.encode(&mut pass);
+        let mut dispatches = self.embed.encode(&mut pass);
         mark(&mut pass, "embed");
         for l in &self.layers {
             let rope_fused = n == 1 && self.opts.fuse_rope;

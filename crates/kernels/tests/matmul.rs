@@ -108,7 +108,8 @@ type_tests! {
 }
 
 /// An Ahma-3B-like row length with a split matrix, strides, offsets and a token count that
-/// changes after the op is built.
+/// changes after the op is built, for the float and the integer product (whose quantizer reads
+/// the same strided rows).
 #[test]
 fn matmul_split_strides_and_token_count() {
     let _gpu = common::serial();
@@ -128,40 +129,78 @@ fn matmul_split_strides_and_token_count() {
         .map(|_| rng.signed())
         .collect();
     let xb = ctx.storage_buffer_init("x", &x).unwrap();
-    let yb = ctx
-        .storage_buffer("y", (y_off + max_tokens as usize * y_stride) as u64 * 4)
-        .unwrap();
-    let opts = MatMulOptions {
-        accumulate: false,
-        x_offset: x_off as u32,
-        x_stride: x_stride as u32,
-        y_offset: y_off as u32,
-        y_stride: y_stride as u32,
-        ..Default::default()
-    };
-    let mut op = pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, max_tokens, opts)).unwrap();
-    let n_tokens = 33usize;
-    op.set_n_tokens(&ctx, n_tokens as u32).unwrap();
-    assert!(op.set_n_tokens(&ctx, max_tokens + 1).is_err());
-    ctx.run_pass("t", |p| op.encode(p)).unwrap();
-    let y =
-        pollster::block_on(ctx.read_f32(&yb, 0, y_off + max_tokens as usize * y_stride)).unwrap();
-    let xs: Vec<f32> = (0..n_tokens)
+    let xs: Vec<f32> = (0..33)
         .flat_map(|t| x[x_off + t * x_stride..x_off + t * x_stride + n_in].to_vec())
         .collect();
     let want = reference_matmul(ty, &bytes, n_in, n_out, &xs);
-    let got: Vec<f32> = (0..n_tokens)
-        .flat_map(|t| y[y_off + t * y_stride..y_off + t * y_stride + n_out].to_vec())
-        .collect();
-    let (e, _) = nmse(&got, &want);
-    assert!(e <= tolerance(&ctx, ty), "nmse {e}");
-    // Nothing is written outside the addressed rows and columns.
-    assert!(y[..y_off].iter().all(|&v| v == 0.0));
-    assert!(y[y_off + n_tokens * y_stride..].iter().all(|&v| v == 0.0));
-    for t in 0..n_tokens {
-        assert!(y[y_off + t * y_stride + n_out..y_off + (t + 1) * y_stride]
-            .iter()
-            .all(|&v| v == 0.0));
+    // The float product, then the integer one on X quantized from the same strided rows.
+    for int8 in [false, true] {
+        let yb = ctx
+            .storage_buffer("y", (y_off + max_tokens as usize * y_stride) as u64 * 4)
+            .unwrap();
+        let x8b = ctx
+            .storage_buffer("x8", x8_bytes(n_in as u64, max_tokens))
+            .unwrap();
+        let x8 = X8 {
+            buffer: &x8b,
+            tokens: max_tokens,
+        };
+        let qopts = QuantizeOptions {
+            x_offset: x_off as u32,
+            x_stride: x_stride as u32,
+        };
+        let mut quantize = pollster::block_on(QuantizeX::new(
+            &ctx,
+            &xb,
+            x8,
+            n_in as u32,
+            max_tokens,
+            qopts,
+        ))
+        .unwrap();
+        let opts = MatMulOptions {
+            accumulate: false,
+            x_offset: x_off as u32,
+            x_stride: x_stride as u32,
+            y_offset: y_off as u32,
+            y_stride: y_stride as u32,
+            ..Default::default()
+        };
+        let mut op = if int8 {
+            pollster::block_on(MatMul::new_int8(&ctx, &m, x8, &yb, max_tokens, opts))
+        } else {
+            pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, max_tokens, opts))
+        }
+        .unwrap();
+        assert_eq!(op.dispatch_count(), 3, "one dispatch per part");
+        let n_tokens = 33usize;
+        op.set_n_tokens(&ctx, n_tokens as u32).unwrap();
+        quantize.set_n_tokens(&ctx, n_tokens as u32).unwrap();
+        assert!(op.set_n_tokens(&ctx, max_tokens + 1).is_err());
+        assert!(quantize.set_n_tokens(&ctx, max_tokens + 1).is_err());
+        ctx.run_pass("t", |p| {
+            if int8 {
+                quantize.encode(p);
+            }
+            op.encode(p)
+        })
+        .unwrap();
+        let y = pollster::block_on(ctx.read_f32(&yb, 0, y_off + max_tokens as usize * y_stride))
+            .unwrap();
+        let got: Vec<f32> = (0..n_tokens)
+            .flat_map(|t| y[y_off + t * y_stride..y_off + t * y_stride + n_out].to_vec())
+            .collect();
+        let (e, _) = nmse(&got, &want);
+        let tol = if int8 { 5e-4 } else { tolerance(&ctx, ty) };
+        assert!(e <= tol, "int8 {int8}: nmse {e}");
+        // Nothing is written outside the addressed rows and columns.
+        assert!(y[..y_off].iter().all(|&v| v == 0.0));
+        assert!(y[y_off + n_tokens * y_stride..].iter().all(|&v| v == 0.0));
+        for t in 0..n_tokens {
+            assert!(y[y_off + t * y_stride + n_out..y_off + (t + 1) * y_stride]
+                .iter()
+                .all(|&v| v == 0.0));
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use ahma_kernels::elementwise::{Elementwise, ElementwiseOp};
 use ahma_kernels::matvec::{
     check_two_types, MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope,
 };
-use ahma_kernels::quantize::{x8_bytes, QuantizeOptions, QuantizeX, X8};
+use ahma_kernels::quantize::{QuantizeOptions, QuantizeX, X8};
 use ahma_kernels::rms_norm::RmsNorm;
 use ahma_kernels::rope::{self, Rope, RopeBuffers, RopeParams};
 use ahma_kernels::sample::{Sample, SampleBuffers, SampleParams};
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use ahma_kernels::GpuContext;
 
 use crate::linear::{Batch, Embedding, Linear, Matrix, Member, Stack};
-use crate::plan::{attn_partial_rows, attn_splits, MemoryPlan, LOGITS_ROWS};
+use crate::plan::{attn_partial_rows, attn_splits, x8_scratch_bytes, MemoryPlan, LOGITS_ROWS};
 use crate::profile::Profiler;
 use crate::readback::{read_buffer, read_buffer_after};
 use crate::{EngineError, LoadOptions, SamplingParams};
@@ -68,6 +68,16 @@ struct Scratch {
     /// Two 4-byte MAP_READ buffers: a decode step submitted ahead copies its id into the one the
     /// step being read back does not use.
     token_read: [wgpu::Buffer; 2],
+}
+
+impl Scratch {
+    /// `x8` as the integer mat-muls and the quantizers see it: room for `max_batch` tokens.
+    fn x8(&self, max_batch: usize) -> Option<X8<'_>> {
+        self.x8.as_ref().map(|buffer| X8 {
+            buffer,
+            tokens: max_batch as u32,
+        })
+    }
 }
 
 /// Kernels of one block, bound to that block's weights and KV cache.
@@ -261,11 +271,9 @@ impl Model {
             gate: storage(&ctx, "gate", f * b * ff)?,
             up: storage(&ctx, "up", f * b * ff)?,
             logits: storage(&ctx, "logits", f * b.min(LOGITS_ROWS as u64) * nv)?,
-            x8: if opts.matmul_int_dot && b > 1 {
-                let widest = d.max(qd).max(ff);
-                Some(storage(&ctx, "x8", x8_bytes(widest, b as u32))?)
-            } else {
-                None
+            x8: match x8_scratch_bytes(&cfg, &opts, opts.max_batch) {
+                0 => None,
+                bytes => Some(storage(&ctx, "x8", bytes)?),
             },
             token_read: [0, 1].map(|_| {
                 dev.create_buffer(&wgpu::BufferDescriptor {
@@ -310,7 +318,7 @@ impl Model {
             ..Default::default()
         };
         let n_embd = cfg.n_embd as u32;
-        let x8 = s.x8.as_ref().map(|buffer| X8 { buffer, tokens: mb });
+        let x8 = s.x8(opts.max_batch);
         let quantizers = match x8 {
             Some(out) => {
                 let q = |x, n_in: u64| {
@@ -1039,10 +1047,7 @@ impl Model {
                     &self.ctx,
                     &self.weights.output,
                     &self.s.normed,
-                    self.s.x8.as_ref().map(|buffer| X8 {
-                        buffer,
-                        tokens: self.opts.max_batch as u32,
-                    }),
+                    self.s.x8(self.opts.max_batch),
                     &self.s.logits,
                     rows,
                     false,

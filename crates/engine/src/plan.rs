@@ -86,13 +86,7 @@ pub(crate) fn scratch_sizes(
     let q = (cfg.n_head * cfg.head_dim) as u64;
     let rows = attn_partial_rows(batch) as u64;
     let heads = cfg.n_head as u64;
-    // The integer mat-muls' quantized input, for the widest input (see `Model::build`).
-    let x8 = if opts.matmul_int_dot && b > 1 {
-        let widest = d.max(q).max(cfg.n_ff as u64);
-        ahma_kernels::quantize::x8_bytes(widest, batch as u32)
-    } else {
-        0
-    };
+    let x8 = x8_scratch_bytes(cfg, opts, batch);
     let mut sizes = vec![
         ("hidden", f32s(b * d)),
         ("normed", f32s(b * d)),
@@ -118,6 +112,17 @@ pub(crate) fn scratch_sizes(
         sizes.push(("x8", x8));
     }
     sizes
+}
+
+/// Bytes of the integer mat-muls' quantized input (`LoadOptions::matmul_int_dot`): room for a
+/// batch of the widest mat-mul input (n_embd, the attention output or n_ff); 0 without the
+/// option or without batches.
+pub(crate) fn x8_scratch_bytes(cfg: &LlamaConfig, opts: &LoadOptions, batch: usize) -> u64 {
+    if !opts.matmul_int_dot || batch <= 1 {
+        return 0;
+    }
+    let widest = cfg.n_embd.max(cfg.n_head * cfg.head_dim).max(cfg.n_ff);
+    ahma_kernels::quantize::x8_bytes(widest as u64, batch as u32)
 }
 
 /// Computes the memory plan of `gguf` with the options (context `n_ctx`, penalty window,

@@ -343,13 +343,7 @@ impl MatMul {
                 (x, 0)
             }
             Input::Int8(x8) => {
-                if x8.tokens < max_tokens {
-                    return Err(KernelError::InvalidArgument(format!(
-                        "matmul of {max_tokens} tokens over a quantized input of {}",
-                        x8.tokens
-                    )));
-                }
-                x8.check(m.n_in(), "matmul")?;
+                x8.check(m.n_in(), max_tokens, "matmul")?;
                 (x8.buffer, x8.tokens)
             }
         };

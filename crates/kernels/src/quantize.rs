@@ -67,8 +67,15 @@ pub struct X8<'a> {
 }
 
 impl X8<'_> {
-    /// Checks that the buffer holds rows of `n_in` elements for its token capacity.
-    pub fn check(&self, n_in: u64, what: &str) -> Result<(), KernelError> {
+    /// Checks that it has room for `max_tokens` tokens and that the buffer holds rows of `n_in`
+    /// elements for its token capacity.
+    pub fn check(&self, n_in: u64, max_tokens: u32, what: &str) -> Result<(), KernelError> {
+        if self.tokens < max_tokens {
+            return Err(KernelError::InvalidArgument(format!(
+                "{what}: {max_tokens} tokens over a quantized input of {}",
+                self.tokens
+            )));
+        }
         let need = x8_bytes(n_in, self.tokens);
         if self.buffer.size() < need {
             return Err(KernelError::InvalidArgument(format!(
@@ -111,12 +118,6 @@ impl QuantizeX {
                 "quantize {max_tokens} tokens of {n_in} elements"
             )));
         }
-        if out.tokens < max_tokens {
-            return Err(KernelError::InvalidArgument(format!(
-                "quantize {max_tokens} tokens into a buffer for {}",
-                out.tokens
-            )));
-        }
         let x_stride = if opts.x_stride == 0 {
             n_in
         } else {
@@ -132,7 +133,7 @@ impl QuantizeX {
             opts.x_offset as u64 + (max_tokens as u64 - 1) * x_stride as u64 + n_in as u64,
             "quantize input",
         )?;
-        out.check(n_in as u64, "quantize")?;
+        out.check(n_in as u64, max_tokens, "quantize")?;
         let k = kernel_key();
         let pipeline = ctx.pipeline(&k).await?;
         let params = QuantizeParams {

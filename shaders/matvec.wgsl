@@ -49,8 +49,11 @@
 // in one of the two matrices (seg2 is a multiple of ROWS), and it walks that matrix with that
 // type's loop (`walk` or `walk_v`, see matvec_walk.wgsl).
 //
+// X4 (x_offset and n_in multiples of 4: every quantized type's rows) reads x and the norm
+// weight as vec4: one 16-byte load for four elements instead of four loads.
+//
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
-// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, INT_DOT, ROPE, KV_F16, V_TYPE.
+// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, INT_DOT, ROPE, KV_F16, V_TYPE, X4.
 
 #ifndef WG
 #define WG 128
@@ -104,13 +107,21 @@ var<workgroup> fin: array<f32, ROWS>;
 
 @group(0) @binding(0) var<uniform> p: MatVecParams;
 @group(0) @binding(1) var<storage, read> w: array<u32>;        // (n_rows, row_bytes) raw GGUF blocks
+#ifdef X4
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;  // (x_offset + n_in) / 4
+#else
 @group(0) @binding(2) var<storage, read> x: array<f32>;        // (x_offset + n_in)
+#endif
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (y_offset + rows below seg1)
 #ifdef V_TYPE
 @group(0) @binding(9) var<storage, read> w_v: array<u32>;      // rows from seg2 on, second type
 #endif
 #ifdef NORM
+#ifdef X4
+@group(0) @binding(4) var<storage, read> nw: array<vec4<f32>>; // (n_in / 4) norm weight
+#else
 @group(0) @binding(4) var<storage, read> nw: array<f32>;       // (n_in) norm weight
+#endif
 #endif
 #ifdef ROPE
 @group(0) @binding(5) var<storage, read_write> y2: array<kv2>; // key cache (n_ctx, kv_pairs)
@@ -129,17 +140,27 @@ var<workgroup> fin: array<f32, ROWS>;
 // Reduction scratch: per subgroup (at least 4 lanes each) or per thread, NRED sums.
 var<workgroup> partial: array<f32, NRED * WG>;
 
+// x[i .. i + 4], zero past `end`. With X4 (x_offset and n_in multiples of 4, so i is one and
+// the four lie all below `end` or all past it) one 16-byte load.
 fn load_x4(i: u32, end: u32) -> vec4<f32> {
+#ifdef X4
+    return select(vec4<f32>(0.0), x[i >> 2u], i < end);
+#else
     let idx = vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u);
     let v = vec4<f32>(x[idx.x], x[idx.y], x[idx.z], x[idx.w]);
     return select(vec4<f32>(0.0), v, idx < vec4<u32>(end));
+#endif
 }
 
 #ifdef NORM
 fn load_nw4(i: u32) -> vec4<f32> {
+#ifdef X4
+    return select(vec4<f32>(0.0), nw[i >> 2u], i < p.n_in);
+#else
     let idx = vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u);
     let v = vec4<f32>(nw[idx.x], nw[idx.y], nw[idx.z], nw[idx.w]);
     return select(vec4<f32>(0.0), v, idx < vec4<u32>(p.n_in));
+#endif
 }
 #endif
 

@@ -727,20 +727,34 @@ fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>,
 #ifdef TYPE_Q5_0
 #define Q_DOT 1
 const QI_OFFSET: i32 = 16;
-fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
+// Quarter j of unit u as `qi_quants` gives it (x, y) and the block's scale as f16 bits (z), in
+// four loads: a 22-byte block starts 4-aligned or 2 bytes past, and either way its scale, its
+// fifth bits and quarter j's nibbles lie in words i, i + 1, i + 1 + j and i + 2 + j.
+fn q5_0_quarter(row_base: u32, u: u32, j: u32) -> vec3<u32> {
     let b = row_base + u * 22u;
-    let qh = w_u32_2(b + 2u);
-    let q = w_u32_2(b + 6u + 4u * j);
+    let i = b >> 2u;
+    let a = w[i];
+    let c = w[i + 1u];
+    let e = w[i + 1u + j];
+    let g = w[i + 2u + j];
+    let odd = (b & 2u) != 0u;
+    let d = select(a & 0xffffu, a >> 16u, odd);
+    let qh = select((a >> 16u) | (c << 16u), c, odd);
+    let q = select((e >> 16u) | (g << 16u), g, odd);
     let lo = (q & 0x0f0f0f0fu) | (spread4(qh >> (4u * j)) << 4u);
     let hi = ((q >> 4u) & 0x0f0f0f0fu) | (spread4(qh >> (16u + 4u * j)) << 4u);
-    return vec2<u32>(lo, hi);
+    return vec3<u32>(lo, hi, d);
+}
+fn qi_quants(row_base: u32, u: u32, j: u32) -> vec2<u32> {
+    return q5_0_quarter(row_base, u, j).xy;
 }
 fn qi_scale(row_base: u32, u: u32) -> vec2<f32> {
     return vec2<f32>(w_f16(row_base + u * 22u), 0.0);
 }
 fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
-    let q = qi_quants(row_base, u, j);
-    return qi_scale(row_base, u).x * (dot_bytes(q.x, xa) + dot_bytes(q.y, xb) - f32(QI_OFFSET) * sx);
+    let q = q5_0_quarter(row_base, u, j);
+    let d = unpack2x16float(q.z).x;
+    return d * (dot_bytes(q.x, xa) + dot_bytes(q.y, xb) - f32(QI_OFFSET) * sx);
 }
 #endif
 

@@ -15,8 +15,9 @@
 #   cmake -B build -G Ninja -DGGML_VULKAN=ON -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF \
 #         -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_BUILD_TYPE=Release
 #   ninja -C build -j2 llama-bench
-# (Debian 12: needs libvulkan-dev and glslc. Its glslc 2023.2 lacks the cooperative-matrix and
-# integer-dot-product GLSL extensions, so llama.cpp compiles those shader paths out: its prefill on
+# (Debian 12: needs cmake, ninja-build, libvulkan-dev, spirv-headers and glslc. Its glslc 2023.2
+# lacks the cooperative-matrix and integer-dot-product GLSL extensions, so llama.cpp compiles
+# those shader paths out: its prefill on
 # the H100 then runs without tensor cores, and its quantised mat-vecs without integer dot products.
 # Its Vulkan headers, 1.3.239, lack VK_EXT_layer_settings, used by ggml_vk_instance_init only for
 # the validation layer: wrap that block (from `VkBool32 enable_best_practice` to the
@@ -153,6 +154,10 @@ run_bench 3b-q4km-p512-tiledefault-early "$M" --prompt-tokens 512 --gen-tokens 8
 # Decode mat-vecs with x in 8-bit integers and packed integer dot products (dp4a): fewer
 # instructions per weight, if the mat-vecs are bound by issue rather than by bytes.
 run_bench 3b-q4km-p128-int8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-int-dot on --profile
+# Decode mat-vecs with other workgroup shapes (threads x rows; the GPUs' default is 128x4):
+# 64x8 is the CPU adapters' default (1.5x decode on lavapipe), 128x8 reads x once per 8 rows.
+run_bench 3b-q4km-p128-shape64x8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 64x8 --profile
+run_bench 3b-q4km-p128-shape128x8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 128x8
 # One q/k/v mat-vec per weight type (the 13 layers with a Q8_0 attn_v: +13 dispatches): what
 # walking both types in one dispatch gains.
 run_bench 3b-q4km-p128-qkv-per-type "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-mixed-qkv --profile
@@ -253,7 +258,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
         d = json.load(open(f))
     except Exception:
         print(f"{os.path.basename(f)[6:-5]:34} (no result)"); continue
-    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_pairs", "matvec_int_dot", "matmul_int_dot", "attn_split_keys", "matmul_tile",
+    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_shape", "matvec_pairs", "matvec_int_dot", "matmul_int_dot", "attn_split_keys", "matmul_tile",
                                                   "fused_rope", "mixed_qkv", "pipeline_decode", "sampling", "unchecked")
                     if k in d)
     print(f"{os.path.basename(f)[6:-5]:34} prefill {d['prefill_tokens_per_s']:8.1f}  decode "

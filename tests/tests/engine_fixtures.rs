@@ -8,7 +8,7 @@
 use std::sync::{Arc, OnceLock};
 
 use ahma_engine::{load_file, EngineError, LoadOptions, Model, ModelLoader, SamplingParams};
-use ahma_kernels::{ContextOptions, GpuContext};
+use ahma_kernels::{ContextOptions, GpuContext, MatVecShape};
 use ahma_tests::{fixture, nmse};
 
 const FIXTURES: [&str; 3] = ["ahma_like_legacy", "kquant_gqa", "ahma_q4km_layout"];
@@ -77,14 +77,21 @@ fn check(name: &str, force_f32: bool) {
 }
 
 fn check_in(ctx: Arc<GpuContext>, name: &str) {
-    check_with(ctx, name, false, None)
+    check_with(ctx, name, false, None, None)
 }
 
 /// Logits of the prompt (batched prefill) and of the last token through the cache, and the
 /// greedy continuation, against llama.cpp; `int_dot` builds the decode mat-vecs and the
 /// prefill mat-muls with packed integer dot products (the logits then get [`INT_DOT_GATE`]),
-/// `tile` names the prefill mat-mul tile (`LoadOptions::matmul_tile`).
-fn check_with(ctx: Arc<GpuContext>, name: &str, int_dot: bool, tile: Option<&str>) {
+/// `tile` names the prefill mat-mul tile (`LoadOptions::matmul_tile`), `shape` the decode
+/// mat-vecs' workgroup shape (`LoadOptions::matvec_shape`; `None`: the adapter's).
+fn check_with(
+    ctx: Arc<GpuContext>,
+    name: &str,
+    int_dot: bool,
+    tile: Option<&str>,
+    shape: Option<MatVecShape>,
+) {
     let start = std::time::Instant::now();
     let e = load_expected(name);
     let opts = LoadOptions {
@@ -93,6 +100,7 @@ fn check_with(ctx: Arc<GpuContext>, name: &str, int_dot: bool, tile: Option<&str
         matvec_int_dot: int_dot,
         matmul_int_dot: int_dot,
         matmul_tile: tile.map(|t| t.parse().unwrap()),
+        matvec_shape: shape,
         ..Default::default()
     };
     let mut model = pollster::block_on(load_file(
@@ -179,8 +187,31 @@ fn engine_matches_llama_cpp_f16_path() {
 #[test]
 fn engine_with_int8_products_matches_llama_cpp() {
     for name in FIXTURES {
-        check_with(context_with(false, false), name, true, None);
-        check_with(context_with(true, true), name, true, Some("64x64x8x8"));
+        check_with(context_with(false, false), name, true, None, None);
+        check_with(
+            context_with(true, true),
+            name,
+            true,
+            Some("64x64x8x8"),
+            None,
+        );
+    }
+}
+
+/// The mat-vecs with the GPUs' workgroup shape (128 threads x 4 rows) on both paths: lavapipe,
+/// a CPU adapter, otherwise runs the engine with 64 x 8.
+#[test]
+fn engine_with_the_gpu_matvec_shape_matches_llama_cpp() {
+    for name in FIXTURES {
+        for force_f32 in [false, true] {
+            check_with(
+                context(force_f32),
+                name,
+                false,
+                None,
+                Some(MatVecShape::GPU),
+            );
+        }
     }
 }
 
@@ -248,23 +279,29 @@ fn stacked_projections_match_the_cpu_reference() {
     // Q8_0 v in one mat-vec), the default path with one q/k/v mat-vec per type, with RoPE in a
     // dispatch of its own, the mat-vecs walking two units per loop step, and the mat-vecs and
     // mat-muls in 8-bit integers (a looser gate, as for llama.cpp's own quantized-activation
-    // products).
-    for (force_f32, no_sg, fuse_rope, matvec_pairs, mixed_qkv, int_dot) in [
-        (true, false, true, false, true, false),
-        (false, false, true, false, true, false),
-        (true, true, true, false, true, false),
-        (false, true, true, false, true, false),
-        (false, false, true, false, false, false),
-        (false, false, false, false, true, false),
-        (false, false, true, true, true, false),
-        (true, true, true, true, true, false),
-        (false, false, true, false, true, true),
-        (true, true, true, true, true, true),
-        (false, false, false, false, false, true),
+    // products). The mat-vecs take the adapter's shape (64 x 8 on lavapipe, a CPU adapter), or
+    // the GPUs' 128 x 4 where a shape is named.
+    let gpu = Some(MatVecShape::GPU);
+    for (force_f32, no_sg, fuse_rope, matvec_pairs, mixed_qkv, int_dot, shape) in [
+        (true, false, true, false, true, false, None),
+        (false, false, true, false, true, false, None),
+        (true, true, true, false, true, false, None),
+        (false, true, true, false, true, false, None),
+        (false, false, true, false, false, false, None),
+        (false, false, false, false, true, false, None),
+        (false, false, true, true, true, false, None),
+        (true, true, true, true, true, false, None),
+        (false, false, true, false, true, true, None),
+        (true, true, true, true, true, true, None),
+        (false, false, false, false, false, true, None),
+        (false, false, true, false, true, false, gpu),
+        (true, true, true, false, true, false, gpu),
+        (false, false, false, true, false, true, gpu),
     ] {
         let ctx = context_with(force_f32, no_sg);
+        let want_shape = shape.unwrap_or(MatVecShape::for_device(ctx.adapter().device_type));
         let path_name = format!(
-            "{}{}{}{}{}{}",
+            "{}{}{}{}{}{} {want_shape}",
             if ctx.use_f16() { "f16" } else { "f32" },
             if ctx.use_subgroups() { "+sg" } else { "" },
             if fuse_rope { "" } else { " rope apart" },
@@ -287,9 +324,11 @@ fn stacked_projections_match_the_cpu_reference() {
             mixed_qkv,
             matvec_int_dot: int_dot,
             matmul_int_dot: int_dot,
+            matvec_shape: shape,
             ..Default::default()
         };
         let mut model = pollster::block_on(load_file(ctx, &path, opts)).unwrap();
+        assert_eq!(model.options().matvec_shape, Some(want_shape));
         let got = pollster::block_on(model.logits(&prompt)).unwrap();
         let n_vocab = model.config().n_vocab;
         for (p, w) in want[..prompt.len()].iter().enumerate() {

@@ -2,20 +2,22 @@
 // `ahma synth OUT --preset ahma-3b --mix q4km`) in headless Chromium on SwiftShader through the
 // app's benchmark page, samples the engine worker's wasm heap during the download/load, and prints
 // the bench JSON. Usage:
-//   node tests/web/measure-3b.mjs /path/to/dir model.gguf [prompt_tokens] [gen_tokens]
+//   node tests/web/measure-3b.mjs /path/to/dir model.gguf [prompt_tokens] [gen_tokens] [query]
+// where `query` adds the benchmark page's kernel choices, e.g. `shape=128x4&pairs=on`.
 import path from 'node:path';
 import { startServer, openBrowser, tid, T } from './helpers.mjs';
 
-const [dir, file, prompt = '1', gen = '3'] = process.argv.slice(2);
+const [dir, file, prompt = '1', gen = '3', query = ''] = process.argv.slice(2);
 if (!dir || !file) {
-    console.error('usage: node tests/web/measure-3b.mjs DIR FILE.gguf [prompt_tokens] [gen_tokens]');
+    console.error('usage: node tests/web/measure-3b.mjs DIR FILE.gguf [prompt_tokens] [gen_tokens] [query]');
     process.exit(2);
 }
 const server = await startServer({ modelsDir: path.resolve(dir) });
 const s = await openBrowser(null, { name: 'measure-3b', server });
 const t0 = Date.now();
 try {
-    await s.page.goto(server.appUrl({ bench: '1', model: server.modelUrl(file), prompt, gen, lang: 'en' }));
+    const extra = Object.fromEntries(new URLSearchParams(query));
+    await s.page.goto(server.appUrl({ ...extra, bench: '1', model: server.modelUrl(file), prompt, gen, lang: 'en' }));
     await s.page.locator(tid('load')).click({ timeout: T(60000) });
     let peakHeap = 0;
     let last = '';

@@ -189,9 +189,7 @@ impl Linear {
             y,
             MatVecOptions {
                 accumulate,
-                pairs: opts.matvec_pairs,
-                int_dot: opts.matvec_int_dot,
-                ..Default::default()
+                ..opts.matvec_options()
             },
         )
         .await?;

@@ -11,7 +11,7 @@ use ahma_gguf::{names, LlamaConfig};
 use ahma_kernels::attention::{self, Attention, AttentionBuffers, AttentionParams};
 use ahma_kernels::elementwise::{Elementwise, ElementwiseOp};
 use ahma_kernels::matvec::{
-    check_two_types, MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope,
+    check_two_types, MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope, MatVecShape,
 };
 use ahma_kernels::quantize::{QuantizeOptions, QuantizeX, X8};
 use ahma_kernels::rms_norm::RmsNorm;
@@ -242,10 +242,12 @@ impl Model {
     pub(crate) async fn build(
         ctx: Arc<GpuContext>,
         cfg: LlamaConfig,
-        opts: LoadOptions,
+        mut opts: LoadOptions,
         plan: MemoryPlan,
         weights: Weights,
     ) -> Result<Model, EngineError> {
+        opts.matvec_shape
+            .get_or_insert_with(|| MatVecShape::for_device(ctx.adapter().device_type));
         let b = opts.max_batch as u64;
         let f = 4u64;
         let d = cfg.n_embd as u64;
@@ -312,11 +314,7 @@ impl Model {
 
         let mb = opts.max_batch as u32;
         // The decode mat-vecs' loop shape, for every product built below.
-        let mv_default = MatVecOptions {
-            pairs: opts.matvec_pairs,
-            int_dot: opts.matvec_int_dot,
-            ..Default::default()
-        };
+        let mv_default = opts.matvec_options();
         let n_embd = cfg.n_embd as u32;
         let x8 = s.x8(opts.max_batch);
         let quantizers = match x8 {

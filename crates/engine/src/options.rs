@@ -65,6 +65,11 @@ pub struct LoadOptions {
     /// (`ahma_kernels::MatVecRope::v`), instead of one dispatch per type. Results agree to
     /// rounding.
     pub mixed_qkv: bool,
+    /// The decode mat-vecs' workgroup shape, threads x rows
+    /// (`ahma_kernels::matvec::MatVecShape`); `None` picks it for the adapter at load
+    /// (`MatVecShape::for_device`: 64 x 8 on CPU adapters, 128 x 4 on GPUs), and the loaded
+    /// model's [`crate::Model::options`] report the shape in use. Results agree to rounding.
+    pub matvec_shape: Option<ahma_kernels::MatVecShape>,
 }
 
 impl Default for LoadOptions {
@@ -83,6 +88,7 @@ impl Default for LoadOptions {
             matvec_int_dot: false,
             matmul_int_dot: false,
             mixed_qkv: true,
+            matvec_shape: None,
         }
     }
 }
@@ -90,8 +96,9 @@ impl Default for LoadOptions {
 impl LoadOptions {
     /// Sets the kernel choices `ahma bench` and the browser benchmark page expose (each `None`
     /// keeps the current value): `matvec_pairs`, `matvec_int_dot`, `matmul_int_dot`,
-    /// `attn_split_keys` and `matmul_tile`, the tile as `TOKENSxROWS[xTMxRN]` (an unknown one is
-    /// a typed error; the loader validates the rest).
+    /// `attn_split_keys`, `matmul_tile`, the tile as `TOKENSxROWS[xTMxRN]`, and `matvec_shape`
+    /// as `THREADSxROWS` (an unknown tile or shape is a typed error; the loader validates the
+    /// rest).
     pub fn set_kernel_choices(
         &mut self,
         matvec_pairs: Option<bool>,
@@ -99,7 +106,11 @@ impl LoadOptions {
         matmul_int_dot: Option<bool>,
         attn_split_keys: Option<usize>,
         matmul_tile: Option<&str>,
+        matvec_shape: Option<&str>,
     ) -> Result<(), EngineError> {
+        if let Some(s) = matvec_shape {
+            self.matvec_shape = Some(s.parse::<ahma_kernels::MatVecShape>()?);
+        }
         if let Some(p) = matvec_pairs {
             self.matvec_pairs = p;
         }
@@ -116,6 +127,23 @@ impl LoadOptions {
             self.matmul_tile = Some(t.parse::<ahma_kernels::matmul::Tile>()?);
         }
         Ok(())
+    }
+
+    /// The decode mat-vecs' options these choices give (the shape as resolved at load; the
+    /// GPU shape before).
+    pub(crate) fn matvec_options(&self) -> ahma_kernels::MatVecOptions {
+        ahma_kernels::MatVecOptions {
+            pairs: self.matvec_pairs,
+            int_dot: self.matvec_int_dot,
+            ..Default::default()
+        }
+        .with_shape(self.matvec_shape.unwrap_or(ahma_kernels::MatVecShape::GPU))
+    }
+
+    /// `matvec_shape` as reports print it: the shape, or `auto` before a load resolves it.
+    pub fn matvec_shape_name(&self) -> String {
+        self.matvec_shape
+            .map_or_else(|| "auto".to_string(), |s| s.to_string())
     }
 
     /// `matmul_tile` as reports print it: the tile, or `auto` for the kernel's choice.

@@ -7,7 +7,8 @@
 //! then the prefill matmul for 64- and 512-token batches with every workgroup tile, in GFLOP/s.
 //! Each line also gives the CPU time spent recording and submitting, per call. Weights are random
 //! blocks with sane f16 scales. Environment: KB_OPS=matvec|matmul, KB_TOKENS=64,512,
-//! KB_TYPES=q5_0,q8_0 narrow the sweep; KB_INT_DOT=0 leaves out the integer-dot products.
+//! KB_TYPES=q5_0,q8_0 narrow the sweep; KB_INT_DOT=0 leaves out the integer-dot products;
+//! KB_SHAPES=64x8,128x4+pairs times only these mat-vec shapes (threads x rows).
 
 use std::time::Instant;
 
@@ -77,6 +78,9 @@ fn time_reps(
     Ok((start.elapsed().as_secs_f64() / n, recorded / n))
 }
 
+/// A mat-vec variant: (threads, rows, unroll, pairs, int_dot).
+type Shape = (u32, u32, bool, bool, bool);
+
 fn main() -> Result<(), KernelError> {
     let reps: u32 = std::env::args()
         .nth(1)
@@ -125,6 +129,24 @@ fn main() -> Result<(), KernelError> {
     // KB_TILES: only these mat-mul tiles ("64x64,128x128x8x8": tokens x rows [x tokens x rows
     // per thread]).
     let tiles = std::env::var("KB_TILES").ok();
+    // KB_SHAPES: only these mat-vec shapes, `WGxROWS` with optional `+pairs` and `+int8`
+    // ("64x8,128x4+pairs"); all unrolled where the row count allows.
+    let shape_list: Option<Vec<Shape>> = std::env::var("KB_SHAPES").ok().map(|v| {
+        v.split(',')
+            .filter_map(|s| {
+                let mut it = s.trim().split('+');
+                let (wg, rows) = it.next()?.split_once('x')?;
+                let flags: Vec<&str> = it.collect();
+                Some((
+                    wg.parse().ok()?,
+                    rows.parse().ok()?,
+                    true,
+                    flags.contains(&"pairs"),
+                    flags.contains(&"int8"),
+                ))
+            })
+            .collect()
+    });
     for (force_f32, disable_subgroups, shader_checks) in
         [(false, false), (false, true), (true, false), (true, true)]
             .into_iter()
@@ -173,7 +195,7 @@ fn main() -> Result<(), KernelError> {
             // (threads, rows, unroll, pairs, int_dot): the default first, then the same with x
             // in 8-bit integers, with two units per step or without the unrolled rows, then
             // other shapes.
-            let shapes: &[(u32, u32, bool, bool, bool)] = if ops.contains("matvec") {
+            let default_shapes: &[Shape] = if ops.contains("matvec") {
                 &[
                     (128, 4, true, false, false),
                     (128, 4, true, false, true),
@@ -184,6 +206,7 @@ fn main() -> Result<(), KernelError> {
                     (256, 4, true, true, false),
                     (64, 4, true, false, false),
                     (64, 4, true, true, false),
+                    (64, 8, true, false, false),
                     (128, 8, true, false, false),
                     (128, 8, true, false, true),
                     (128, 8, true, true, false),
@@ -191,6 +214,10 @@ fn main() -> Result<(), KernelError> {
                 ]
             } else {
                 &[]
+            };
+            let shapes = match &shape_list {
+                Some(list) if ops.contains("matvec") => list.as_slice(),
+                _ => default_shapes,
             };
             for &(wg, rows, unroll, pairs, int_dot) in shapes {
                 if int_dot && !(int_rows && has_int_dot(ty)) {

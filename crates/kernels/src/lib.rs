@@ -86,7 +86,7 @@ pub use embed::{Embed, EmbedOptions};
 pub use error::KernelError;
 pub use key::KernelKey;
 pub use matmul::{MatMul, MatMulOptions};
-pub use matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope};
+pub use matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope, MatVecShape};
 pub use quant_matrix::{MatrixPart, QuantMatrix};
 pub use quantize::{QuantizeX, X8};
 pub use registry::ParamsLayout;

@@ -39,6 +39,70 @@ pub const ROW_COUNTS: [u32; 4] = [1, 2, 4, 8];
 /// Workgroup sizes the op can be built with.
 pub const WORKGROUP_SIZES: [u32; 3] = [64, 128, 256];
 
+/// A mat-vec workgroup's shape: its threads and the rows it owns (the unrolled variants: 4 or 8
+/// rows). Written `THREADSxROWS`, as in `64x8`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatVecShape {
+    pub threads: u32,
+    pub rows: u32,
+}
+
+impl MatVecShape {
+    /// GPUs: 128 threads over 4 rows (the shape the H100 sweep chose: enough workgroups for
+    /// every compute unit, four threads per 32-element block, x read once per four rows).
+    pub const GPU: MatVecShape = MatVecShape {
+        threads: 128,
+        rows: 4,
+    };
+    /// CPU adapters (lavapipe, SwiftShader): 64 threads over 8 rows. Their drivers run a
+    /// workgroup's invocations as SIMD lanes on one core, so a workgroup's fixed costs (the
+    /// reduction through workgroup memory, the barrier) and its loads of x are shared by more
+    /// rows; 1.2-1.4x the mat-vec throughput of [`MatVecShape::GPU`] on lavapipe.
+    pub const CPU: MatVecShape = MatVecShape {
+        threads: 64,
+        rows: 8,
+    };
+
+    /// The default shape for an adapter of this type.
+    pub fn for_device(device_type: wgpu::DeviceType) -> MatVecShape {
+        if device_type == wgpu::DeviceType::Cpu {
+            MatVecShape::CPU
+        } else {
+            MatVecShape::GPU
+        }
+    }
+}
+
+impl std::fmt::Display for MatVecShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.threads, self.rows)
+    }
+}
+
+impl std::str::FromStr for MatVecShape {
+    type Err = KernelError;
+
+    /// `THREADSxROWS`, threads one of [`WORKGROUP_SIZES`] and rows 4 or 8.
+    fn from_str(s: &str) -> Result<MatVecShape, KernelError> {
+        let bad = || {
+            KernelError::InvalidArgument(format!(
+                "matvec shape `{s}`: expected THREADSxROWS with threads one of \
+                 {WORKGROUP_SIZES:?} and rows 4 or 8 (for example 128x4 or 64x8)"
+            ))
+        };
+        let (t, r) = s.split_once('x').ok_or_else(bad)?;
+        let shape = MatVecShape {
+            threads: t.trim().parse().map_err(|_| bad())?,
+            rows: r.trim().parse().map_err(|_| bad())?,
+        };
+        if WORKGROUP_SIZES.contains(&shape.threads) && matches!(shape.rows, 4 | 8) {
+            Ok(shape)
+        } else {
+            Err(bad())
+        }
+    }
+}
+
 /// How to build a [`MatVec`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatVecOptions {
@@ -72,6 +136,17 @@ pub struct MatVecOptions {
     /// 1/254 of its eight elements' largest magnitude as rounding error, as llama.cpp's
     /// quantized-activation dot products do.
     pub int_dot: bool,
+}
+
+impl MatVecOptions {
+    /// These options with the workgroup shape `shape`.
+    pub fn with_shape(self, shape: MatVecShape) -> MatVecOptions {
+        MatVecOptions {
+            workgroup_size: shape.threads,
+            rows: shape.rows,
+            ..self
+        }
+    }
 }
 
 impl Default for MatVecOptions {
@@ -208,7 +283,8 @@ pub const MIXED_PAIRS: [(GgmlType, GgmlType); 5] = [
 ];
 
 /// Every variant the engine and the tests request: (accumulate, swiglu, norm, outputs) for the
-/// default workgroup shape, plus the plain product for the other workgroup sizes.
+/// default workgroup shape, plus the plain product for the other workgroup sizes, all with the
+/// vec4 loads of x (`X4`), and the plain product with scalar loads.
 pub fn variants() -> Vec<KernelKey> {
     let modes = [
         (false, false, false, 1),
@@ -220,6 +296,7 @@ pub fn variants() -> Vec<KernelKey> {
         (false, true, true, 1),
     ];
     let mut out = Vec::new();
+    let mut scalar_x = Vec::new();
     for ty in GgmlType::ALL {
         for f16 in [false, true] {
             if f16 && ty == GgmlType::F32 {
@@ -227,19 +304,21 @@ pub fn variants() -> Vec<KernelKey> {
             }
             for sg in [false, true] {
                 for (accumulate, swiglu, norm, outputs) in modes {
-                    for (rows, unroll, pairs, int_dot) in [
-                        (ROWS, false, false, false),
-                        (ROWS, true, false, false),
-                        (ROWS, true, true, false),
-                        (8, true, false, false),
-                        (ROWS, true, false, true),
-                        (ROWS, true, true, true),
-                        (8, true, false, true),
+                    for (workgroup_size, rows, unroll, pairs, int_dot) in [
+                        (128, ROWS, false, false, false),
+                        (128, ROWS, true, false, false),
+                        (128, ROWS, true, true, false),
+                        (128, 8, true, false, false),
+                        (128, ROWS, true, false, true),
+                        (128, ROWS, true, true, true),
+                        (128, 8, true, false, true),
+                        (64, 8, true, false, false),
                     ] {
                         let opts = MatVecOptions {
                             accumulate,
                             swiglu,
                             unroll,
+                            workgroup_size,
                             rows,
                             pairs,
                             int_dot,
@@ -248,12 +327,13 @@ pub fn variants() -> Vec<KernelKey> {
                         out.push(key(ty, f16, sg, &opts, norm, outputs));
                     }
                 }
-                for (unroll, pairs, int_dot) in [
-                    (false, false, false),
-                    (true, false, false),
-                    (true, true, false),
-                    (true, false, true),
-                    (true, true, true),
+                for (shape, unroll, pairs, int_dot) in [
+                    (MatVecShape::GPU, false, false, false),
+                    (MatVecShape::GPU, true, false, false),
+                    (MatVecShape::GPU, true, true, false),
+                    (MatVecShape::GPU, true, false, true),
+                    (MatVecShape::GPU, true, true, true),
+                    (MatVecShape::CPU, true, false, false),
                 ] {
                     for norm in [false, true] {
                         let opts = MatVecOptions {
@@ -261,19 +341,25 @@ pub fn variants() -> Vec<KernelKey> {
                             pairs,
                             int_dot,
                             ..Default::default()
-                        };
+                        }
+                        .with_shape(shape);
                         out.push(rope_key(ty, f16, sg, &opts, norm));
                     }
                 }
                 for (a, v) in MIXED_PAIRS.into_iter().filter(|&(a, _)| a == ty) {
-                    for (pairs, int_dot) in
-                        [(false, false), (true, false), (false, true), (true, true)]
-                    {
+                    for (shape, pairs, int_dot) in [
+                        (MatVecShape::GPU, false, false),
+                        (MatVecShape::GPU, true, false),
+                        (MatVecShape::GPU, false, true),
+                        (MatVecShape::GPU, true, true),
+                        (MatVecShape::CPU, false, false),
+                    ] {
                         let opts = MatVecOptions {
                             pairs,
                             int_dot,
                             ..Default::default()
-                        };
+                        }
+                        .with_shape(shape);
                         out.push(rope_key_mixed(a, v, f16, sg, &opts, true));
                     }
                 }
@@ -284,10 +370,18 @@ pub fn variants() -> Vec<KernelKey> {
                     };
                     out.push(key(ty, f16, sg, &opts, false, 1));
                 }
+                // Rows whose length is no multiple of 4 (float types only in practice) read x
+                // element by element.
+                for norm in [false, true] {
+                    scalar_x.push(key(ty, f16, sg, &MatVecOptions::default(), norm, 1));
+                }
             }
         }
     }
-    out
+    out.into_iter()
+        .map(|k| k.flag("X4", true))
+        .chain(scalar_x)
+        .collect()
 }
 
 pub fn params_layouts() -> Vec<ParamsLayout> {
@@ -391,6 +485,8 @@ pub struct MatVec {
     /// f32 elements the x buffer holds, and the row length.
     x_elems: u64,
     n_in: u64,
+    /// Built with the vec4 loads of x (`X4`): x offsets stay multiples of 4.
+    x4: bool,
     label: String,
 }
 
@@ -594,6 +690,10 @@ impl MatVec {
                 outputs.len(),
             ),
         };
+        // Rows of whole groups of four from a group boundary of x: x and the norm weight are
+        // read as vec4 (`X4`). Every quantized type's rows qualify.
+        let x4 = m.n_in().is_multiple_of(4) && opts.x_offset.is_multiple_of(4);
+        let k = k.flag("X4", x4);
         let pipeline = ctx.pipeline(&k).await?;
         // Global first row of each output.
         let mut starts = Vec::with_capacity(outputs.len());
@@ -675,18 +775,27 @@ impl MatVec {
             params: all_params,
             x_elems: x.size() / 4,
             n_in: m.n_in(),
+            x4,
             label: k.to_string(),
         })
     }
 
     /// Makes the next submit read x from element `x_offset` on (another row of the same buffer,
     /// such as a prompt's last token); writes the uniforms through the queue only when the
-    /// offset changes.
+    /// offset changes. With rows of a multiple of 4 elements (every quantized type) the offset
+    /// must be a multiple of 4, as every row start of a batch of such rows is.
     pub fn set_x_offset(&mut self, ctx: &GpuContext, x_offset: u32) -> Result<(), KernelError> {
         if x_offset as u64 + self.n_in > self.x_elems {
             return Err(KernelError::InvalidArgument(format!(
                 "matvec `{}`: x offset {x_offset} + {} elements past the {} of its input",
                 self.label, self.n_in, self.x_elems
+            )));
+        }
+        if self.x4 && !x_offset.is_multiple_of(4) {
+            return Err(KernelError::InvalidArgument(format!(
+                "matvec `{}`: x offset {x_offset} is not a multiple of 4 (the variant reads x \
+                 in groups of four)",
+                self.label
             )));
         }
         for (d, p) in self.dispatches.iter().zip(&mut self.params) {

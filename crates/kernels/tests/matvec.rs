@@ -15,7 +15,9 @@ mod common;
 
 use ahma_gguf::GgmlType;
 use ahma_kernels::matmul::has_int_dot;
-use ahma_kernels::matvec::{MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope};
+use ahma_kernels::matvec::{
+    MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope, MatVecShape,
+};
 use ahma_kernels::rope;
 use ahma_kernels::step::StepParams;
 use ahma_kernels::{GpuContext, QuantMatrix};
@@ -198,6 +200,8 @@ fn matvec_wg256_and_offsets() {
     };
     let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts)).unwrap();
     assert!(op.label().contains("wg256"), "{}", op.label());
+    // x from an offset inside a group of four: read element by element
+    assert!(!op.label().contains("_x4"), "{}", op.label());
     ctx.run_pass("t", |p| op.encode(p)).unwrap();
     let y = pollster::block_on(ctx.read_f32(&yb, 0, n_out + 5)).unwrap();
     assert_eq!(&y[..5], &[0.0; 5]);
@@ -302,6 +306,18 @@ fn matvec_set_x_offset_reads_another_row() {
             assert!(e <= tolerance(&ctx, ty), "{path} row {row}: nmse {e}");
         }
         assert!(op.set_x_offset(&ctx, (2 * n_in + 1) as u32).is_err());
+        // Rows of a multiple of 4 elements read x four at a time: an offset inside a group of
+        // four is refused too, with the ops' uniforms as they were.
+        assert!(op.label().contains("_x4"), "{}", op.label());
+        assert!(op.set_x_offset(&ctx, 2).is_err());
+        ctx.run_pass("t", |p| op.encode(p)).unwrap();
+        let y = pollster::block_on(ctx.read_f32(&yb, 0, n_out)).unwrap();
+        let xn = reference_rms_norm(&x[..n_in], &nw, eps);
+        let (e, _) = nmse(&y, &reference_matmul(ty, &bytes, n_in, n_out, &xn));
+        assert!(
+            e <= tolerance(&ctx, ty),
+            "{path} after refused offsets: nmse {e}"
+        );
     }
 }
 
@@ -729,11 +745,17 @@ fn matvec_qkv_rope_fused_into_the_cache() {
                             &case.xb,
                             case.norm(),
                             r,
-                            // every other head shape with two units per loop step
+                            // every other head shape with two units per loop step, and
+                            // the layouts of the first with the CPU adapters' shape
                             MatVecOptions {
                                 pairs: j % 2 == 1,
                                 ..Default::default()
-                            },
+                            }
+                            .with_shape(if j == 0 {
+                                MatVecShape::CPU
+                            } else {
+                                MatVecShape::GPU
+                            }),
                         ))
                         .unwrap();
                         // An odd number of rows per workgroup would split rotation pairs.
@@ -787,13 +809,15 @@ fn matvec_qkv_rope_two_types_one_dispatch() {
                 let mv =
                     QuantMatrix::from_bytes(&ctx, "v", vty, n_in, kvd as u64, &case.wv).unwrap();
                 let rows = [qd as u64, kvd as u64, kvd as u64];
-                for (per_group, pairs, int_dot) in [
-                    (4, j % 2 == 1, false),
-                    (8, j % 2 == 0, false),
-                    (4, j % 2 == 0, true),
+                for (threads, per_group, pairs, int_dot) in [
+                    (128, 4, j % 2 == 1, false),
+                    (128, 8, j % 2 == 0, false),
+                    (128, 4, j % 2 == 0, true),
+                    (64, 8, false, false),
                 ] {
                     let out = case.outputs(&ctx);
                     let opts = MatVecOptions {
+                        workgroup_size: threads,
                         rows: per_group,
                         pairs,
                         int_dot,
@@ -821,7 +845,8 @@ fn matvec_qkv_rope_two_types_one_dispatch() {
                     assert_eq!(op.dispatch_count(), 1);
                     ctx.run_pass("qkv+rope", |p| op.encode(p)).unwrap();
                     let label = format!(
-                        "qk {ty} + v {vty} {path} rows {per_group} pairs {pairs} int8 {int_dot}"
+                        "qk {ty} + v {vty} {path} wg{threads} rows {per_group} pairs {pairs} int8 \
+                         {int_dot}"
                     );
                     case.check_with(&ctx, &out, vty, &label, int_dot);
                 }
@@ -1010,5 +1035,30 @@ fn matvec_int_dot_products() {
                 }
             }
         }
+    }
+}
+
+/// Workgroup shapes as `ahma bench --matvec-shape` and the benchmark page's `shape=` name them;
+/// anything else is a typed error.
+#[test]
+fn matvec_shapes_parse_and_print() {
+    for s in ["64x8", "128x4", "256x8", "64x4"] {
+        assert_eq!(s.parse::<MatVecShape>().unwrap().to_string(), s);
+    }
+    for bad in [
+        "", "64", "64x", "x8", "32x8", "64x3", "64x16", "ax8", "64x8x2", "128x1",
+    ] {
+        assert!(bad.parse::<MatVecShape>().is_err(), "`{bad}` parsed");
+    }
+    assert_eq!(
+        MatVecShape::for_device(wgpu::DeviceType::Cpu),
+        MatVecShape::CPU
+    );
+    for gpu in [
+        wgpu::DeviceType::DiscreteGpu,
+        wgpu::DeviceType::IntegratedGpu,
+        wgpu::DeviceType::Other,
+    ] {
+        assert_eq!(MatVecShape::for_device(gpu), MatVecShape::GPU);
     }
 }

@@ -66,8 +66,8 @@ pub enum Role {
 }
 
 /// Kernel choices of a load that the benchmark page exposes, as `ahma bench` does (its
-/// `--matvec-pairs`, `--matvec-int-dot`, `--matmul-int-dot`, `--attn-split-keys` and
-/// `--matmul-tile`); `None` keeps the engine's default.
+/// `--matvec-pairs`, `--matvec-int-dot`, `--matmul-int-dot`, `--attn-split-keys`,
+/// `--matmul-tile` and `--matvec-shape`); `None` keeps the engine's default.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tuning {
     #[serde(default)]
@@ -80,6 +80,8 @@ pub struct Tuning {
     pub attn_split_keys: Option<u32>,
     #[serde(default)]
     pub matmul_tile: Option<String>,
+    #[serde(default)]
+    pub matvec_shape: Option<String>,
 }
 
 /// UI → worker.
@@ -401,6 +403,7 @@ mod tests {
                     matmul_int_dot: Some(true),
                     attn_split_keys: Some(256),
                     matmul_tile: Some("64x64x8".into()),
+                    matvec_shape: Some("64x8".into()),
                 },
             },
             ToWorker::Generate {

@@ -61,6 +61,11 @@ pub struct Args {
     /// engine's `matmul_int_dot`, default off).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub matmul_int_dot: Option<bool>,
+    /// The decode mat-vecs' workgroup shape, `THREADSxROWS` (threads 64, 128 or 256; rows 4
+    /// or 8; default: the engine's choice for the adapter, 64x8 on CPU adapters and 128x4 on
+    /// GPUs).
+    #[arg(long, value_name = "SHAPE")]
+    pub matvec_shape: Option<String>,
     /// Decode with the chat's default sampling (`GenerationSettings::default()`: the model
     /// card's temperature 0.6, top-k 4, repetition penalty 1.2; seed 1) instead of greedy.
     #[arg(long)]
@@ -144,8 +149,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         args.matmul_int_dot,
         args.attn_split_keys,
         args.matmul_tile.as_deref(),
+        args.matvec_shape.as_deref(),
     )
-    .context("--matmul-tile")?;
+    .context("--matmul-tile or --matvec-shape")?;
     let max_batch = opts.max_batch;
     let opts_window = opts.penalty_window;
     let mut model = pollster::block_on(load_file(std::sync::Arc::new(ctx), &args.model, opts))
@@ -215,6 +221,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "matvec_pairs": model.options().matvec_pairs,
         "matvec_int_dot": model.options().matvec_int_dot,
         "matmul_int_dot": model.options().matmul_int_dot,
+        "matvec_shape": model.options().matvec_shape_name(),
         "penalty_window": opts_window,
         "unchecked": model.context().shader_checks().left_out(),
         "sampling": sampling_name,

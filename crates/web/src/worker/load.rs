@@ -47,6 +47,7 @@ fn tuned_options(tuning: &Tuning) -> Result<LoadOptions, Failure> {
         tuning.matmul_int_dot,
         tuning.attn_split_keys.map(|k| k as usize),
         tuning.matmul_tile.as_deref(),
+        tuning.matvec_shape.as_deref(),
     )
     .map_err(engine_err)?;
     Ok(opts)

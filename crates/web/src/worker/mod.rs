@@ -659,6 +659,7 @@ async fn bench(
         "matvec_pairs": l.model.options().matvec_pairs,
         "matvec_int_dot": l.model.options().matvec_int_dot,
         "matmul_int_dot": l.model.options().matmul_int_dot,
+        "matvec_shape": l.model.options().matvec_shape_name(),
         "penalty_window": l.model.options().penalty_window,
         "sampling": "greedy",
         "load_s": l.info.load_seconds,

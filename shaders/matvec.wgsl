@@ -405,6 +405,24 @@ fn main(
         partial[r * WG + t] = acc[r];
     }
     workgroupBarrier();
+#ifdef FLAT_REDUCE
+    var out = 0.0;
+    if (t < ROWS) {
+        var g = 0.0;
+        var v = 0.0;
+        var ss = 0.0;
+        for (var i = 0u; i < WG; i++) {
+            g += partial[t * WG + i];
+#ifdef SWIGLU
+            v += partial[(ROWS + t) * WG + i];
+#endif
+#ifdef NORM
+            ss += partial[NACC * WG + i];
+#endif
+        }
+        out = finish(g, v, ss);
+    }
+#else
     for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
         if (t < stride) {
             for (var r = 0u; r < NRED; r++) {
@@ -425,6 +443,7 @@ fn main(
 #endif
         out = finish(partial[t * WG], v, ss);
     }
+#endif
 #endif
 #ifdef ROPE
     if (t < ROWS) {

@@ -189,7 +189,7 @@ impl Linear {
             y,
             MatVecOptions {
                 accumulate,
-                ..opts.matvec_options()
+                ..opts.matvec_options(ctx)
             },
         )
         .await?;

@@ -314,7 +314,7 @@ impl Model {
 
         let mb = opts.max_batch as u32;
         // The decode mat-vecs' loop shape, for every product built below.
-        let mv_default = opts.matvec_options();
+        let mv_default = opts.matvec_options(&ctx);
         let n_embd = cfg.n_embd as u32;
         let x8 = s.x8(opts.max_batch);
         let quantizers = match x8 {

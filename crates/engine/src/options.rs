@@ -129,12 +129,16 @@ impl LoadOptions {
         Ok(())
     }
 
-    /// The decode mat-vecs' options these choices give (the shape as resolved at load; the
-    /// GPU shape before).
-    pub(crate) fn matvec_options(&self) -> ahma_kernels::MatVecOptions {
+    /// The decode mat-vecs' options these choices give on `ctx` (the shape as resolved at
+    /// load, the GPU shape before; on CPU adapters the one-round reduction without subgroups).
+    pub(crate) fn matvec_options(
+        &self,
+        ctx: &ahma_kernels::GpuContext,
+    ) -> ahma_kernels::MatVecOptions {
         ahma_kernels::MatVecOptions {
             pairs: self.matvec_pairs,
             int_dot: self.matvec_int_dot,
+            flat_reduce: ctx.adapter().device_type == wgpu::DeviceType::Cpu,
             ..Default::default()
         }
         .with_shape(self.matvec_shape.unwrap_or(ahma_kernels::MatVecShape::GPU))

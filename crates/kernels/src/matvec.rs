@@ -136,6 +136,12 @@ pub struct MatVecOptions {
     /// 1/254 of its eight elements' largest magnitude as rounding error, as llama.cpp's
     /// quantized-activation dot products do.
     pub int_dot: bool,
+    /// Without subgroups: reduce the threads' sums in one round through workgroup memory (one
+    /// barrier, then each output row summed by one thread) instead of a tree of log2(threads)
+    /// barriers (the `FLAT_REDUCE` variant). For CPU adapters, whose drivers switch every SIMD
+    /// group of the workgroup at each barrier (lavapipe without subgroups: 1.3-1.4x decode);
+    /// GPUs keep the tree. No effect with subgroups.
+    pub flat_reduce: bool,
 }
 
 impl MatVecOptions {
@@ -161,6 +167,7 @@ impl Default for MatVecOptions {
             unroll: true,
             pairs: false,
             int_dot: false,
+            flat_reduce: false,
         }
     }
 }
@@ -240,6 +247,7 @@ pub fn key(
             "INT_DOT",
             opts.int_dot && opts.unroll && (opts.rows == 4 || opts.rows == 8),
         )
+        .flag("FLAT_REDUCE", opts.flat_reduce && !subgroups)
 }
 
 /// The key of the fused q/k/v + RoPE + KV-store variant (three outputs; the caches are f16
@@ -325,6 +333,13 @@ pub fn variants() -> Vec<KernelKey> {
                             ..Default::default()
                         };
                         out.push(key(ty, f16, sg, &opts, norm, outputs));
+                        if !sg && workgroup_size == MatVecShape::CPU.threads {
+                            let flat = MatVecOptions {
+                                flat_reduce: true,
+                                ..opts
+                            };
+                            out.push(key(ty, f16, sg, &flat, norm, outputs));
+                        }
                     }
                 }
                 for (shape, unroll, pairs, int_dot) in [
@@ -344,6 +359,13 @@ pub fn variants() -> Vec<KernelKey> {
                         }
                         .with_shape(shape);
                         out.push(rope_key(ty, f16, sg, &opts, norm));
+                        if !sg && shape == MatVecShape::CPU {
+                            let flat = MatVecOptions {
+                                flat_reduce: true,
+                                ..opts
+                            };
+                            out.push(rope_key(ty, f16, sg, &flat, norm));
+                        }
                     }
                 }
                 for (a, v) in MIXED_PAIRS.into_iter().filter(|&(a, _)| a == ty) {
@@ -361,6 +383,13 @@ pub fn variants() -> Vec<KernelKey> {
                         }
                         .with_shape(shape);
                         out.push(rope_key_mixed(a, v, f16, sg, &opts, true));
+                        if !sg && shape == MatVecShape::CPU {
+                            let flat = MatVecOptions {
+                                flat_reduce: true,
+                                ..opts
+                            };
+                            out.push(rope_key_mixed(a, v, f16, sg, &flat, true));
+                        }
                     }
                 }
                 for workgroup_size in [64, 256] {

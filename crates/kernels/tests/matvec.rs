@@ -747,8 +747,10 @@ fn matvec_qkv_rope_fused_into_the_cache() {
                             r,
                             // every other head shape with two units per loop step, and
                             // the layouts of the first with the CPU adapters' shape
+                            // (and its one-round reduction where there are no subgroups)
                             MatVecOptions {
                                 pairs: j % 2 == 1,
+                                flat_reduce: j == 0,
                                 ..Default::default()
                             }
                             .with_shape(if j == 0 {
@@ -821,6 +823,7 @@ fn matvec_qkv_rope_two_types_one_dispatch() {
                         rows: per_group,
                         pairs,
                         int_dot,
+                        flat_reduce: threads == 64,
                         ..Default::default()
                     };
                     let r = case.rope(&out, rows, Some(&mv));
@@ -874,17 +877,21 @@ fn matvec_qkv_rope_two_types_one_dispatch() {
 fn matvec_norm_fused_swiglu() {
     let _gpu = common::serial();
     for (path, ctx) in common::variant_contexts() {
-        for (i, (ty, workgroup_size, rows, unroll, pairs, int_dot)) in [
-            (GgmlType::Q5_0, 128, 4, true, false, false),
-            (GgmlType::Q5_0, 128, 4, true, true, false),
-            (GgmlType::Q5_0, 128, 4, false, false, false),
-            (GgmlType::Q8_0, 256, 8, true, false, false),
-            (GgmlType::Q8_0, 64, 8, true, true, false),
-            (GgmlType::Q4K, 64, 2, true, false, false),
-            (GgmlType::Q6K, 128, 1, true, false, false),
-            (GgmlType::Q5_0, 128, 4, true, false, true),
-            (GgmlType::Q8_0, 128, 8, true, true, true),
-            (GgmlType::Q4K, 128, 4, true, false, true),
+        // (type, threads, rows, unroll, pairs, int_dot, flat_reduce)
+        for (i, (ty, workgroup_size, rows, unroll, pairs, int_dot, flat_reduce)) in [
+            (GgmlType::Q5_0, 128, 4, true, false, false, false),
+            (GgmlType::Q5_0, 128, 4, true, true, false, false),
+            (GgmlType::Q5_0, 128, 4, false, false, false, false),
+            (GgmlType::Q8_0, 256, 8, true, false, false, false),
+            (GgmlType::Q8_0, 64, 8, true, true, false, false),
+            (GgmlType::Q4K, 64, 2, true, false, false, false),
+            (GgmlType::Q6K, 128, 1, true, false, false, false),
+            (GgmlType::Q5_0, 128, 4, true, false, true, false),
+            (GgmlType::Q8_0, 128, 8, true, true, true, false),
+            (GgmlType::Q4K, 128, 4, true, false, true, false),
+            (GgmlType::Q5_0, 64, 8, true, false, false, true),
+            (GgmlType::Q6K, 128, 4, false, false, false, true),
+            (GgmlType::Q8_0, 256, 8, true, true, true, true),
         ]
         .into_iter()
         .enumerate()
@@ -920,6 +927,7 @@ fn matvec_norm_fused_swiglu() {
                 unroll,
                 pairs,
                 int_dot,
+                flat_reduce,
                 ..Default::default()
             };
             let op = norm_matvec(&ctx, &m, &xb, (&nwb, eps), &yb, opts);
@@ -927,7 +935,7 @@ fn matvec_norm_fused_swiglu() {
             let got = pollster::block_on(ctx.read_f32(&yb, 0, n_ff)).unwrap();
             let (e, max) = nmse(&got, &want);
             eprintln!(
-                "norm+swiglu {ty} {path} wg{workgroup_size} rows {rows} unroll {unroll} pairs {pairs} int8 {int_dot}: nmse {e:.2e} max abs {max:.2e}"
+                "norm+swiglu {ty} {path} wg{workgroup_size} rows {rows} unroll {unroll} pairs {pairs} int8 {int_dot} flat {flat_reduce}: nmse {e:.2e} max abs {max:.2e}"
             );
             assert!(
                 e <= tolerance_for(&ctx, ty, int_dot),

@@ -176,9 +176,12 @@ fn two_type_matvec_appends_a_renamed_copy() {
     // Q5_0's fast dot reads `w`, Q8_0's reads `w_v` (through their unpackers); each walk calls
     // its own type's dot.
     let body = |f: &str| fn_body(&src, f);
-    assert!(body("fn dot_q(").contains("qi_quants("));
+    assert!(body("fn dot_q(").contains("q5_0_quarter("));
     assert!(body("fn dot_q_v(").contains("qi_quants_v("));
-    assert!(body("fn qi_quants(").contains("u * 22u"));
+    assert!(
+        body("fn q5_0_quarter(").contains("u * 22u") && body("fn q5_0_quarter(").contains("w[i]")
+    );
+    assert!(body("fn qi_quants(").contains("q5_0_quarter("));
     assert!(body("fn qi_quants_v(").contains("u * 34u"));
     assert!(body("fn w_u32x2_2_v(").contains("w_v[i]"));
     assert!(body("fn dot4_q_v(").contains("dot1_q_v("));

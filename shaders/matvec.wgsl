@@ -10,7 +10,9 @@
 // them for all ROWS rows (so x is read once per workgroup). Rows are dotted in f32 (`dot_q` in
 // quant.wgsl: block scale and offset applied once per quarter-unit, not per element) and the
 // per-thread sums reduced with subgroupAdd plus a small workgroup array (SUBGROUPS), or with a
-// workgroup-memory tree.
+// workgroup-memory tree, or (FLAT_REDUCE, for CPU adapters, where each barrier switches every
+// SIMD group of the workgroup) through workgroup memory in one round: one barrier, then one
+// thread per output row adds up every thread's sums.
 //
 // NORM fuses the RMSNorm in front of the product (llama.cpp `rms_norm` + `mul` + `mul_mat`):
 // x is the raw residual stream and nw the norm weight, and the kernel computes
@@ -53,7 +55,8 @@
 // weight as vec4: one 16-byte load for four elements instead of four loads.
 //
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
-// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, INT_DOT, ROPE, KV_F16, V_TYPE, X4.
+// ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, INT_DOT, ROPE, KV_F16, V_TYPE, X4,
+// FLAT_REDUCE.
 
 #ifndef WG
 #define WG 128
@@ -231,6 +234,24 @@ fn finish(g_in: f32, v_in: f32, ss: f32) -> f32 {
 #endif
 }
 
+// Output row t's value from the first n records of NRED sums in `partial` (one per subgroup,
+// or per thread with FLAT_REDUCE).
+fn finish_records(t: u32, n: u32) -> f32 {
+    var g = 0.0;
+    var v = 0.0;
+    var ss = 0.0;
+    for (var i = 0u; i < n; i++) {
+        g += partial[i * NRED + t];
+#ifdef SWIGLU
+        v += partial[i * NRED + ROWS + t];
+#endif
+#ifdef NORM
+        ss += partial[i * NRED + NACC];
+#endif
+    }
+    return finish(g, v, ss);
+}
+
 #ifdef ROPE
 // Row `row` with value `s`; `o` is the value of its pair partner (row ^ 1).
 fn store_rope(row: u32, s: f32, o: f32) {
@@ -386,43 +407,24 @@ fn main(
     workgroupBarrier();
     var out = 0.0;
     if (t < ROWS) {
-        var g = 0.0;
-        var v = 0.0;
-        var ss = 0.0;
-        for (var i = 0u; i < n_sg; i++) {
-            g += partial[i * NRED + t];
-#ifdef SWIGLU
-            v += partial[i * NRED + ROWS + t];
-#endif
-#ifdef NORM
-            ss += partial[i * NRED + NACC];
-#endif
-        }
-        out = finish(g, v, ss);
+        out = finish_records(t, n_sg);
+    }
+#else
+#ifdef FLAT_REDUCE
+    // Every thread's sums are a record of their own: one barrier, then one thread per row.
+    for (var r = 0u; r < NRED; r++) {
+        partial[t * NRED + r] = acc[r];
+    }
+    workgroupBarrier();
+    var out = 0.0;
+    if (t < ROWS) {
+        out = finish_records(t, WG);
     }
 #else
     for (var r = 0u; r < NRED; r++) {
         partial[r * WG + t] = acc[r];
     }
     workgroupBarrier();
-#ifdef FLAT_REDUCE
-    var out = 0.0;
-    if (t < ROWS) {
-        var g = 0.0;
-        var v = 0.0;
-        var ss = 0.0;
-        for (var i = 0u; i < WG; i++) {
-            g += partial[t * WG + i];
-#ifdef SWIGLU
-            v += partial[(ROWS + t) * WG + i];
-#endif
-#ifdef NORM
-            ss += partial[NACC * WG + i];
-#endif
-        }
-        out = finish(g, v, ss);
-    }
-#else
     for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
         if (t < stride) {
             for (var r = 0u; r < NRED; r++) {

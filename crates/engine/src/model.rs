@@ -11,7 +11,7 @@ use ahma_gguf::{names, LlamaConfig};
 use ahma_kernels::attention::{self, Attention, AttentionBuffers, AttentionParams};
 use ahma_kernels::elementwise::{Elementwise, ElementwiseOp};
 use ahma_kernels::matvec::{
-    check_two_types, MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope, MatVecShape,
+    check_two_types, MatVec, MatVecNorm, MatVecOptions, MatVecOutput, MatVecRope,
 };
 use ahma_kernels::quantize::{QuantizeOptions, QuantizeX, X8};
 use ahma_kernels::rms_norm::RmsNorm;
@@ -246,8 +246,9 @@ impl Model {
         plan: MemoryPlan,
         weights: Weights,
     ) -> Result<Model, EngineError> {
-        opts.matvec_shape
-            .get_or_insert_with(|| MatVecShape::for_device(ctx.adapter().device_type));
+        // The shape in use, for `Model::options` to report (the same one `matvec_options`
+        // derives from an unset shape).
+        opts.matvec_shape = Some(opts.matvec_options(&ctx).shape());
         let b = opts.max_batch as u64;
         let f = 4u64;
         let d = cfg.n_embd as u64;

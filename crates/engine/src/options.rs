@@ -129,19 +129,24 @@ impl LoadOptions {
         Ok(())
     }
 
-    /// The decode mat-vecs' options these choices give on `ctx` (the shape as resolved at
-    /// load, the GPU shape before; on CPU adapters the one-round reduction without subgroups).
+    /// The decode mat-vecs' options these choices give on `ctx`: the chosen shape, else the
+    /// adapter's (`MatVecShape::for_device`), and on CPU adapters the one-round reduction
+    /// without subgroups.
     pub(crate) fn matvec_options(
         &self,
         ctx: &ahma_kernels::GpuContext,
     ) -> ahma_kernels::MatVecOptions {
+        let device_type = ctx.adapter().device_type;
         ahma_kernels::MatVecOptions {
             pairs: self.matvec_pairs,
             int_dot: self.matvec_int_dot,
-            flat_reduce: ctx.adapter().device_type == wgpu::DeviceType::Cpu,
+            flat_reduce: device_type == wgpu::DeviceType::Cpu,
             ..Default::default()
         }
-        .with_shape(self.matvec_shape.unwrap_or(ahma_kernels::MatVecShape::GPU))
+        .with_shape(
+            self.matvec_shape
+                .unwrap_or_else(|| ahma_kernels::MatVecShape::for_device(device_type)),
+        )
     }
 
     /// `matvec_shape` as reports print it: the shape, or `auto` before a load resolves it.

@@ -145,6 +145,14 @@ pub struct MatVecOptions {
 }
 
 impl MatVecOptions {
+    /// The workgroup shape of these options.
+    pub fn shape(&self) -> MatVecShape {
+        MatVecShape {
+            threads: self.workgroup_size,
+            rows: self.rows,
+        }
+    }
+
     /// These options with the workgroup shape `shape`.
     pub fn with_shape(self, shape: MatVecShape) -> MatVecOptions {
         MatVecOptions {
@@ -311,6 +319,16 @@ pub fn variants() -> Vec<KernelKey> {
                 continue;
             }
             for sg in [false, true] {
+                // The options, and with the CPU adapters' shape and no subgroups also their
+                // one-round reduction.
+                let and_flat = |o: MatVecOptions| {
+                    let cpu = o.workgroup_size == MatVecShape::CPU.threads
+                        && o.rows == MatVecShape::CPU.rows;
+                    std::iter::once(o).chain((!sg && cpu).then_some(MatVecOptions {
+                        flat_reduce: true,
+                        ..o
+                    }))
+                };
                 for (accumulate, swiglu, norm, outputs) in modes {
                     for (workgroup_size, rows, unroll, pairs, int_dot) in [
                         (128, ROWS, false, false, false),
@@ -332,13 +350,8 @@ pub fn variants() -> Vec<KernelKey> {
                             int_dot,
                             ..Default::default()
                         };
-                        out.push(key(ty, f16, sg, &opts, norm, outputs));
-                        if !sg && workgroup_size == MatVecShape::CPU.threads {
-                            let flat = MatVecOptions {
-                                flat_reduce: true,
-                                ..opts
-                            };
-                            out.push(key(ty, f16, sg, &flat, norm, outputs));
+                        for o in and_flat(opts) {
+                            out.push(key(ty, f16, sg, &o, norm, outputs));
                         }
                     }
                 }
@@ -358,13 +371,8 @@ pub fn variants() -> Vec<KernelKey> {
                             ..Default::default()
                         }
                         .with_shape(shape);
-                        out.push(rope_key(ty, f16, sg, &opts, norm));
-                        if !sg && shape == MatVecShape::CPU {
-                            let flat = MatVecOptions {
-                                flat_reduce: true,
-                                ..opts
-                            };
-                            out.push(rope_key(ty, f16, sg, &flat, norm));
+                        for o in and_flat(opts) {
+                            out.push(rope_key(ty, f16, sg, &o, norm));
                         }
                     }
                 }
@@ -382,13 +390,8 @@ pub fn variants() -> Vec<KernelKey> {
                             ..Default::default()
                         }
                         .with_shape(shape);
-                        out.push(rope_key_mixed(a, v, f16, sg, &opts, true));
-                        if !sg && shape == MatVecShape::CPU {
-                            let flat = MatVecOptions {
-                                flat_reduce: true,
-                                ..opts
-                            };
-                            out.push(rope_key_mixed(a, v, f16, sg, &flat, true));
+                        for o in and_flat(opts) {
+                            out.push(rope_key_mixed(a, v, f16, sg, &o, true));
                         }
                     }
                 }

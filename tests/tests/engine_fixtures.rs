@@ -280,8 +280,9 @@ fn stacked_projections_match_the_cpu_reference() {
     // dispatch of its own, the mat-vecs walking two units per loop step, and the mat-vecs and
     // mat-muls in 8-bit integers (a looser gate, as for llama.cpp's own quantized-activation
     // products). The mat-vecs take the adapter's shape (64 x 8 on lavapipe, a CPU adapter), or
-    // the GPUs' 128 x 4 where a shape is named.
+    // the one named: the GPUs' 128 x 4, or SwiftShader's 16 x 8.
     let gpu = Some(MatVecShape::GPU);
+    let narrow = Some(MatVecShape::CPU_4_LANES);
     for (force_f32, no_sg, fuse_rope, matvec_pairs, mixed_qkv, int_dot, shape) in [
         (true, false, true, false, true, false, None),
         (false, false, true, false, true, false, None),
@@ -297,9 +298,14 @@ fn stacked_projections_match_the_cpu_reference() {
         (false, false, true, false, true, false, gpu),
         (true, true, true, false, true, false, gpu),
         (false, false, false, true, false, true, gpu),
+        (false, false, true, false, true, false, narrow),
+        (true, true, true, false, true, false, narrow),
     ] {
         let ctx = context_with(force_f32, no_sg);
-        let want_shape = shape.unwrap_or(MatVecShape::for_device(ctx.adapter().device_type));
+        let want_shape = shape.unwrap_or(MatVecShape::for_adapter(
+            ctx.adapter().device_type,
+            ctx.caps().subgroup_max_size,
+        ));
         let path_name = format!(
             "{}{}{}{}{}{} {want_shape}",
             if ctx.use_f16() { "f16" } else { "f32" },

@@ -296,7 +296,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         t.diagnostic(`bench: ${JSON.stringify(v)}`);
         await s.shot('bench-result');
         // the keys `ahma bench --json` prints for the same measurement
-        for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'n_ctx', 'max_batch', 'pipeline_decode',
+        for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'subgroup_min_size', 'subgroup_max_size', 'n_ctx', 'max_batch', 'pipeline_decode',
             'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'matmul_int_dot', 'matvec_shape', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
             'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'weight_bytes_per_token',
             'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
@@ -306,7 +306,8 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.equal(v.matvec_int_dot, true);
         assert.equal(v.attn_split_keys, 128);
         assert.equal(v.matmul_tile, '64x64x8x4');
-        assert.equal(v.matvec_shape, '64x8', 'SwiftShader is a fallback (CPU) adapter: the CPU adapters\' shape');
+        assert.equal(v.subgroup_max_size, 4, 'Chromium reports SwiftShader\'s 4-lane subgroups');
+        assert.equal(v.matvec_shape, '16x8', 'SwiftShader is a fallback (CPU) adapter with 4-lane subgroups: their shape');
         assert.equal(v.prompt_tokens, 12);
         assert.equal(v.gen_tokens, 6);
         assert.equal(v.f16, false, 'SwiftShader has no shader-f16: the f32 path runs');
@@ -327,7 +328,8 @@ test('s. the benchmark page with the integer mat-mul (mm_int8=on) and the GPUs\'
         const fx = fixture(APP_MODEL);
         // prefill's mat-muls and decode's mat-vecs in 8-bit integers, the mat-muls with 8 x 8
         // outputs per thread (the integer variant of every tile fits WebGPU's 16 KiB), the
-        // mat-vecs with the GPUs' 128 threads over 4 rows (SwiftShader, a CPU adapter, gets 64 x 8)
+        // mat-vecs with the GPUs' 128 threads over 4 rows (SwiftShader, a CPU adapter with 4-lane
+        // subgroups, gets 16 x 8)
         await loadModel(s, server.modelUrl(fx.gguf), {
             extra: { bench: '1', prompt: '12', gen: '4', int8: 'on', mm_int8: 'on', tile: '64x64x8x8', shape: '128x4' },
         });

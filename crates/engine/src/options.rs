@@ -67,7 +67,8 @@ pub struct LoadOptions {
     pub mixed_qkv: bool,
     /// The decode mat-vecs' workgroup shape, threads x rows
     /// (`ahma_kernels::matvec::MatVecShape`); `None` picks it for the adapter at load
-    /// (`MatVecShape::for_device`: 64 x 8 on CPU adapters, 128 x 4 on GPUs), and the loaded
+    /// (`MatVecShape::for_adapter`: 64 x 8 on CPU adapters, 16 x 8 on those with 4-lane
+    /// subgroups such as SwiftShader, 128 x 4 on GPUs), and the loaded
     /// model's [`crate::Model::options`] report the shape in use. Results agree to rounding.
     pub matvec_shape: Option<ahma_kernels::MatVecShape>,
 }
@@ -130,13 +131,14 @@ impl LoadOptions {
     }
 
     /// The decode mat-vecs' options these choices give on `ctx`: the chosen shape, else the
-    /// adapter's (`MatVecShape::for_device`), and on CPU adapters the one-round reduction
+    /// adapter's (`MatVecShape::for_adapter`), and on CPU adapters the one-round reduction
     /// without subgroups.
     pub(crate) fn matvec_options(
         &self,
         ctx: &ahma_kernels::GpuContext,
     ) -> ahma_kernels::MatVecOptions {
         let device_type = ctx.adapter().device_type;
+        let lanes = ctx.caps().subgroup_max_size;
         ahma_kernels::MatVecOptions {
             pairs: self.matvec_pairs,
             int_dot: self.matvec_int_dot,
@@ -145,7 +147,7 @@ impl LoadOptions {
         }
         .with_shape(
             self.matvec_shape
-                .unwrap_or_else(|| ahma_kernels::MatVecShape::for_device(device_type)),
+                .unwrap_or_else(|| ahma_kernels::MatVecShape::for_adapter(device_type, lanes)),
         )
     }
 

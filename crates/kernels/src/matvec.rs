@@ -37,7 +37,7 @@ pub const ROWS: u32 = 4;
 /// Rows per workgroup the op can be built with.
 pub const ROW_COUNTS: [u32; 4] = [1, 2, 4, 8];
 /// Workgroup sizes the op can be built with.
-pub const WORKGROUP_SIZES: [u32; 3] = [64, 128, 256];
+pub const WORKGROUP_SIZES: [u32; 5] = [16, 32, 64, 128, 256];
 
 /// A mat-vec workgroup's shape: its threads and the rows it owns (the unrolled variants: 4 or 8
 /// rows). Written `THREADSxROWS`, as in `64x8`.
@@ -54,21 +54,33 @@ impl MatVecShape {
         threads: 128,
         rows: 4,
     };
-    /// CPU adapters (lavapipe, SwiftShader): 64 threads over 8 rows. Their drivers run a
-    /// workgroup's invocations as SIMD lanes on one core, so a workgroup's fixed costs (the
-    /// reduction through workgroup memory, the barrier) and its loads of x are shared by more
-    /// rows; 1.2-1.4x the mat-vec throughput of [`MatVecShape::GPU`] on lavapipe.
+    /// CPU adapters (lavapipe): 64 threads over 8 rows. Their drivers run a workgroup's
+    /// invocations as SIMD lanes on one core, so a workgroup's fixed costs (the reduction
+    /// through workgroup memory, the barrier) and its loads of x are shared by more rows;
+    /// 1.2-1.4x the mat-vec throughput of [`MatVecShape::GPU`] on lavapipe.
     pub const CPU: MatVecShape = MatVecShape {
         threads: 64,
         rows: 8,
     };
+    /// CPU adapters with 4-lane SIMD groups (SwiftShader, native and in Chromium): 16 threads
+    /// over 8 rows. SwiftShader runs every branch of a SIMD group, taken or not, so the end of
+    /// the kernel (the reduction, the stores of the ROWS outputs) costs each of the
+    /// workgroup's threads / 4 groups; with 16 threads it is four groups instead of sixteen
+    /// (1.45x decode over [`MatVecShape::CPU`] there, 0.7 times lavapipe's decode speed).
+    pub const CPU_4_LANES: MatVecShape = MatVecShape {
+        threads: 16,
+        rows: 8,
+    };
 
-    /// The default shape for an adapter of this type.
-    pub fn for_device(device_type: wgpu::DeviceType) -> MatVecShape {
-        if device_type == wgpu::DeviceType::Cpu {
-            MatVecShape::CPU
-        } else {
+    /// The default shape for an adapter of this type whose subgroups have at most
+    /// `subgroup_max_size` lanes (0: unknown).
+    pub fn for_adapter(device_type: wgpu::DeviceType, subgroup_max_size: u32) -> MatVecShape {
+        if device_type != wgpu::DeviceType::Cpu {
             MatVecShape::GPU
+        } else if (1..=4).contains(&subgroup_max_size) {
+            MatVecShape::CPU_4_LANES
+        } else {
+            MatVecShape::CPU
         }
     }
 }
@@ -319,11 +331,10 @@ pub fn variants() -> Vec<KernelKey> {
                 continue;
             }
             for sg in [false, true] {
-                // The options, and with the CPU adapters' shape and no subgroups also their
+                // The options, and with a CPU adapters' shape and no subgroups also their
                 // one-round reduction.
                 let and_flat = |o: MatVecOptions| {
-                    let cpu = o.workgroup_size == MatVecShape::CPU.threads
-                        && o.rows == MatVecShape::CPU.rows;
+                    let cpu = [MatVecShape::CPU, MatVecShape::CPU_4_LANES].contains(&o.shape());
                     std::iter::once(o).chain((!sg && cpu).then_some(MatVecOptions {
                         flat_reduce: true,
                         ..o
@@ -339,6 +350,7 @@ pub fn variants() -> Vec<KernelKey> {
                         (128, ROWS, true, true, true),
                         (128, 8, true, false, true),
                         (64, 8, true, false, false),
+                        (16, 8, true, false, false),
                     ] {
                         let opts = MatVecOptions {
                             accumulate,
@@ -362,6 +374,7 @@ pub fn variants() -> Vec<KernelKey> {
                     (MatVecShape::GPU, true, false, true),
                     (MatVecShape::GPU, true, true, true),
                     (MatVecShape::CPU, true, false, false),
+                    (MatVecShape::CPU_4_LANES, true, false, false),
                 ] {
                     for norm in [false, true] {
                         let opts = MatVecOptions {
@@ -383,6 +396,7 @@ pub fn variants() -> Vec<KernelKey> {
                         (MatVecShape::GPU, false, true),
                         (MatVecShape::GPU, true, true),
                         (MatVecShape::CPU, false, false),
+                        (MatVecShape::CPU_4_LANES, false, false),
                     ] {
                         let opts = MatVecOptions {
                             pairs,

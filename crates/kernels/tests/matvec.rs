@@ -746,17 +746,17 @@ fn matvec_qkv_rope_fused_into_the_cache() {
                             case.norm(),
                             r,
                             // every other head shape with two units per loop step, and
-                            // the layouts of the first with the CPU adapters' shape
-                            // (and its one-round reduction where there are no subgroups)
+                            // the layouts of the first two with the CPU adapters' shapes
+                            // (and their one-round reduction where there are no subgroups)
                             MatVecOptions {
                                 pairs: j % 2 == 1,
-                                flat_reduce: j == 0,
+                                flat_reduce: j < 2,
                                 ..Default::default()
                             }
-                            .with_shape(if j == 0 {
-                                MatVecShape::CPU
-                            } else {
-                                MatVecShape::GPU
+                            .with_shape(match j {
+                                0 => MatVecShape::CPU,
+                                1 => MatVecShape::CPU_4_LANES,
+                                _ => MatVecShape::GPU,
                             }),
                         ))
                         .unwrap();
@@ -816,6 +816,7 @@ fn matvec_qkv_rope_two_types_one_dispatch() {
                     (128, 8, j % 2 == 0, false),
                     (128, 4, j % 2 == 0, true),
                     (64, 8, false, false),
+                    (16, 8, false, false),
                 ] {
                     let out = case.outputs(&ctx);
                     let opts = MatVecOptions {
@@ -823,7 +824,7 @@ fn matvec_qkv_rope_two_types_one_dispatch() {
                         rows: per_group,
                         pairs,
                         int_dot,
-                        flat_reduce: threads == 64,
+                        flat_reduce: threads < 128,
                         ..Default::default()
                     };
                     let r = case.rope(&out, rows, Some(&mv));
@@ -890,6 +891,8 @@ fn matvec_norm_fused_swiglu() {
             (GgmlType::Q8_0, 128, 8, true, true, true, false),
             (GgmlType::Q4K, 128, 4, true, false, true, false),
             (GgmlType::Q5_0, 64, 8, true, false, false, true),
+            (GgmlType::Q5_0, 16, 8, true, false, false, true),
+            (GgmlType::Q4K, 16, 8, true, false, false, false),
             (GgmlType::Q6K, 128, 4, false, false, false, true),
             (GgmlType::Q8_0, 256, 8, true, true, true, true),
         ]
@@ -1050,23 +1053,32 @@ fn matvec_int_dot_products() {
 /// anything else is a typed error.
 #[test]
 fn matvec_shapes_parse_and_print() {
-    for s in ["64x8", "128x4", "256x8", "64x4"] {
+    for s in ["64x8", "128x4", "256x8", "64x4", "16x8", "32x4"] {
         assert_eq!(s.parse::<MatVecShape>().unwrap().to_string(), s);
     }
     for bad in [
-        "", "64", "64x", "x8", "32x8", "64x3", "64x16", "ax8", "64x8x2", "128x1",
+        "", "64", "64x", "x8", "8x8", "48x8", "512x4", "64x3", "64x16", "ax8", "64x8x2", "128x1",
     ] {
         assert!(bad.parse::<MatVecShape>().is_err(), "`{bad}` parsed");
     }
-    assert_eq!(
-        MatVecShape::for_device(wgpu::DeviceType::Cpu),
-        MatVecShape::CPU
-    );
+    // CPU adapters: lavapipe's 8 lanes (or an unknown width) 64 x 8, SwiftShader's 4 lanes
+    // 16 x 8; GPUs 128 x 4 whatever their subgroups.
+    let cpu = wgpu::DeviceType::Cpu;
+    for (lanes, want) in [
+        (8, MatVecShape::CPU),
+        (16, MatVecShape::CPU),
+        (0, MatVecShape::CPU),
+        (4, MatVecShape::CPU_4_LANES),
+    ] {
+        assert_eq!(MatVecShape::for_adapter(cpu, lanes), want, "{lanes} lanes");
+    }
     for gpu in [
         wgpu::DeviceType::DiscreteGpu,
         wgpu::DeviceType::IntegratedGpu,
         wgpu::DeviceType::Other,
     ] {
-        assert_eq!(MatVecShape::for_device(gpu), MatVecShape::GPU);
+        for lanes in [0, 4, 32, 64] {
+            assert_eq!(MatVecShape::for_adapter(gpu, lanes), MatVecShape::GPU);
+        }
     }
 }

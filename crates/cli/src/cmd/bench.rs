@@ -61,9 +61,9 @@ pub struct Args {
     /// engine's `matmul_int_dot`, default off).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub matmul_int_dot: Option<bool>,
-    /// The decode mat-vecs' workgroup shape, `THREADSxROWS` (threads 64, 128 or 256; rows 4
-    /// or 8; default: the engine's choice for the adapter, 64x8 on CPU adapters and 128x4 on
-    /// GPUs).
+    /// The decode mat-vecs' workgroup shape, `THREADSxROWS` (threads 16, 32, 64, 128 or 256;
+    /// rows 4 or 8; default: the engine's choice for the adapter, 64x8 on CPU adapters, 16x8
+    /// on CPU adapters with 4-lane subgroups (SwiftShader) and 128x4 on GPUs).
     #[arg(long, value_name = "SHAPE")]
     pub matvec_shape: Option<String>,
     /// Decode with the chat's default sampling (`GenerationSettings::default()`: the model
@@ -211,6 +211,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "device_type": format!("{:?}", adapter.device_type),
         "f16": model.context().use_f16(),
         "subgroups": model.context().use_subgroups(),
+        "subgroup_min_size": model.context().caps().subgroup_min_size,
+        "subgroup_max_size": model.context().caps().subgroup_max_size,
         "n_ctx": args.ctx,
         "max_batch": max_batch,
         "pipeline_decode": !args.no_pipeline,

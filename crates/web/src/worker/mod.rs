@@ -640,6 +640,9 @@ async fn bench(
     l.model.discard_pending();
     l.model.reset();
     let a = ctx.as_deref().map(adapter_info).unwrap_or_default();
+    let lanes = ctx.as_deref().map_or((0, 0), |c| {
+        (c.caps().subgroup_min_size, c.caps().subgroup_max_size)
+    });
     let n = n_dec as f64;
     let weight_bytes_per_token = l.info.weights_per_token;
     let decode_tps = n / decode_s;
@@ -649,6 +652,8 @@ async fn bench(
         "backend": a.backend,
         "f16": a.f16,
         "subgroups": a.subgroups,
+        "subgroup_min_size": lanes.0,
+        "subgroup_max_size": lanes.1,
         "n_ctx": l.model.options().n_ctx,
         "max_batch": l.model.options().max_batch,
         "pipeline_decode": l.model.options().pipeline_decode,

@@ -54,9 +54,13 @@
 // X4 (x_offset and n_in multiples of 4: every quantized type's rows) reads x and the norm
 // weight as vec4: one 16-byte load for four elements instead of four loads.
 //
+// BLOCKS (with UNROLL; for CPU adapters) gives each thread whole units (t, t + WG, ...)
+// instead of quarters, so Q4_0, Q5_0 and Q8_0 load each word of a block once (`dot_b` in
+// matvec_walk.wgsl); x is still loaded once per workgroup. Replaces PAIRS.
+//
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
 // ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, INT_DOT, ROPE, KV_F16, V_TYPE, X4,
-// FLAT_REDUCE.
+// FLAT_REDUCE, BLOCKS.
 
 #ifndef WG
 #define WG 128

@@ -155,9 +155,13 @@ run_bench 3b-q4km-p512-tiledefault-early "$M" --prompt-tokens 512 --gen-tokens 8
 # instructions per weight, if the mat-vecs are bound by issue rather than by bytes.
 run_bench 3b-q4km-p128-int8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-int-dot on --profile
 # Decode mat-vecs with other workgroup shapes (threads x rows; the GPUs' default is 128x4):
-# 64x8 is the CPU adapters' default (1.5x decode on lavapipe), 128x8 reads x once per 8 rows.
+# 64x8 was the CPU adapters' default (1.5x decode on lavapipe), 128x8 reads x once per 8 rows.
 run_bench 3b-q4km-p128-shape64x8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 64x8 --profile
 run_bench 3b-q4km-p128-shape128x8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 128x8
+# Decode mat-vecs walking whole units per thread (the CPU adapters' default, with 16x8: each
+# word of a Q5_0/Q8_0 block loaded once, not once per quarter), on 64 threads so that the 100
+# units of a 3200-wide row still spread over most of them.
+run_bench 3b-q4km-p128-blocks64x8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 64x8 --matvec-blocks on --profile
 # One q/k/v mat-vec per weight type (the 13 layers with a Q8_0 attn_v: +13 dispatches): what
 # walking both types in one dispatch gains.
 run_bench 3b-q4km-p128-qkv-per-type "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-mixed-qkv --profile
@@ -258,7 +262,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
         d = json.load(open(f))
     except Exception:
         print(f"{os.path.basename(f)[6:-5]:34} (no result)"); continue
-    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_shape", "matvec_pairs", "matvec_int_dot", "matmul_int_dot", "attn_split_keys", "matmul_tile",
+    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_shape", "matvec_blocks", "matvec_pairs", "matvec_int_dot", "matmul_int_dot", "attn_split_keys", "matmul_tile",
                                                   "fused_rope", "mixed_qkv", "pipeline_decode", "sampling", "unchecked")
                     if k in d)
     print(f"{os.path.basename(f)[6:-5]:34} prefill {d['prefill_tokens_per_s']:8.1f}  decode "

@@ -77,7 +77,7 @@ fn check(name: &str, force_f32: bool) {
 }
 
 fn check_in(ctx: Arc<GpuContext>, name: &str) {
-    check_with(ctx, name, false, None, None)
+    check_with(ctx, name, false, None, None, None)
 }
 
 /// Logits of the prompt (batched prefill) and of the last token through the cache, and the
@@ -91,6 +91,7 @@ fn check_with(
     int_dot: bool,
     tile: Option<&str>,
     shape: Option<MatVecShape>,
+    blocks: Option<bool>,
 ) {
     let start = std::time::Instant::now();
     let e = load_expected(name);
@@ -101,6 +102,7 @@ fn check_with(
         matmul_int_dot: int_dot,
         matmul_tile: tile.map(|t| t.parse().unwrap()),
         matvec_shape: shape,
+        matvec_blocks: blocks,
         ..Default::default()
     };
     let mut model = pollster::block_on(load_file(
@@ -187,19 +189,20 @@ fn engine_matches_llama_cpp_f16_path() {
 #[test]
 fn engine_with_int8_products_matches_llama_cpp() {
     for name in FIXTURES {
-        check_with(context_with(false, false), name, true, None, None);
+        check_with(context_with(false, false), name, true, None, None, None);
         check_with(
             context_with(true, true),
             name,
             true,
             Some("64x64x8x8"),
             None,
+            None,
         );
     }
 }
 
-/// The mat-vecs with the GPUs' workgroup shape (128 threads x 4 rows) on both paths: lavapipe,
-/// a CPU adapter, otherwise runs the engine with 64 x 8.
+/// The mat-vecs as GPUs run them (128 threads x 4 rows, quarter-units per thread) on both
+/// paths: lavapipe, a CPU adapter, otherwise runs the engine with 16 x 8 and whole units.
 #[test]
 fn engine_with_the_gpu_matvec_shape_matches_llama_cpp() {
     for name in FIXTURES {
@@ -210,6 +213,7 @@ fn engine_with_the_gpu_matvec_shape_matches_llama_cpp() {
                 false,
                 None,
                 Some(MatVecShape::GPU),
+                Some(false),
             );
         }
     }
@@ -279,41 +283,44 @@ fn stacked_projections_match_the_cpu_reference() {
     // Q8_0 v in one mat-vec), the default path with one q/k/v mat-vec per type, with RoPE in a
     // dispatch of its own, the mat-vecs walking two units per loop step, and the mat-vecs and
     // mat-muls in 8-bit integers (a looser gate, as for llama.cpp's own quantized-activation
-    // products). The mat-vecs take the adapter's shape (64 x 8 on lavapipe, a CPU adapter), or
-    // the one named: the GPUs' 128 x 4, or SwiftShader's 16 x 8.
-    let gpu = Some(MatVecShape::GPU);
-    let narrow = Some(MatVecShape::CPU_4_LANES);
-    for (force_f32, no_sg, fuse_rope, matvec_pairs, mixed_qkv, int_dot, shape) in [
+    // products). The mat-vecs take the adapter's choices (on lavapipe, a CPU adapter, 16 x 8
+    // walking whole units per thread), or the ones named: the GPUs' 128 x 4 walking quarter-units
+    // (`gpu`, which the rows with two units per loop step need), or 64 x 8 walking quarter-units.
+    let gpu = Some((MatVecShape::GPU, false));
+    let wide = Some(("64x8".parse::<MatVecShape>().unwrap(), false));
+    for (force_f32, no_sg, fuse_rope, matvec_pairs, mixed_qkv, int_dot, matvec) in [
         (true, false, true, false, true, false, None),
         (false, false, true, false, true, false, None),
         (true, true, true, false, true, false, None),
         (false, true, true, false, true, false, None),
         (false, false, true, false, false, false, None),
         (false, false, false, false, true, false, None),
-        (false, false, true, true, true, false, None),
-        (true, true, true, true, true, false, None),
+        (false, false, true, true, true, false, gpu),
+        (true, true, true, true, true, false, gpu),
         (false, false, true, false, true, true, None),
-        (true, true, true, true, true, true, None),
+        (true, true, true, true, true, true, gpu),
         (false, false, false, false, false, true, None),
         (false, false, true, false, true, false, gpu),
         (true, true, true, false, true, false, gpu),
         (false, false, false, true, false, true, gpu),
-        (false, false, true, false, true, false, narrow),
-        (true, true, true, false, true, false, narrow),
+        (false, false, true, false, true, false, wide),
+        (true, true, true, false, true, false, wide),
     ] {
         let ctx = context_with(force_f32, no_sg);
-        let want_shape = shape.unwrap_or(MatVecShape::for_adapter(
-            ctx.adapter().device_type,
-            ctx.caps().subgroup_max_size,
-        ));
+        // The adapter's choices: whole units wherever its shape is the CPU adapters'.
+        let (want_shape, want_blocks) = matvec.unwrap_or_else(|| {
+            let s = MatVecShape::for_device(ctx.adapter().device_type);
+            (s, s == MatVecShape::CPU)
+        });
         let path_name = format!(
-            "{}{}{}{}{}{} {want_shape}",
+            "{}{}{}{}{}{} {want_shape}{}",
             if ctx.use_f16() { "f16" } else { "f32" },
             if ctx.use_subgroups() { "+sg" } else { "" },
             if fuse_rope { "" } else { " rope apart" },
             if matvec_pairs { " pairs" } else { "" },
             if mixed_qkv { "" } else { " q/k/v per type" },
-            if int_dot { " int8" } else { "" }
+            if int_dot { " int8" } else { "" },
+            if want_blocks { " units" } else { " quarters" }
         );
         let gate = if int_dot {
             INT_DOT_GATE
@@ -330,11 +337,13 @@ fn stacked_projections_match_the_cpu_reference() {
             mixed_qkv,
             matvec_int_dot: int_dot,
             matmul_int_dot: int_dot,
-            matvec_shape: shape,
+            matvec_shape: matvec.map(|m| m.0),
+            matvec_blocks: matvec.map(|m| m.1),
             ..Default::default()
         };
         let mut model = pollster::block_on(load_file(ctx, &path, opts)).unwrap();
         assert_eq!(model.options().matvec_shape, Some(want_shape));
+        assert_eq!(model.options().matvec_blocks, Some(want_blocks));
         let got = pollster::block_on(model.logits(&prompt)).unwrap();
         let n_vocab = model.config().n_vocab;
         for (p, w) in want[..prompt.len()].iter().enumerate() {

@@ -283,11 +283,11 @@ test('o. a model too large for the adapter is refused before the download, with 
 test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON of ahma bench', { timeout: T(180000) }, async (t) => {
     await withBrowser(t, { name: 'r-bench-page', server }, async (s) => {
         const fx = fixture(APP_MODEL);
-        // with the kernel choices `ahma bench` has flags for (two units per mat-vec loop step,
-        // x in 8-bit integers with packed integer dot products, 128 keys per attention split,
-        // 8-token-per-thread mat-mul tiles)
+        // with the kernel choices `ahma bench` has flags for (mat-vecs walking quarter-units, two
+        // per loop step, x in 8-bit integers with packed integer dot products, 128 keys per
+        // attention split, 8-token-per-thread mat-mul tiles)
         await loadModel(s, server.modelUrl(fx.gguf), {
-            extra: { bench: '1', prompt: '12', gen: '6', pairs: 'on', int8: 'on', split_keys: '128', tile: '64x64x8' },
+            extra: { bench: '1', prompt: '12', gen: '6', blocks: 'off', pairs: 'on', int8: 'on', split_keys: '128', tile: '64x64x8' },
         });
         const { page } = s;
         await page.waitForFunction(() => (document.querySelector('[data-testid="bench-result"]')?.textContent ?? '') !== '',
@@ -297,7 +297,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         await s.shot('bench-result');
         // the keys `ahma bench --json` prints for the same measurement
         for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'subgroup_min_size', 'subgroup_max_size', 'n_ctx', 'max_batch', 'pipeline_decode',
-            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'matmul_int_dot', 'matvec_shape', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
+            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'matmul_int_dot', 'matvec_shape', 'matvec_blocks', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
             'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'weight_bytes_per_token',
             'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
             assert.ok(key in v, `no ${key} in ${JSON.stringify(v)}`);
@@ -306,8 +306,8 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.equal(v.matvec_int_dot, true);
         assert.equal(v.attn_split_keys, 128);
         assert.equal(v.matmul_tile, '64x64x8x4');
-        assert.equal(v.subgroup_max_size, 4, 'Chromium reports SwiftShader\'s 4-lane subgroups');
-        assert.equal(v.matvec_shape, '16x8', 'SwiftShader is a fallback (CPU) adapter with 4-lane subgroups: their shape');
+        assert.equal(v.matvec_shape, '16x8', 'SwiftShader is a fallback (CPU) adapter: the CPU adapters\' shape');
+        assert.equal(v.matvec_blocks, false);
         assert.equal(v.prompt_tokens, 12);
         assert.equal(v.gen_tokens, 6);
         assert.equal(v.f16, false, 'SwiftShader has no shader-f16: the f32 path runs');
@@ -323,15 +323,15 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
     });
 });
 
-test('s. the benchmark page with the integer mat-mul (mm_int8=on) and the GPUs\' mat-vec shape (shape=128x4): Tint compiles them, greedy ids still equal llama.cpp', { timeout: T(180000) }, async (t) => {
+test('s. the benchmark page with the integer mat-mul (mm_int8=on) and the GPUs\' mat-vec (shape=128x4, blocks=off): Tint compiles them, greedy ids still equal llama.cpp', { timeout: T(180000) }, async (t) => {
     await withBrowser(t, { name: 's-bench-int8-matmul', server }, async (s) => {
         const fx = fixture(APP_MODEL);
         // prefill's mat-muls and decode's mat-vecs in 8-bit integers, the mat-muls with 8 x 8
         // outputs per thread (the integer variant of every tile fits WebGPU's 16 KiB), the
-        // mat-vecs with the GPUs' 128 threads over 4 rows (SwiftShader, a CPU adapter with 4-lane
-        // subgroups, gets 16 x 8)
+        // mat-vecs as on GPUs, 128 threads over 4 rows walking quarter-units (SwiftShader, a CPU
+        // adapter, gets 16 x 8 walking whole units)
         await loadModel(s, server.modelUrl(fx.gguf), {
-            extra: { bench: '1', prompt: '12', gen: '4', int8: 'on', mm_int8: 'on', tile: '64x64x8x8', shape: '128x4' },
+            extra: { bench: '1', prompt: '12', gen: '4', int8: 'on', mm_int8: 'on', tile: '64x64x8x8', shape: '128x4', blocks: 'off' },
         });
         const { page } = s;
         await page.waitForFunction(() => (document.querySelector('[data-testid="bench-result"]')?.textContent ?? '') !== '',
@@ -342,6 +342,7 @@ test('s. the benchmark page with the integer mat-mul (mm_int8=on) and the GPUs\'
         assert.equal(v.matvec_int_dot, true);
         assert.equal(v.matmul_tile, '64x64x8x8');
         assert.equal(v.matvec_shape, '128x4');
+        assert.equal(v.matvec_blocks, false);
         assert.ok(v.prefill_tokens_per_s > 0 && v.decode_tokens_per_s > 0, 'no speed measured');
         // the prompt goes through the integer mat-muls, the continuation through the mat-vecs
         const ids = await greedy(page, fx, 8);

@@ -246,9 +246,11 @@ impl Model {
         plan: MemoryPlan,
         weights: Weights,
     ) -> Result<Model, EngineError> {
-        // The shape in use, for `Model::options` to report (the same one `matvec_options`
-        // derives from an unset shape).
-        opts.matvec_shape = Some(opts.matvec_options(&ctx).shape());
+        // The shape and walk in use, for `Model::options` to report (the same ones
+        // `matvec_options` derives from unset choices).
+        let mv = opts.matvec_options(&ctx);
+        opts.matvec_shape = Some(mv.shape());
+        opts.matvec_blocks = Some(mv.blocks);
         let b = opts.max_batch as u64;
         let f = 4u64;
         let d = cfg.n_embd as u64;

@@ -67,10 +67,16 @@ pub struct LoadOptions {
     pub mixed_qkv: bool,
     /// The decode mat-vecs' workgroup shape, threads x rows
     /// (`ahma_kernels::matvec::MatVecShape`); `None` picks it for the adapter at load
-    /// (`MatVecShape::for_adapter`: 64 x 8 on CPU adapters, 16 x 8 on those with 4-lane
-    /// subgroups such as SwiftShader, 128 x 4 on GPUs), and the loaded
+    /// (`MatVecShape::for_device`: 16 x 8 on CPU adapters, 128 x 4 on GPUs), and the loaded
     /// model's [`crate::Model::options`] report the shape in use. Results agree to rounding.
     pub matvec_shape: Option<ahma_kernels::MatVecShape>,
+    /// Decode's mat-vecs walk whole 32-element units per thread instead of quarters
+    /// (`ahma_kernels::matvec::MatVecOptions::blocks`): the words of a Q4_0, Q5_0 or Q8_0 block
+    /// are loaded once instead of once per quarter. `None` turns it on for CPU adapters (whose
+    /// drivers make each load a gather) and off for GPUs (whose quarter loads coalesce); the
+    /// loaded model's [`crate::Model::options`] report the choice in use. Results agree to
+    /// rounding.
+    pub matvec_blocks: Option<bool>,
 }
 
 impl Default for LoadOptions {
@@ -90,6 +96,7 @@ impl Default for LoadOptions {
             matmul_int_dot: false,
             mixed_qkv: true,
             matvec_shape: None,
+            matvec_blocks: None,
         }
     }
 }
@@ -98,8 +105,9 @@ impl LoadOptions {
     /// Sets the kernel choices `ahma bench` and the browser benchmark page expose (each `None`
     /// keeps the current value): `matvec_pairs`, `matvec_int_dot`, `matmul_int_dot`,
     /// `attn_split_keys`, `matmul_tile`, the tile as `TOKENSxROWS[xTMxRN]`, and `matvec_shape`
-    /// as `THREADSxROWS` (an unknown tile or shape is a typed error; the loader validates the
-    /// rest).
+    /// as `THREADSxROWS`, and `matvec_blocks` (an unknown tile or shape is a typed error; the
+    /// loader validates the rest).
+    #[allow(clippy::too_many_arguments)]
     pub fn set_kernel_choices(
         &mut self,
         matvec_pairs: Option<bool>,
@@ -108,7 +116,11 @@ impl LoadOptions {
         attn_split_keys: Option<usize>,
         matmul_tile: Option<&str>,
         matvec_shape: Option<&str>,
+        matvec_blocks: Option<bool>,
     ) -> Result<(), EngineError> {
+        if matvec_blocks.is_some() {
+            self.matvec_blocks = matvec_blocks;
+        }
         if let Some(s) = matvec_shape {
             self.matvec_shape = Some(s.parse::<ahma_kernels::MatVecShape>()?);
         }
@@ -131,23 +143,25 @@ impl LoadOptions {
     }
 
     /// The decode mat-vecs' options these choices give on `ctx`: the chosen shape, else the
-    /// adapter's (`MatVecShape::for_adapter`), and on CPU adapters the one-round reduction
-    /// without subgroups.
+    /// adapter's (`MatVecShape::for_device`), the unit walk where chosen or on CPU adapters,
+    /// and on CPU adapters the one-round reduction without subgroups.
     pub(crate) fn matvec_options(
         &self,
         ctx: &ahma_kernels::GpuContext,
     ) -> ahma_kernels::MatVecOptions {
         let device_type = ctx.adapter().device_type;
-        let lanes = ctx.caps().subgroup_max_size;
         ahma_kernels::MatVecOptions {
             pairs: self.matvec_pairs,
             int_dot: self.matvec_int_dot,
             flat_reduce: device_type == wgpu::DeviceType::Cpu,
+            blocks: self
+                .matvec_blocks
+                .unwrap_or(device_type == wgpu::DeviceType::Cpu),
             ..Default::default()
         }
         .with_shape(
             self.matvec_shape
-                .unwrap_or_else(|| ahma_kernels::MatVecShape::for_adapter(device_type, lanes)),
+                .unwrap_or_else(|| ahma_kernels::MatVecShape::for_device(device_type)),
         )
     }
 

@@ -8,7 +8,7 @@
 //! Each line also gives the CPU time spent recording and submitting, per call. Weights are random
 //! blocks with sane f16 scales. Environment: KB_OPS=matvec|matmul, KB_TOKENS=64,512,
 //! KB_TYPES=q5_0,q8_0 narrow the sweep; KB_INT_DOT=0 leaves out the integer-dot products;
-//! KB_SHAPES=64x8,128x4+pairs times only these mat-vec shapes (threads x rows).
+//! KB_SHAPES=64x8,128x4+pairs,16x8+blocks times only these mat-vec shapes (threads x rows).
 
 use std::time::Instant;
 
@@ -79,7 +79,7 @@ fn time_reps(
 }
 
 /// A mat-vec variant: (threads, rows, unroll, pairs, int_dot).
-type Shape = (u32, u32, bool, bool, bool);
+type Shape = (u32, u32, bool, bool, bool, bool);
 
 fn main() -> Result<(), KernelError> {
     let reps: u32 = std::env::args()
@@ -129,8 +129,8 @@ fn main() -> Result<(), KernelError> {
     // KB_TILES: only these mat-mul tiles ("64x64,128x128x8x8": tokens x rows [x tokens x rows
     // per thread]).
     let tiles = std::env::var("KB_TILES").ok();
-    // KB_SHAPES: only these mat-vec shapes, `WGxROWS` with optional `+pairs` and `+int8`
-    // ("64x8,128x4+pairs"); all unrolled where the row count allows.
+    // KB_SHAPES: only these mat-vec shapes, `WGxROWS` with optional `+pairs`, `+int8` and
+    // `+blocks` ("64x8,128x4+pairs,16x8+blocks"); all unrolled where the row count allows.
     let shape_list: Option<Vec<Shape>> = std::env::var("KB_SHAPES").ok().map(|v| {
         v.split(',')
             .filter_map(|s| {
@@ -143,6 +143,7 @@ fn main() -> Result<(), KernelError> {
                     true,
                     flags.contains(&"pairs"),
                     flags.contains(&"int8"),
+                    flags.contains(&"blocks"),
                 ))
             })
             .collect()
@@ -197,20 +198,23 @@ fn main() -> Result<(), KernelError> {
             // other shapes.
             let default_shapes: &[Shape] = if ops.contains("matvec") {
                 &[
-                    (128, 4, true, false, false),
-                    (128, 4, true, false, true),
-                    (128, 4, true, true, false),
-                    (128, 4, true, true, true),
-                    (128, 4, false, false, false),
-                    (256, 4, true, false, false),
-                    (256, 4, true, true, false),
-                    (64, 4, true, false, false),
-                    (64, 4, true, true, false),
-                    (64, 8, true, false, false),
-                    (128, 8, true, false, false),
-                    (128, 8, true, false, true),
-                    (128, 8, true, true, false),
-                    (128, 2, false, false, false),
+                    (128, 4, true, false, false, false),
+                    (128, 4, true, false, true, false),
+                    (128, 4, true, true, false, false),
+                    (128, 4, true, true, true, false),
+                    (128, 4, false, false, false, false),
+                    (256, 4, true, false, false, false),
+                    (256, 4, true, true, false, false),
+                    (64, 4, true, false, false, false),
+                    (64, 4, true, true, false, false),
+                    (64, 8, true, false, false, false),
+                    (64, 8, true, false, false, true),
+                    (16, 8, true, false, false, false),
+                    (16, 8, true, false, false, true),
+                    (128, 8, true, false, false, false),
+                    (128, 8, true, false, true, false),
+                    (128, 8, true, true, false, false),
+                    (128, 2, false, false, false, false),
                 ]
             } else {
                 &[]
@@ -219,7 +223,7 @@ fn main() -> Result<(), KernelError> {
                 Some(list) if ops.contains("matvec") => list.as_slice(),
                 _ => default_shapes,
             };
-            for &(wg, rows, unroll, pairs, int_dot) in shapes {
+            for &(wg, rows, unroll, pairs, int_dot, blocks) in shapes {
                 if int_dot && !(int_rows && has_int_dot(ty)) {
                     continue;
                 }
@@ -229,12 +233,13 @@ fn main() -> Result<(), KernelError> {
                     unroll,
                     pairs,
                     int_dot,
+                    blocks,
                     ..Default::default()
                 };
                 let op = pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, opts))?;
                 let (t, cpu) = time_reps(&ctx, reps, &|p| op.encode(p))?;
                 println!(
-                    "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} rows {rows}{} parts {}: {:8.1} us (cpu {:5.1})  {:7.1} GB/s",
+                    "matvec {path:14} {:7} {n_in:5}x{n_out:5} wg{wg:<3} rows {rows}{}{} parts {}: {:8.1} us (cpu {:5.1})  {:7.1} GB/s",
                     match (unroll && (rows == 4 || rows == 8), pairs, int_dot) {
                         (true, true, true) => " unrolled+pairs+int8",
                         (true, true, false) => " unrolled+pairs     ",
@@ -242,6 +247,7 @@ fn main() -> Result<(), KernelError> {
                         (true, false, false) => " unrolled           ",
                         _ => "                    ",
                     },
+                    if blocks { "+blocks" } else { "" },
                     ty.name(),
                     m.parts().len(),
                     t * 1e6,

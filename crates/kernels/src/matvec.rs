@@ -54,33 +54,24 @@ impl MatVecShape {
         threads: 128,
         rows: 4,
     };
-    /// CPU adapters (lavapipe): 64 threads over 8 rows. Their drivers run a workgroup's
-    /// invocations as SIMD lanes on one core, so a workgroup's fixed costs (the reduction
-    /// through workgroup memory, the barrier) and its loads of x are shared by more rows;
-    /// 1.2-1.4x the mat-vec throughput of [`MatVecShape::GPU`] on lavapipe.
+    /// CPU adapters (lavapipe, SwiftShader natively and in Chromium): 16 threads over 8 rows.
+    /// Their drivers run a workgroup's invocations as SIMD lanes on one core, and SwiftShader
+    /// runs every branch of a SIMD group, taken or not, so the end of the kernel (the
+    /// reduction, the stores of the rows) costs every SIMD group of the workgroup: fewer
+    /// threads, each walking more of the row, share those costs (with whole-unit walks,
+    /// `MatVecOptions::blocks`, lavapipe decodes 1.5x and SwiftShader 1.6x faster than with
+    /// 64 x 8 quarter walks).
     pub const CPU: MatVecShape = MatVecShape {
-        threads: 64,
-        rows: 8,
-    };
-    /// CPU adapters with 4-lane SIMD groups (SwiftShader, native and in Chromium): 16 threads
-    /// over 8 rows. SwiftShader runs every branch of a SIMD group, taken or not, so the end of
-    /// the kernel (the reduction, the stores of the ROWS outputs) costs each of the
-    /// workgroup's threads / 4 groups; with 16 threads it is four groups instead of sixteen
-    /// (1.45x decode over [`MatVecShape::CPU`] there, 0.7 times lavapipe's decode speed).
-    pub const CPU_4_LANES: MatVecShape = MatVecShape {
         threads: 16,
         rows: 8,
     };
 
-    /// The default shape for an adapter of this type whose subgroups have at most
-    /// `subgroup_max_size` lanes (0: unknown).
-    pub fn for_adapter(device_type: wgpu::DeviceType, subgroup_max_size: u32) -> MatVecShape {
-        if device_type != wgpu::DeviceType::Cpu {
-            MatVecShape::GPU
-        } else if (1..=4).contains(&subgroup_max_size) {
-            MatVecShape::CPU_4_LANES
-        } else {
+    /// The default shape for an adapter of this type.
+    pub fn for_device(device_type: wgpu::DeviceType) -> MatVecShape {
+        if device_type == wgpu::DeviceType::Cpu {
             MatVecShape::CPU
+        } else {
+            MatVecShape::GPU
         }
     }
 }
@@ -154,6 +145,13 @@ pub struct MatVecOptions {
     /// group of the workgroup at each barrier (lavapipe without subgroups: 1.3-1.4x decode);
     /// GPUs keep the tree. No effect with subgroups.
     pub flat_reduce: bool,
+    /// With `unroll`: each thread of a Q4_0, Q5_0 or Q8_0 product walks whole 32-element
+    /// units instead of a quarter of one (the `BLOCKS` variant), so the words of a block are
+    /// loaded once rather than once per quarter. Other types, and `int_dot`, keep the quarter
+    /// walk (see [`walks_units`]). For CPU adapters, whose drivers turn each load with a
+    /// per-lane offset into a gather; GPUs keep the quarter walk, whose loads coalesce.
+    /// Replaces `pairs` where it applies.
+    pub blocks: bool,
 }
 
 impl MatVecOptions {
@@ -188,6 +186,7 @@ impl Default for MatVecOptions {
             pairs: false,
             int_dot: false,
             flat_reduce: false,
+            blocks: false,
         }
     }
 }
@@ -237,6 +236,17 @@ pub struct MatVecRope<'a> {
     pub v: Option<&'a QuantMatrix>,
 }
 
+/// Whether a product of `ty` rows with these options walks whole units per thread (the `BLOCKS`
+/// variant): `blocks` asked for, the unrolled rows, the float product, and a type with a unit
+/// product (Q4_0, Q5_0, Q8_0).
+pub fn walks_units(ty: GgmlType, opts: &MatVecOptions) -> bool {
+    opts.blocks
+        && opts.unroll
+        && !opts.int_dot
+        && (opts.rows == 4 || opts.rows == 8)
+        && matches!(ty, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0)
+}
+
 /// The key of one variant; `accumulate` and `swiglu` exclude each other. `outputs` is 1, 2 or 3.
 pub fn key(
     ty: GgmlType,
@@ -261,13 +271,17 @@ pub fn key(
         .flag("ROWS8", opts.unroll && opts.rows == 8)
         .flag(
             "PAIRS",
-            opts.pairs && opts.unroll && (opts.rows == 4 || opts.rows == 8),
+            opts.pairs
+                && !walks_units(ty, opts)
+                && opts.unroll
+                && (opts.rows == 4 || opts.rows == 8),
         )
         .flag(
             "INT_DOT",
             opts.int_dot && opts.unroll && (opts.rows == 4 || opts.rows == 8),
         )
         .flag("FLAT_REDUCE", opts.flat_reduce && !subgroups)
+        .flag("BLOCKS", walks_units(ty, opts))
 }
 
 /// The key of the fused q/k/v + RoPE + KV-store variant (three outputs; the caches are f16
@@ -294,7 +308,12 @@ pub fn rope_key_mixed(
     opts: &MatVecOptions,
     norm: bool,
 ) -> KernelKey {
-    rope_key(ty, f16, subgroups, opts, norm)
+    // Both matrices walk the same way: whole units only where both types have a unit product.
+    let opts = MatVecOptions {
+        blocks: opts.blocks && walks_units(v_ty, opts),
+        ..*opts
+    };
+    rope_key(ty, f16, subgroups, &opts, norm)
         .define("V_TYPE", v_ty.name())
         .define("V_FRAGMENT", "matvec_walk")
 }
@@ -311,8 +330,9 @@ pub const MIXED_PAIRS: [(GgmlType, GgmlType); 5] = [
 ];
 
 /// Every variant the engine and the tests request: (accumulate, swiglu, norm, outputs) for the
-/// default workgroup shape, plus the plain product for the other workgroup sizes, all with the
-/// vec4 loads of x (`X4`), and the plain product with scalar loads.
+/// default workgroup shape and the CPU adapters' (with and without their whole-unit walk), plus
+/// the plain product for the other workgroup sizes, all with the vec4 loads of x (`X4`), and
+/// the plain product with scalar loads.
 pub fn variants() -> Vec<KernelKey> {
     let modes = [
         (false, false, false, 1),
@@ -331,14 +351,23 @@ pub fn variants() -> Vec<KernelKey> {
                 continue;
             }
             for sg in [false, true] {
-                // The options, and with a CPU adapters' shape and no subgroups also their
-                // one-round reduction.
-                let and_flat = |o: MatVecOptions| {
-                    let cpu = [MatVecShape::CPU, MatVecShape::CPU_4_LANES].contains(&o.shape());
-                    std::iter::once(o).chain((!sg && cpu).then_some(MatVecOptions {
-                        flat_reduce: true,
-                        ..o
-                    }))
+                // The options, and with the CPU adapters' shape also their whole-unit walk, and
+                // without subgroups their one-round reduction.
+                let and_cpu = |o: MatVecOptions| {
+                    let mut v = vec![o];
+                    if o.shape() == MatVecShape::CPU {
+                        v.push(MatVecOptions { blocks: true, ..o });
+                        if !sg {
+                            for blocks in [false, true] {
+                                v.push(MatVecOptions {
+                                    flat_reduce: true,
+                                    blocks,
+                                    ..o
+                                });
+                            }
+                        }
+                    }
+                    v
                 };
                 for (accumulate, swiglu, norm, outputs) in modes {
                     for (workgroup_size, rows, unroll, pairs, int_dot) in [
@@ -362,7 +391,7 @@ pub fn variants() -> Vec<KernelKey> {
                             int_dot,
                             ..Default::default()
                         };
-                        for o in and_flat(opts) {
+                        for o in and_cpu(opts) {
                             out.push(key(ty, f16, sg, &o, norm, outputs));
                         }
                     }
@@ -374,7 +403,6 @@ pub fn variants() -> Vec<KernelKey> {
                     (MatVecShape::GPU, true, false, true),
                     (MatVecShape::GPU, true, true, true),
                     (MatVecShape::CPU, true, false, false),
-                    (MatVecShape::CPU_4_LANES, true, false, false),
                 ] {
                     for norm in [false, true] {
                         let opts = MatVecOptions {
@@ -384,7 +412,7 @@ pub fn variants() -> Vec<KernelKey> {
                             ..Default::default()
                         }
                         .with_shape(shape);
-                        for o in and_flat(opts) {
+                        for o in and_cpu(opts) {
                             out.push(rope_key(ty, f16, sg, &o, norm));
                         }
                     }
@@ -396,7 +424,6 @@ pub fn variants() -> Vec<KernelKey> {
                         (MatVecShape::GPU, false, true),
                         (MatVecShape::GPU, true, true),
                         (MatVecShape::CPU, false, false),
-                        (MatVecShape::CPU_4_LANES, false, false),
                     ] {
                         let opts = MatVecOptions {
                             pairs,
@@ -404,7 +431,7 @@ pub fn variants() -> Vec<KernelKey> {
                             ..Default::default()
                         }
                         .with_shape(shape);
-                        for o in and_flat(opts) {
+                        for o in and_cpu(opts) {
                             out.push(rope_key_mixed(a, v, f16, sg, &o, true));
                         }
                     }
@@ -424,9 +451,12 @@ pub fn variants() -> Vec<KernelKey> {
             }
         }
     }
+    // Options that do not apply to a type (whole units for Q6_K, say) give keys already listed.
+    let mut seen = std::collections::HashSet::new();
     out.into_iter()
         .map(|k| k.flag("X4", true))
         .chain(scalar_x)
+        .filter(|k| seen.insert(k.clone()))
         .collect()
 }
 

@@ -102,8 +102,55 @@ fn check_type(ty: GgmlType) {
                 i == 1,
                 None,
             );
+            cpu_case(&ctx, &path, ty, (n_in, n_out), 1100 + i as u64);
         }
     }
+}
+
+/// One random case with the CPU adapters' mat-vec: 16 threads x 8 rows walking whole units
+/// (`blocks`: each type's unit product, Q4_0's, Q5_0's and Q8_0's reading each word once), with
+/// the one-round reduction where there are no subgroups, accumulating into y.
+fn cpu_case(ctx: &GpuContext, path: &str, ty: GgmlType, (n_in, n_out): (usize, usize), seed: u64) {
+    let mut rng = Rng::new(seed);
+    let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+    let x: Vec<f32> = (0..n_in).map(|_| rng.signed()).collect();
+    let init: Vec<f32> = (0..n_out).map(|_| rng.signed()).collect();
+    let mut want = reference_matmul(ty, &bytes, n_in, n_out, &x);
+    for (w, i) in want.iter_mut().zip(&init) {
+        *w += *i as f64;
+    }
+    let m = QuantMatrix::from_bytes(ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+    let xb = ctx.storage_buffer_init("x", &x).unwrap();
+    let opts = MatVecOptions {
+        blocks: true,
+        flat_reduce: true,
+        ..Default::default()
+    }
+    .with_shape(MatVecShape::CPU);
+    let yb = ctx.storage_buffer_init("y", &init).unwrap();
+    let op = pollster::block_on(MatVec::new(
+        ctx,
+        &m,
+        &xb,
+        &yb,
+        MatVecOptions {
+            accumulate: true,
+            ..opts
+        },
+    ))
+    .unwrap();
+    // Only the types with a unit product walk units; the others keep the quarter walk.
+    let units = matches!(ty, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0);
+    assert_eq!(op.label().contains("blocks"), units, "{}", op.label());
+    ctx.run_pass("t", |p| op.encode(p)).unwrap();
+    let got = pollster::block_on(ctx.read_f32(&yb, 0, init.len())).unwrap();
+    let (e, max) = nmse(&got, &want);
+    eprintln!("{ty} {path} {n_in}x{n_out} cpu walk: nmse {e:.2e} max abs {max:.2e}");
+    assert!(
+        e <= tolerance(ctx, ty),
+        "{ty} {path} {n_in}x{n_out} cpu walk: nmse {e:e} above {:e}",
+        tolerance(ctx, ty)
+    );
 }
 
 macro_rules! type_tests {
@@ -745,17 +792,19 @@ fn matvec_qkv_rope_fused_into_the_cache() {
                             &case.xb,
                             case.norm(),
                             r,
-                            // every other head shape with two units per loop step, and
-                            // the layouts of the first two with the CPU adapters' shapes
-                            // (and their one-round reduction where there are no subgroups)
+                            // every other head shape with two units per loop step, the
+                            // layouts of the first with the CPU adapters' mat-vec (16 x 8,
+                            // whole units per thread) and of the second with 64 x 8, both
+                            // with the one-round reduction where there are no subgroups
                             MatVecOptions {
                                 pairs: j % 2 == 1,
                                 flat_reduce: j < 2,
+                                blocks: j == 0,
                                 ..Default::default()
                             }
                             .with_shape(match j {
                                 0 => MatVecShape::CPU,
-                                1 => MatVecShape::CPU_4_LANES,
+                                1 => "64x8".parse().unwrap(),
                                 _ => MatVecShape::GPU,
                             }),
                         ))
@@ -825,6 +874,7 @@ fn matvec_qkv_rope_two_types_one_dispatch() {
                         pairs,
                         int_dot,
                         flat_reduce: threads < 128,
+                        blocks: threads == 16,
                         ..Default::default()
                     };
                     let r = case.rope(&out, rows, Some(&mv));
@@ -893,6 +943,9 @@ fn matvec_norm_fused_swiglu() {
             (GgmlType::Q5_0, 64, 8, true, false, false, true),
             (GgmlType::Q5_0, 16, 8, true, false, false, true),
             (GgmlType::Q4K, 16, 8, true, false, false, false),
+            (GgmlType::Q8_0, 16, 8, true, false, false, false),
+            (GgmlType::Q4_0, 16, 4, true, false, false, true),
+            (GgmlType::Q5_0, 16, 8, true, false, true, false),
             (GgmlType::Q6K, 128, 4, false, false, false, true),
             (GgmlType::Q8_0, 256, 8, true, true, true, true),
         ]
@@ -931,6 +984,7 @@ fn matvec_norm_fused_swiglu() {
                 pairs,
                 int_dot,
                 flat_reduce,
+                blocks: workgroup_size == 16,
                 ..Default::default()
             };
             let op = norm_matvec(&ctx, &m, &xb, (&nwb, eps), &yb, opts);
@@ -967,23 +1021,30 @@ fn matvec_workgroup_shapes() {
     let m = QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
     let xb = ctx.storage_buffer_init("x", &x).unwrap();
     for workgroup_size in ahma_kernels::matvec::WORKGROUP_SIZES {
-        for (rows, unroll, pairs) in ahma_kernels::matvec::ROW_COUNTS
+        for (rows, unroll, pairs, blocks) in ahma_kernels::matvec::ROW_COUNTS
             .into_iter()
-            .map(|r| (r, true, false))
-            .chain([(4, false, false), (4, true, true), (8, true, true)])
+            .map(|r| (r, true, false, false))
+            .chain([
+                (4, false, false, false),
+                (4, true, true, false),
+                (8, true, true, false),
+                (4, true, false, true),
+                (8, true, false, true),
+            ])
         {
             let opts = MatVecOptions {
                 workgroup_size,
                 rows,
                 unroll,
                 pairs,
+                blocks,
                 ..Default::default()
             };
             let got = accumulate_matvec(&ctx, &m, &xb, &init, opts);
             let (e, _) = nmse(&got, &want);
             assert!(
                 e <= tolerance(&ctx, ty),
-                "wg{workgroup_size} rows {rows} unroll {unroll} pairs {pairs}: nmse {e:e}"
+                "wg{workgroup_size} rows {rows} unroll {unroll} pairs {pairs} blocks {blocks}: nmse {e:e}"
             );
         }
     }
@@ -1061,24 +1122,16 @@ fn matvec_shapes_parse_and_print() {
     ] {
         assert!(bad.parse::<MatVecShape>().is_err(), "`{bad}` parsed");
     }
-    // CPU adapters: lavapipe's 8 lanes (or an unknown width) 64 x 8, SwiftShader's 4 lanes
-    // 16 x 8; GPUs 128 x 4 whatever their subgroups.
-    let cpu = wgpu::DeviceType::Cpu;
-    for (lanes, want) in [
-        (8, MatVecShape::CPU),
-        (16, MatVecShape::CPU),
-        (0, MatVecShape::CPU),
-        (4, MatVecShape::CPU_4_LANES),
-    ] {
-        assert_eq!(MatVecShape::for_adapter(cpu, lanes), want, "{lanes} lanes");
-    }
+    assert_eq!(
+        MatVecShape::for_device(wgpu::DeviceType::Cpu),
+        MatVecShape::CPU
+    );
+    assert_eq!(MatVecShape::CPU.to_string(), "16x8");
     for gpu in [
         wgpu::DeviceType::DiscreteGpu,
         wgpu::DeviceType::IntegratedGpu,
         wgpu::DeviceType::Other,
     ] {
-        for lanes in [0, 4, 32, 64] {
-            assert_eq!(MatVecShape::for_adapter(gpu, lanes), MatVecShape::GPU);
-        }
+        assert_eq!(MatVecShape::for_device(gpu), MatVecShape::GPU);
     }
 }

@@ -82,6 +82,8 @@ pub struct Tuning {
     pub matmul_tile: Option<String>,
     #[serde(default)]
     pub matvec_shape: Option<String>,
+    #[serde(default)]
+    pub matvec_blocks: Option<bool>,
 }
 
 /// UI → worker.
@@ -404,6 +406,7 @@ mod tests {
                     attn_split_keys: Some(256),
                     matmul_tile: Some("64x64x8".into()),
                     matvec_shape: Some("64x8".into()),
+                    matvec_blocks: Some(false),
                 },
             },
             ToWorker::Generate {

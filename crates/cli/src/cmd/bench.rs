@@ -62,10 +62,15 @@ pub struct Args {
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub matmul_int_dot: Option<bool>,
     /// The decode mat-vecs' workgroup shape, `THREADSxROWS` (threads 16, 32, 64, 128 or 256;
-    /// rows 4 or 8; default: the engine's choice for the adapter, 64x8 on CPU adapters, 16x8
-    /// on CPU adapters with 4-lane subgroups (SwiftShader) and 128x4 on GPUs).
+    /// rows 4 or 8; default: the engine's choice for the adapter, 16x8 on CPU adapters and 128x4
+    /// on GPUs).
     #[arg(long, value_name = "SHAPE")]
     pub matvec_shape: Option<String>,
+    /// Decode mat-vecs walk whole 32-element units per thread (`on`: each word of a Q4_0, Q5_0
+    /// or Q8_0 block loaded once) or quarter-units (`off`: loads that coalesce on GPUs; the
+    /// engine's `matvec_blocks`, default on for CPU adapters, off for GPUs).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub matvec_blocks: Option<bool>,
     /// Decode with the chat's default sampling (`GenerationSettings::default()`: the model
     /// card's temperature 0.6, top-k 4, repetition penalty 1.2; seed 1) instead of greedy.
     #[arg(long)]
@@ -150,6 +155,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         args.attn_split_keys,
         args.matmul_tile.as_deref(),
         args.matvec_shape.as_deref(),
+        args.matvec_blocks,
     )
     .context("--matmul-tile or --matvec-shape")?;
     let max_batch = opts.max_batch;
@@ -224,6 +230,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "matvec_int_dot": model.options().matvec_int_dot,
         "matmul_int_dot": model.options().matmul_int_dot,
         "matvec_shape": model.options().matvec_shape_name(),
+        "matvec_blocks": model.options().matvec_blocks.unwrap_or(false),
         "penalty_window": opts_window,
         "unchecked": model.context().shader_checks().left_out(),
         "sampling": sampling_name,

@@ -437,8 +437,8 @@ impl Ui {
 
     /// The benchmark page's engine options from its query (`pairs=on|off`, `int8=on|off` for
     /// the mat-vecs, `mm_int8=on|off` for the mat-muls, `split_keys=N`, `tile=64x64x8`,
-    /// `shape=64x8` for the mat-vecs' workgroups); the chat always loads with the engine's
-    /// defaults.
+    /// `shape=64x8` for the mat-vecs' workgroups, `blocks=on|off` for their walk); the chat
+    /// always loads with the engine's defaults.
     fn tuning(&self) -> Tuning {
         if !self.bench_mode.get_untracked() {
             return Tuning::default();
@@ -453,6 +453,7 @@ impl Ui {
             attn_split_keys: q.get("split_keys").map(|v| v.parse().unwrap_or(0)),
             matmul_tile: q.get("tile").cloned(),
             matvec_shape: q.get("shape").cloned(),
+            matvec_blocks: q.get("blocks").map(on),
         }
     }
 

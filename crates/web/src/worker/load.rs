@@ -48,6 +48,7 @@ fn tuned_options(tuning: &Tuning) -> Result<LoadOptions, Failure> {
         tuning.attn_split_keys.map(|k| k as usize),
         tuning.matmul_tile.as_deref(),
         tuning.matvec_shape.as_deref(),
+        tuning.matvec_blocks,
     )
     .map_err(engine_err)?;
     Ok(opts)

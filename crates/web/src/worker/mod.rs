@@ -665,6 +665,7 @@ async fn bench(
         "matvec_int_dot": l.model.options().matvec_int_dot,
         "matmul_int_dot": l.model.options().matmul_int_dot,
         "matvec_shape": l.model.options().matvec_shape_name(),
+        "matvec_blocks": l.model.options().matvec_blocks.unwrap_or(false),
         "penalty_window": l.model.options().penalty_window,
         "sampling": "greedy",
         "load_s": l.info.load_seconds,

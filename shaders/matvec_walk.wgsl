@@ -49,9 +49,10 @@ fn load_unit(u: u32, x_end: u32) -> XUnit {
     return xs;
 }
 
-// The unit products of Q4_0, Q5_0 and Q8_0 (the Ahma-3B files' types), each word of a block read
-// once: the host sets BLOCKS only for these types and without INT_DOT (for the other types a
-// unit is four quarter products with their loads, which the quarter walk spreads better).
+// The unit products of Q4_0, Q5_0, Q8_0 (the Ahma-3B files' types) and Q4_K (the 7B's), each
+// word of a block read once: the host sets BLOCKS only for these types and without INT_DOT (for
+// the other types a unit is four quarter products with their loads, which the quarter walk
+// spreads better).
 #ifdef TYPE_Q4_0
 // The 18-byte block at an even byte offset: five words hold it whichever way it is aligned.
 fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
@@ -123,6 +124,32 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
         + dot(vec4<f32>(sbytes4(ev.z)), xs.q2.a) + dot(vec4<f32>(sbytes4(od.z)), xs.q2.b)
         + dot(vec4<f32>(sbytes4(ev.w)), xs.q3.a) + dot(vec4<f32>(sbytes4(od.w)), xs.q3.b);
     return d * s;
+}
+#endif
+#ifdef TYPE_Q4_K
+// Unit s = u % 8 of a 144-byte super-block (4-aligned: d and dmin, 12 bytes of 6-bit scales
+// and mins, 128 bytes of nibbles): one word for d and dmin, the three scale words (from which
+// `get_scale_min_k4` picks bytes s % 4, s % 4 + 4 and s % 4 + 8), and the unit's eight words of
+// nibbles (low nibbles for even s, high for odd).
+fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
+    let i = (b + (u >> 3u) * 144u) >> 2u;
+    let s = u & 7u;
+    let dd = unpack2x16float(w[i]);
+    let sh = 8u * (s & 3u);
+    let lo = (w[i + 1u] >> sh) & 0xffu;
+    let mid = (w[i + 2u] >> sh) & 0xffu;
+    let hi = (w[i + 3u] >> sh) & 0xffu;
+    let low = s < 4u;
+    let sc = select((hi & 15u) | ((lo >> 6u) << 4u), lo & 63u, low);
+    let mn = select((hi >> 4u) | ((mid >> 6u) << 4u), mid & 63u, low);
+    let q0 = i + 4u + 8u * (s >> 1u);
+    let nib = vec4<u32>(4u * (s & 1u));
+    let m = vec4<u32>(0x0f0f0f0fu);
+    let qa = (vec4<u32>(w[q0], w[q0 + 2u], w[q0 + 4u], w[q0 + 6u]) >> nib) & m;
+    let qb = (vec4<u32>(w[q0 + 1u], w[q0 + 3u], w[q0 + 5u], w[q0 + 7u]) >> nib) & m;
+    let t = dot_bytes(qa.x, xs.q0.a) + dot_bytes(qb.x, xs.q0.b) + dot_bytes(qa.y, xs.q1.a) + dot_bytes(qb.y, xs.q1.b)
+        + dot_bytes(qa.z, xs.q2.a) + dot_bytes(qb.z, xs.q2.b) + dot_bytes(qa.w, xs.q3.a) + dot_bytes(qb.w, xs.q3.b);
+    return dd.x * f32(sc) * t - dd.y * f32(mn) * xs.sx;
 }
 #endif
 

@@ -108,7 +108,7 @@ fn check_type(ty: GgmlType) {
 }
 
 /// One random case with the CPU adapters' mat-vec: 16 threads x 8 rows walking whole units
-/// (`blocks`: each type's unit product, Q4_0's, Q5_0's and Q8_0's reading each word once), with
+/// (`blocks`: the unit products of Q4_0, Q5_0, Q8_0 and Q4_K, reading each word once), with
 /// the one-round reduction where there are no subgroups, accumulating into y.
 fn cpu_case(ctx: &GpuContext, path: &str, ty: GgmlType, (n_in, n_out): (usize, usize), seed: u64) {
     let mut rng = Rng::new(seed);
@@ -140,7 +140,10 @@ fn cpu_case(ctx: &GpuContext, path: &str, ty: GgmlType, (n_in, n_out): (usize, u
     ))
     .unwrap();
     // Only the types with a unit product walk units; the others keep the quarter walk.
-    let units = matches!(ty, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0);
+    let units = matches!(
+        ty,
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K
+    );
     assert_eq!(op.label().contains("blocks"), units, "{}", op.label());
     ctx.run_pass("t", |p| op.encode(p)).unwrap();
     let got = pollster::block_on(ctx.read_f32(&yb, 0, init.len())).unwrap();

@@ -17,8 +17,10 @@ use anyhow::{bail, Context};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mix {
-    /// What llama.cpp's Q4_K_M gives a 3200-wide model: Q5_0 bulk, Q8_0 attn_v and
-    /// ffn_down in the "more bits" layers, Q8_0 output.
+    /// What llama.cpp's Q4_K_M gives the shape: Q4_K bulk, Q6_K attn_v and ffn_down in the
+    /// "more bits" layers, Q6_K output; a tensor whose rows are no multiple of 256 long falls
+    /// back as llama.cpp's does (Q4_K to Q5_0, Q6_K to Q8_0), so the 3200-wide Ahma-3B gets
+    /// Q5_0 bulk and Q8_0 for the rest, and the 4096-wide Ahma-7B real K-quants.
     Q4km,
     /// Q4_0 everywhere, Q8_0 output.
     Q4_0,
@@ -65,7 +67,8 @@ fn more_bits(layer: u64, n_layer: u64) -> bool {
     layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2
 }
 
-fn tensor_type(mix: Mix, name: &str, layer: Option<u64>, n_layer: u64) -> GgmlType {
+/// The type of tensor `name` (rows of `row_len` elements).
+fn tensor_type(mix: Mix, name: &str, row_len: u64, layer: Option<u64>, n_layer: u64) -> GgmlType {
     if name.ends_with("norm.weight") {
         return GgmlType::F32;
     }
@@ -81,10 +84,12 @@ fn tensor_type(mix: Mix, name: &str, layer: Option<u64>, n_layer: u64) -> GgmlTy
         Mix::Q4km => {
             let extra = (name.ends_with("attn_v.weight") || name.ends_with("ffn_down.weight"))
                 && layer.is_some_and(|l| more_bits(l, n_layer));
-            if name == "output.weight" || extra {
-                GgmlType::Q8_0
-            } else {
-                GgmlType::Q5_0
+            let k_quants = row_len.is_multiple_of(256);
+            match (name == "output.weight" || extra, k_quants) {
+                (true, true) => GgmlType::Q6K,
+                (true, false) => GgmlType::Q8_0,
+                (false, true) => GgmlType::Q4K,
+                (false, false) => GgmlType::Q5_0,
             }
         }
     }
@@ -98,6 +103,10 @@ fn scale_fields(ty: GgmlType) -> &'static [(usize, f32)] {
         GgmlType::Q5_0 => &[(0, 0.002)],
         GgmlType::Q5_1 => &[(0, 0.002), (2, -0.03)],
         GgmlType::Q8_0 => &[(0, 0.0003)],
+        // d and dmin (6-bit scales and mins times 4-bit quants); d after the 6-bit quants and
+        // the 8-bit scales.
+        GgmlType::Q4K => &[(0, 0.0001), (2, 0.0001)],
+        GgmlType::Q6K => &[(208, 0.00003)],
         _ => &[],
     }
 }
@@ -199,11 +208,12 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
             n_ff: 11008,
             n_vocab: 64256,
         },
+        // Rows no multiple of 256 long, as the 3B's: its Q4_K_M mix is the 3B's legacy types.
         _ => Shape {
-            n_embd: 256,
+            n_embd: 320,
             n_layer: 2,
             n_head: 4,
-            n_ff: 512,
+            n_ff: 640,
             n_vocab: 1000,
         },
     };
@@ -231,7 +241,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     // (name, dims, type, layer)
     let mut tensors: Vec<(String, Vec<u64>, GgmlType)> = Vec::new();
     let mut add = |name: String, dims: Vec<u64>, layer: Option<u64>| {
-        let ty = tensor_type(args.mix, &name, layer, s.n_layer);
+        let ty = tensor_type(args.mix, &name, dims[0], layer, s.n_layer);
         tensors.push((name, dims, ty));
     };
     add("token_embd.weight".into(), vec![s.n_embd, s.n_vocab], None);
@@ -423,4 +433,31 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         args.mix
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// llama.cpp's Q4_K_M rules: K-quants where rows are multiples of 256 long (the 7B), their
+    /// legacy fallbacks elsewhere (the 3B); more bits for the output head, and for attn_v and
+    /// ffn_down in the `use_more_bits` layers (layer 0 is one, layer 3 of 26 or 32 is not).
+    #[test]
+    fn q4km_follows_llama_cpp() {
+        let t =
+            |name: &str, row: u64, layer: Option<u64>| tensor_type(Mix::Q4km, name, row, layer, 26);
+        assert_eq!(t("blk.3.attn_q.weight", 3200, Some(3)), GgmlType::Q5_0);
+        assert_eq!(t("blk.0.attn_v.weight", 3200, Some(0)), GgmlType::Q8_0);
+        assert_eq!(t("blk.3.attn_v.weight", 3200, Some(3)), GgmlType::Q5_0);
+        assert_eq!(t("blk.0.ffn_down.weight", 8640, Some(0)), GgmlType::Q8_0);
+        assert_eq!(t("output.weight", 3200, None), GgmlType::Q8_0);
+        assert_eq!(t("token_embd.weight", 3200, None), GgmlType::Q5_0);
+        assert_eq!(t("blk.3.attn_q.weight", 4096, Some(3)), GgmlType::Q4K);
+        assert_eq!(t("blk.0.attn_v.weight", 4096, Some(0)), GgmlType::Q6K);
+        assert_eq!(t("blk.3.ffn_down.weight", 11008, Some(3)), GgmlType::Q4K);
+        assert_eq!(t("blk.0.ffn_down.weight", 11008, Some(0)), GgmlType::Q6K);
+        assert_eq!(t("output.weight", 4096, None), GgmlType::Q6K);
+        assert_eq!(t("token_embd.weight", 4096, None), GgmlType::Q4K);
+        assert_eq!(t("blk.0.attn_norm.weight", 4096, Some(0)), GgmlType::F32);
+    }
 }

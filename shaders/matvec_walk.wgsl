@@ -49,7 +49,7 @@ fn load_unit(u: u32, x_end: u32) -> XUnit {
     return xs;
 }
 
-// The unit products of Q4_0, Q5_0, Q8_0 (the Ahma-3B files' types) and Q4_K (the 7B's), each
+// The unit products of Q4_0, Q5_0, Q8_0 (the Ahma-3B files' types), Q4_K and Q6_K (the 7B's), each
 // word of a block read once: the host sets BLOCKS only for these types and without INT_DOT (for
 // the other types a unit is four quarter products with their loads, which the quarter walk
 // spreads better).
@@ -150,6 +150,52 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     let t = dot_bytes(qa.x, xs.q0.a) + dot_bytes(qb.x, xs.q0.b) + dot_bytes(qa.y, xs.q1.a) + dot_bytes(qb.y, xs.q1.b)
         + dot_bytes(qa.z, xs.q2.a) + dot_bytes(qb.z, xs.q2.b) + dot_bytes(qa.w, xs.q3.a) + dot_bytes(qb.w, xs.q3.b);
     return dd.x * f32(sc) * t - dd.y * f32(mn) * xs.sx;
+}
+#endif
+#ifdef TYPE_Q6_K
+// The eight words of the 32 bytes at an even byte offset `o` (nine loads): words 0, 2, 4, 6
+// (`ev`) and 1, 3, 5, 7 (`od`).
+struct Words8 {
+    ev: vec4<u32>,
+    od: vec4<u32>,
+}
+
+fn words8(o: u32) -> Words8 {
+    let i = o >> 2u;
+    let lo = vec4<u32>(w[i], w[i + 2u], w[i + 4u], w[i + 6u]);
+    let mid = vec4<u32>(w[i + 1u], w[i + 3u], w[i + 5u], w[i + 7u]);
+    let hi = vec4<u32>(lo.yzw, w[i + 8u]);
+    let odd = vec4<bool>((o & 2u) != 0u);
+    let h = vec4<u32>(16u);
+    return Words8(select(lo, (lo >> h) | (mid << h), odd), select(mid, (mid >> h) | (hi << h), odd));
+}
+
+// Unit s = 4n + c of a 210-byte super-block (at an even offset; ql[128] @0, qh[64] @128, int8
+// scales[16] @192, d @208): its 32 bytes of low bits (ql[64n + 32(c & 1)..], high nibbles when
+// c >= 2) and of high bits (qh[32n..], bits 2c and 2c + 1) in nine loads each, its two scales
+// (8n + 2c and the next: elements 0..15 and 16..31) and d in one load each.
+fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
+    let o = b + (u >> 3u) * 210u;
+    let s = u & 7u;
+    let n = s >> 2u;
+    let c = s & 3u;
+    let d = w_f16(o + 208u);
+    let sw = w_u16(o + 192u + 8u * n + 2u * c);
+    let sc0 = f32(bitcast<i32>(sw << 24u) >> 24u);
+    let sc1 = f32(bitcast<i32>(sw << 16u) >> 24u);
+    let ql = words8(o + 64u * n + 32u * (c & 1u));
+    let qh = words8(o + 128u + 32u * n);
+    let m4 = vec4<u32>(0x0f0f0f0fu);
+    let m2 = vec4<u32>(0x03030303u);
+    let ls = vec4<u32>(4u * (c >> 1u));
+    let hs = vec4<u32>(2u * c);
+    let qa = ((ql.ev >> ls) & m4) | (((qh.ev >> hs) & m2) << vec4<u32>(4u));
+    let qb = ((ql.od >> ls) & m4) | (((qh.od >> hs) & m2) << vec4<u32>(4u));
+    let t0 = dot_bytes(qa.x, xs.q0.a) + dot_bytes(qb.x, xs.q0.b) + dot_bytes(qa.y, xs.q1.a) + dot_bytes(qb.y, xs.q1.b)
+        - 32.0 * (xs.q0.sx + xs.q1.sx);
+    let t1 = dot_bytes(qa.z, xs.q2.a) + dot_bytes(qb.z, xs.q2.b) + dot_bytes(qa.w, xs.q3.a) + dot_bytes(qb.w, xs.q3.b)
+        - 32.0 * (xs.q2.sx + xs.q3.sx);
+    return d * (sc0 * t0 + sc1 * t1);
 }
 #endif
 

@@ -145,7 +145,7 @@ pub struct MatVecOptions {
     /// group of the workgroup at each barrier (lavapipe without subgroups: 1.3-1.4x decode);
     /// GPUs keep the tree. No effect with subgroups.
     pub flat_reduce: bool,
-    /// With `unroll`: each thread of a Q4_0, Q5_0, Q8_0 or Q4_K product walks whole 32-element
+    /// With `unroll`: each thread of a Q4_0, Q5_0, Q8_0, Q4_K or Q6_K product walks whole 32-element
     /// units instead of a quarter of one (the `BLOCKS` variant), so the words of a block are
     /// loaded once rather than once per quarter. Other types, and `int_dot`, keep the quarter
     /// walk (see [`walks_units`]). For CPU adapters, whose drivers turn each load with a
@@ -238,7 +238,7 @@ pub struct MatVecRope<'a> {
 
 /// Whether a product of `ty` rows with these options walks whole units per thread (the `BLOCKS`
 /// variant): `blocks` asked for, the unrolled rows, the float product, and a type with a unit
-/// product (Q4_0, Q5_0, Q8_0, Q4_K).
+/// product (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K).
 pub fn walks_units(ty: GgmlType, opts: &MatVecOptions) -> bool {
     opts.blocks
         && opts.unroll
@@ -246,7 +246,7 @@ pub fn walks_units(ty: GgmlType, opts: &MatVecOptions) -> bool {
         && (opts.rows == 4 || opts.rows == 8)
         && matches!(
             ty,
-            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K | GgmlType::Q6K
         )
 }
 

@@ -108,7 +108,7 @@ fn check_type(ty: GgmlType) {
 }
 
 /// One random case with the CPU adapters' mat-vec: 16 threads x 8 rows walking whole units
-/// (`blocks`: the unit products of Q4_0, Q5_0, Q8_0 and Q4_K, reading each word once), with
+/// (`blocks`: the unit products of Q4_0, Q5_0, Q8_0, Q4_K and Q6_K, reading each word once), with
 /// the one-round reduction where there are no subgroups, accumulating into y.
 fn cpu_case(ctx: &GpuContext, path: &str, ty: GgmlType, (n_in, n_out): (usize, usize), seed: u64) {
     let mut rng = Rng::new(seed);
@@ -142,7 +142,7 @@ fn cpu_case(ctx: &GpuContext, path: &str, ty: GgmlType, (n_in, n_out): (usize, u
     // Only the types with a unit product walk units; the others keep the quarter walk.
     let units = matches!(
         ty,
-        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K | GgmlType::Q6K
     );
     assert_eq!(op.label().contains("blocks"), units, "{}", op.label());
     ctx.run_pass("t", |p| op.encode(p)).unwrap();
@@ -949,6 +949,7 @@ fn matvec_norm_fused_swiglu() {
             (GgmlType::Q8_0, 16, 8, true, false, false, false),
             (GgmlType::Q4_0, 16, 4, true, false, false, true),
             (GgmlType::Q5_0, 16, 8, true, false, true, false),
+            (GgmlType::Q6K, 16, 8, true, false, false, true),
             (GgmlType::Q6K, 128, 4, false, false, false, true),
             (GgmlType::Q8_0, 256, 8, true, true, true, true),
         ]

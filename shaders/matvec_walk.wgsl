@@ -49,6 +49,23 @@ fn load_unit(u: u32, x_end: u32) -> XUnit {
     return xs;
 }
 
+// Words made of the high half of each of `lo` and the low half of the word after it, `hi`: the
+// words at 2 bytes past each of `lo`.
+fn halves(lo: vec4<u32>, hi: vec4<u32>) -> vec4<u32> {
+    return (lo >> vec4<u32>(16u)) | (hi << vec4<u32>(16u));
+}
+
+// Quarters p and q of x dotted with their quants as bytes (the elements `q_elems` names: `a`
+// the first four of each quarter, `b` the second four).
+fn dot_pair(a: vec2<u32>, b: vec2<u32>, p: XQuarter, q: XQuarter) -> f32 {
+    return dot_bytes(a.x, p.a) + dot_bytes(b.x, p.b) + dot_bytes(a.y, q.a) + dot_bytes(b.y, q.b);
+}
+
+// The whole unit of x dotted with its quants as bytes: quarter j's in a[j] and b[j].
+fn dot_unit(a: vec4<u32>, b: vec4<u32>, xs: XUnit) -> f32 {
+    return dot_pair(a.xy, b.xy, xs.q0, xs.q1) + dot_pair(a.zw, b.zw, xs.q2, xs.q3);
+}
+
 // The unit products of Q4_0, Q5_0, Q8_0 (the Ahma-3B files' types), Q4_K and Q6_K (the 7B's), each
 // word of a block read once: the host sets BLOCKS only for these types and without INT_DOT (for
 // the other types a unit is four quarter products with their loads, which the quarter walk
@@ -65,15 +82,10 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     let w4 = w[i + 4u];
     let odd = (o & 2u) != 0u;
     let d = unpack2x16float(select(w0 & 0xffffu, w0 >> 16u, odd)).x;
-    let q = select(
-        vec4<u32>((w0 >> 16u) | (w1 << 16u), (w1 >> 16u) | (w2 << 16u), (w2 >> 16u) | (w3 << 16u), (w3 >> 16u) | (w4 << 16u)),
-        vec4<u32>(w1, w2, w3, w4),
-        vec4<bool>(odd));
+    let q = select(halves(vec4<u32>(w0, w1, w2, w3), vec4<u32>(w1, w2, w3, w4)), vec4<u32>(w1, w2, w3, w4), vec4<bool>(odd));
     let lo = q & vec4<u32>(0x0f0f0f0fu);
     let hi = (q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu);
-    let s = dot_bytes(lo.x, xs.q0.a) + dot_bytes(hi.x, xs.q0.b) + dot_bytes(lo.y, xs.q1.a) + dot_bytes(hi.y, xs.q1.b)
-        + dot_bytes(lo.z, xs.q2.a) + dot_bytes(hi.z, xs.q2.b) + dot_bytes(lo.w, xs.q3.a) + dot_bytes(hi.w, xs.q3.b);
-    return d * (s - 8.0 * xs.sx);
+    return d * (dot_unit(lo, hi, xs) - 8.0 * xs.sx);
 }
 #endif
 #ifdef TYPE_Q5_0
@@ -91,17 +103,12 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     let odd = (o & 2u) != 0u;
     let d = unpack2x16float(select(w0 & 0xffffu, w0 >> 16u, odd)).x;
     let qh = select((w0 >> 16u) | (w1 << 16u), w1, odd);
-    let q = select(
-        vec4<u32>((w1 >> 16u) | (w2 << 16u), (w2 >> 16u) | (w3 << 16u), (w3 >> 16u) | (w4 << 16u), (w4 >> 16u) | (w5 << 16u)),
-        vec4<u32>(w2, w3, w4, w5),
-        vec4<bool>(odd));
+    let q = select(halves(vec4<u32>(w1, w2, w3, w4), vec4<u32>(w2, w3, w4, w5)), vec4<u32>(w2, w3, w4, w5), vec4<bool>(odd));
     let lo = (q & vec4<u32>(0x0f0f0f0fu))
         | (vec4<u32>(spread4(qh), spread4(qh >> 4u), spread4(qh >> 8u), spread4(qh >> 12u)) << vec4<u32>(4u));
     let hi = ((q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu))
         | (vec4<u32>(spread4(qh >> 16u), spread4(qh >> 20u), spread4(qh >> 24u), spread4(qh >> 28u)) << vec4<u32>(4u));
-    let s = dot_bytes(lo.x, xs.q0.a) + dot_bytes(hi.x, xs.q0.b) + dot_bytes(lo.y, xs.q1.a) + dot_bytes(hi.y, xs.q1.b)
-        + dot_bytes(lo.z, xs.q2.a) + dot_bytes(hi.z, xs.q2.b) + dot_bytes(lo.w, xs.q3.a) + dot_bytes(hi.w, xs.q3.b);
-    return d * (s - 16.0 * xs.sx);
+    return d * (dot_unit(lo, hi, xs) - 16.0 * xs.sx);
 }
 #endif
 #ifdef TYPE_Q8_0
@@ -117,8 +124,8 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     let hi = vec4<u32>(lo.yzw, w[i + 8u]);
     // Quant words 2j and 2j + 1 (quarter j): words 2j + 1 and 2j + 2 of the block when it
     // starts 2 bytes into a word, else the halves straddling words 2j, 2j + 1 and 2j + 2.
-    let ev = select((lo >> vec4<u32>(16u)) | (mid << vec4<u32>(16u)), mid, vec4<bool>(odd));
-    let od = select((mid >> vec4<u32>(16u)) | (hi << vec4<u32>(16u)), hi, vec4<bool>(odd));
+    let ev = select(halves(lo, mid), mid, vec4<bool>(odd));
+    let od = select(halves(mid, hi), hi, vec4<bool>(odd));
     let s = dot(vec4<f32>(sbytes4(ev.x)), xs.q0.a) + dot(vec4<f32>(sbytes4(od.x)), xs.q0.b)
         + dot(vec4<f32>(sbytes4(ev.y)), xs.q1.a) + dot(vec4<f32>(sbytes4(od.y)), xs.q1.b)
         + dot(vec4<f32>(sbytes4(ev.z)), xs.q2.a) + dot(vec4<f32>(sbytes4(od.z)), xs.q2.b)
@@ -147,9 +154,7 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     let m = vec4<u32>(0x0f0f0f0fu);
     let qa = (vec4<u32>(w[q0], w[q0 + 2u], w[q0 + 4u], w[q0 + 6u]) >> nib) & m;
     let qb = (vec4<u32>(w[q0 + 1u], w[q0 + 3u], w[q0 + 5u], w[q0 + 7u]) >> nib) & m;
-    let t = dot_bytes(qa.x, xs.q0.a) + dot_bytes(qb.x, xs.q0.b) + dot_bytes(qa.y, xs.q1.a) + dot_bytes(qb.y, xs.q1.b)
-        + dot_bytes(qa.z, xs.q2.a) + dot_bytes(qb.z, xs.q2.b) + dot_bytes(qa.w, xs.q3.a) + dot_bytes(qb.w, xs.q3.b);
-    return dd.x * f32(sc) * t - dd.y * f32(mn) * xs.sx;
+    return dd.x * f32(sc) * dot_unit(qa, qb, xs) - dd.y * f32(mn) * xs.sx;
 }
 #endif
 #ifdef TYPE_Q6_K
@@ -166,8 +171,7 @@ fn words8(o: u32) -> Words8 {
     let mid = vec4<u32>(w[i + 1u], w[i + 3u], w[i + 5u], w[i + 7u]);
     let hi = vec4<u32>(lo.yzw, w[i + 8u]);
     let odd = vec4<bool>((o & 2u) != 0u);
-    let h = vec4<u32>(16u);
-    return Words8(select(lo, (lo >> h) | (mid << h), odd), select(mid, (mid >> h) | (hi << h), odd));
+    return Words8(select(lo, halves(lo, mid), odd), select(mid, halves(mid, hi), odd));
 }
 
 // Unit s = 4n + c of a 210-byte super-block (at an even offset; ql[128] @0, qh[64] @128, int8
@@ -191,10 +195,8 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     let hs = vec4<u32>(2u * c);
     let qa = ((ql.ev >> ls) & m4) | (((qh.ev >> hs) & m2) << vec4<u32>(4u));
     let qb = ((ql.od >> ls) & m4) | (((qh.od >> hs) & m2) << vec4<u32>(4u));
-    let t0 = dot_bytes(qa.x, xs.q0.a) + dot_bytes(qb.x, xs.q0.b) + dot_bytes(qa.y, xs.q1.a) + dot_bytes(qb.y, xs.q1.b)
-        - 32.0 * (xs.q0.sx + xs.q1.sx);
-    let t1 = dot_bytes(qa.z, xs.q2.a) + dot_bytes(qb.z, xs.q2.b) + dot_bytes(qa.w, xs.q3.a) + dot_bytes(qb.w, xs.q3.b)
-        - 32.0 * (xs.q2.sx + xs.q3.sx);
+    let t0 = dot_pair(qa.xy, qb.xy, xs.q0, xs.q1) - 32.0 * (xs.q0.sx + xs.q1.sx);
+    let t1 = dot_pair(qa.zw, qb.zw, xs.q2, xs.q3) - 32.0 * (xs.q2.sx + xs.q3.sx);
     return d * (sc0 * t0 + sc1 * t1);
 }
 #endif

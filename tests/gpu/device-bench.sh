@@ -106,7 +106,7 @@ if [ -n "${CHECKS_SWEEP:-}" ]; then
     run_bench "7b-q4km-p512-unchecked-none" "$(synth ahma-7b q4km)" --prompt-tokens 512 --gen-tokens 32 --ctx 2048 --profile
     run_bench "7b-q4km-p512-unchecked-loops" "$(synth ahma-7b q4km)" --prompt-tokens 512 --gen-tokens 32 --ctx 2048 --unchecked loops --profile
     if [ -n "${KERNEL_BENCH:-}" ] && [ -x "$KERNEL_BENCH" ]; then
-        KB_OPS=matmul KB_TOKENS=64,512 KB_TYPES=q5_0,q8_0 KB_TILES=64x64 KB_PATHS=f16+sg KB_UNCHECKED="none;loops;divisions;bounds;all" \
+        KB_OPS=matmul KB_TOKENS=64,512 KB_TYPES=q5_0,q8_0 KB_TILES=64x64 KB_LANES=none KB_PATHS=f16+sg KB_UNCHECKED="none;loops;divisions;bounds;all" \
             timeout 90 "$KERNEL_BENCH" 50 2>&1 | tee "$OUT/kernel_bench_checks_matmul.txt" | tee -a "$OUT/log.txt"
         KB_OPS=matvec KB_TYPES=q5_0,q8_0,q4_k,q6_k KB_PATHS=f16+sg KB_UNCHECKED="none;loops;divisions;bounds;all" \
             timeout 90 "$KERNEL_BENCH" 2>&1 | tee "$OUT/kernel_bench_checks_matvec.txt" | tee -a "$OUT/log.txt"
@@ -250,7 +250,7 @@ if [ -n "${KERNEL_BENCH:-}" ] && [ -x "$KERNEL_BENCH" ] && [ "$SECONDS" -lt "${B
     log "kernel sweep (crates/kernels/examples/kernel_bench.rs): matmul tiles, then mat-vec shapes"
     # KB_PATHS, KB_UNCHECKED and KB_TYPES pass through (see kernel_bench.rs).
     if [ -z "${SKIP_MATMUL_SWEEP:-}" ]; then
-        KB_OPS=matmul KB_TYPES=q5_0,q8_0 KB_TOKENS=512 KB_PATHS=f16+sg timeout 60 "$KERNEL_BENCH" 50 2>&1 | tee "$OUT/kernel_bench_matmul.txt" | tee -a "$OUT/log.txt"
+        KB_OPS=matmul KB_TYPES=q5_0,q8_0 KB_TOKENS=512 KB_LANES=16x16 KB_PATHS=f16+sg timeout 60 "$KERNEL_BENCH" 50 2>&1 | tee "$OUT/kernel_bench_matmul.txt" | tee -a "$OUT/log.txt"
     fi
     KB_OPS=matvec KB_PATHS=f16+sg timeout 60 "$KERNEL_BENCH" 2>&1 | tee "$OUT/kernel_bench.txt" | tee -a "$OUT/log.txt"
 fi

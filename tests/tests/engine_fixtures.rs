@@ -77,14 +77,16 @@ fn check(name: &str, force_f32: bool) {
 }
 
 fn check_in(ctx: Arc<GpuContext>, name: &str) {
-    check_with(ctx, name, false, None, None, None)
+    check_with(ctx, name, false, None, None, None, None)
 }
 
 /// Logits of the prompt (batched prefill) and of the last token through the cache, and the
 /// greedy continuation, against llama.cpp; `int_dot` builds the decode mat-vecs and the
 /// prefill mat-muls with packed integer dot products (the logits then get [`INT_DOT_GATE`]),
 /// `tile` names the prefill mat-mul tile (`LoadOptions::matmul_tile`), `shape` the decode
-/// mat-vecs' workgroup shape (`LoadOptions::matvec_shape`; `None`: the adapter's).
+/// mat-vecs' workgroup shape (`LoadOptions::matvec_shape`; `None`: the adapter's), `blocks`
+/// their walk and `rows` the prefill mat-muls' layout (`matvec_blocks`, `matmul_rows`; `None`:
+/// the adapter's).
 fn check_with(
     ctx: Arc<GpuContext>,
     name: &str,
@@ -92,6 +94,7 @@ fn check_with(
     tile: Option<&str>,
     shape: Option<MatVecShape>,
     blocks: Option<bool>,
+    rows: Option<bool>,
 ) {
     let start = std::time::Instant::now();
     let e = load_expected(name);
@@ -103,6 +106,7 @@ fn check_with(
         matmul_tile: tile.map(|t| t.parse().unwrap()),
         matvec_shape: shape,
         matvec_blocks: blocks,
+        matmul_rows: rows,
         ..Default::default()
     };
     let mut model = pollster::block_on(load_file(
@@ -111,6 +115,12 @@ fn check_with(
         opts,
     ))
     .unwrap();
+    // The prefill layout in use: the one named, else rows on CPU adapters unless a tile is.
+    let cpu = MatVecShape::for_device(model.context().adapter().device_type) == MatVecShape::CPU;
+    assert_eq!(
+        model.options().matmul_rows,
+        Some(rows.unwrap_or(cpu && tile.is_none()))
+    );
     let f16 = model.context().use_f16();
     let gate = if int_dot {
         INT_DOT_GATE
@@ -189,7 +199,15 @@ fn engine_matches_llama_cpp_f16_path() {
 #[test]
 fn engine_with_int8_products_matches_llama_cpp() {
     for name in FIXTURES {
-        check_with(context_with(false, false), name, true, None, None, None);
+        check_with(
+            context_with(false, false),
+            name,
+            true,
+            None,
+            None,
+            None,
+            None,
+        );
         check_with(
             context_with(true, true),
             name,
@@ -197,14 +215,16 @@ fn engine_with_int8_products_matches_llama_cpp() {
             Some("64x64x8x8"),
             None,
             None,
+            None,
         );
     }
 }
 
-/// The mat-vecs as GPUs run them (128 threads x 4 rows, quarter-units per thread) on both
-/// paths: lavapipe, a CPU adapter, otherwise runs the engine with 16 x 8 and whole units.
+/// The mat-vecs and mat-muls as GPUs run them (128 threads x 4 rows, quarter-units per thread;
+/// tiles staged in workgroup memory) on both paths: lavapipe, a CPU adapter, otherwise runs the
+/// engine with 16 x 8 whole units and the row-per-invocation mat-mul.
 #[test]
-fn engine_with_the_gpu_matvec_shape_matches_llama_cpp() {
+fn engine_with_the_gpu_kernel_layouts_matches_llama_cpp() {
     for name in FIXTURES {
         for force_f32 in [false, true] {
             check_with(
@@ -213,6 +233,7 @@ fn engine_with_the_gpu_matvec_shape_matches_llama_cpp() {
                 false,
                 None,
                 Some(MatVecShape::GPU),
+                Some(false),
                 Some(false),
             );
         }
@@ -285,7 +306,8 @@ fn stacked_projections_match_the_cpu_reference() {
     // mat-muls in 8-bit integers (a looser gate, as for llama.cpp's own quantized-activation
     // products). The mat-vecs take the adapter's choices (on lavapipe, a CPU adapter, 16 x 8
     // walking whole units per thread), or the ones named: the GPUs' 128 x 4 walking quarter-units
-    // (`gpu`, which the rows with two units per loop step need), or 64 x 8 walking quarter-units.
+    // (`gpu`, which the rows with two units per loop step need, with the GPUs' prefill tiles), or
+    // 64 x 8 walking quarter-units.
     let gpu = Some((MatVecShape::GPU, false));
     let wide = Some(("64x8".parse::<MatVecShape>().unwrap(), false));
     for (force_f32, no_sg, fuse_rope, matvec_pairs, mixed_qkv, int_dot, matvec) in [
@@ -312,15 +334,25 @@ fn stacked_projections_match_the_cpu_reference() {
             let s = MatVecShape::for_device(ctx.adapter().device_type);
             (s, s == MatVecShape::CPU)
         });
+        // Prefill's mat-muls: in tiles with the GPUs' mat-vecs, else the adapter's choice (one
+        // weight row per invocation on CPU adapters).
+        let rows = (matvec == gpu).then_some(false);
+        let cpu = MatVecShape::for_device(ctx.adapter().device_type) == MatVecShape::CPU;
+        let want_rows = rows.unwrap_or(cpu);
         let path_name = format!(
-            "{}{}{}{}{}{} {want_shape}{}",
+            "{}{}{}{}{}{} {want_shape}{}{}",
             if ctx.use_f16() { "f16" } else { "f32" },
             if ctx.use_subgroups() { "+sg" } else { "" },
             if fuse_rope { "" } else { " rope apart" },
             if matvec_pairs { " pairs" } else { "" },
             if mixed_qkv { "" } else { " q/k/v per type" },
             if int_dot { " int8" } else { "" },
-            if want_blocks { " units" } else { " quarters" }
+            if want_blocks { " units" } else { " quarters" },
+            if want_rows {
+                ", mat-mul rows"
+            } else {
+                ", mat-mul tiles"
+            }
         );
         let gate = if int_dot {
             INT_DOT_GATE
@@ -339,9 +371,11 @@ fn stacked_projections_match_the_cpu_reference() {
             matmul_int_dot: int_dot,
             matvec_shape: matvec.map(|m| m.0),
             matvec_blocks: matvec.map(|m| m.1),
+            matmul_rows: rows,
             ..Default::default()
         };
         let mut model = pollster::block_on(load_file(ctx, &path, opts)).unwrap();
+        assert_eq!(model.options().matmul_rows, Some(want_rows));
         assert_eq!(model.options().matvec_shape, Some(want_shape));
         assert_eq!(model.options().matvec_blocks, Some(want_blocks));
         let got = pollster::block_on(model.logits(&prompt)).unwrap();

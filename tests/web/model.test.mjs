@@ -297,7 +297,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         await s.shot('bench-result');
         // the keys `ahma bench --json` prints for the same measurement
         for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'subgroup_min_size', 'subgroup_max_size', 'n_ctx', 'max_batch', 'pipeline_decode',
-            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'matmul_int_dot', 'matvec_shape', 'matvec_blocks', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
+            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'matmul_int_dot', 'matvec_shape', 'matvec_blocks', 'matmul_rows', 'matmul_lanes', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
             'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'weight_bytes_per_token',
             'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
             assert.ok(key in v, `no ${key} in ${JSON.stringify(v)}`);
@@ -306,6 +306,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.equal(v.matvec_int_dot, true);
         assert.equal(v.attn_split_keys, 128);
         assert.equal(v.matmul_tile, '64x64x8x4');
+        assert.equal(v.matmul_rows, false, 'a named tile: prefill runs in tiles');
         assert.equal(v.matvec_shape, '16x8', 'SwiftShader is a fallback (CPU) adapter: the CPU adapters\' shape');
         assert.equal(v.matvec_blocks, false);
         assert.equal(v.prompt_tokens, 12);
@@ -347,5 +348,25 @@ test('s. the benchmark page with the integer mat-mul (mm_int8=on) and the GPUs\'
         // the prompt goes through the integer mat-muls, the continuation through the mat-vecs
         const ids = await greedy(page, fx, 8);
         assert.deepEqual(ids, fx.greedy_ids.slice(0, 8), 'greedy ids with integer products differ from llama.cpp');
+    });
+});
+
+test('t. the benchmark page with the row-per-invocation mat-mul in another shape (lanes=16x8): prefill as the CPU adapters run it, greedy ids still equal llama.cpp', { timeout: T(180000) }, async (t) => {
+    await withBrowser(t, { name: 't-bench-matmul-rows', server }, async (s) => {
+        const fx = fixture(APP_MODEL);
+        await loadModel(s, server.modelUrl(fx.gguf), { extra: { bench: '1', prompt: '12', gen: '2', lanes: '16x8' } });
+        const { page } = s;
+        await page.waitForFunction(() => (document.querySelector('[data-testid="bench-result"]')?.textContent ?? '') !== '',
+            null, { timeout: T(120000) });
+        const v = JSON.parse(await page.locator(tid('bench-result')).textContent());
+        t.diagnostic(`bench: ${JSON.stringify(v)}`);
+        assert.equal(v.matmul_rows, true, 'SwiftShader is a CPU adapter: one weight row per invocation by default');
+        assert.equal(v.matmul_lanes, '16x8');
+        assert.equal(v.matmul_tile, 'auto');
+        assert.equal(v.subgroups, false, 'the browser path shares no loads through subgroups');
+        // the prompt goes through the mat-muls (12 tokens: a partial block of 8), the
+        // continuation through the mat-vecs
+        const ids = await greedy(page, fx, 8);
+        assert.deepEqual(ids, fx.greedy_ids.slice(0, 8), 'greedy ids with the row-per-invocation mat-mul differ from llama.cpp');
     });
 });

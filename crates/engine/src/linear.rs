@@ -122,6 +122,7 @@ impl Batch {
             first_row,
             n_rows: rows,
             tile: load.matmul_tile,
+            lanes: load.matmul_lanes_on(ctx),
             ..Default::default()
         };
         let (op, int8) = match x8 {

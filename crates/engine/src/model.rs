@@ -251,6 +251,9 @@ impl Model {
         let mv = opts.matvec_options(&ctx);
         opts.matvec_shape = Some(mv.shape());
         opts.matvec_blocks = Some(mv.blocks);
+        let lanes = opts.matmul_lanes_on(&ctx);
+        opts.matmul_rows = Some(lanes.is_some());
+        opts.matmul_lanes = Some(opts.matmul_lanes.unwrap_or(ahma_kernels::Lanes::CPU));
         let b = opts.max_batch as u64;
         let f = 4u64;
         let d = cfg.n_embd as u64;

@@ -77,6 +77,18 @@ pub struct LoadOptions {
     /// loaded model's [`crate::Model::options`] report the choice in use. Results agree to
     /// rounding.
     pub matvec_blocks: Option<bool>,
+    /// Prefill's float mat-muls give each invocation one weight row and a few tokens, with no
+    /// workgroup memory and no barrier (`ahma_kernels::MatMulOptions::lanes`, shape
+    /// `matmul_lanes`), instead of tiles staged in workgroup memory; with subgroups the lanes
+    /// share their loads of X. `None` turns it on for CPU adapters (whose drivers issue every
+    /// storage load lane by lane and switch every lane at a barrier) and off for GPUs; the
+    /// loaded model's [`crate::Model::options`] report the choice in use. A chosen
+    /// `matmul_tile` makes `None` mean off, and `matmul_int_dot` keeps the tiles whatever
+    /// this says. Results agree to rounding.
+    pub matmul_rows: Option<bool>,
+    /// The shape of `matmul_rows`' product, weight rows (one per invocation) x tokens per
+    /// invocation; `None` is `ahma_kernels::Lanes::CPU`.
+    pub matmul_lanes: Option<ahma_kernels::Lanes>,
 }
 
 impl Default for LoadOptions {
@@ -97,6 +109,8 @@ impl Default for LoadOptions {
             mixed_qkv: true,
             matvec_shape: None,
             matvec_blocks: None,
+            matmul_rows: None,
+            matmul_lanes: None,
         }
     }
 }
@@ -105,8 +119,9 @@ impl LoadOptions {
     /// Sets the kernel choices `ahma bench` and the browser benchmark page expose (each `None`
     /// keeps the current value): `matvec_pairs`, `matvec_int_dot`, `matmul_int_dot`,
     /// `attn_split_keys`, `matmul_tile`, the tile as `TOKENSxROWS[xTMxRN]`, and `matvec_shape`
-    /// as `THREADSxROWS`, and `matvec_blocks` (an unknown tile or shape is a typed error; the
-    /// loader validates the rest).
+    /// as `THREADSxROWS`, `matvec_blocks`, `matmul_rows`, and `matmul_lanes` as
+    /// `ROWSxTOKENS` (an unknown tile or shape is a typed error; the loader validates the
+    /// rest).
     #[allow(clippy::too_many_arguments)]
     pub fn set_kernel_choices(
         &mut self,
@@ -117,9 +132,17 @@ impl LoadOptions {
         matmul_tile: Option<&str>,
         matvec_shape: Option<&str>,
         matvec_blocks: Option<bool>,
+        matmul_rows: Option<bool>,
+        matmul_lanes: Option<&str>,
     ) -> Result<(), EngineError> {
         if matvec_blocks.is_some() {
             self.matvec_blocks = matvec_blocks;
+        }
+        if matmul_rows.is_some() {
+            self.matmul_rows = matmul_rows;
+        }
+        if let Some(l) = matmul_lanes {
+            self.matmul_lanes = Some(l.parse::<ahma_kernels::Lanes>()?);
         }
         if let Some(s) = matvec_shape {
             self.matvec_shape = Some(s.parse::<ahma_kernels::MatVecShape>()?);
@@ -163,6 +186,24 @@ impl LoadOptions {
             self.matvec_shape
                 .unwrap_or_else(|| ahma_kernels::MatVecShape::for_device(device_type)),
         )
+    }
+
+    /// The row-per-invocation shape prefill's float mat-muls use on `ctx`, or `None` for the
+    /// tiles: `matmul_rows` where chosen, else on for CPU adapters unless a tile was chosen.
+    pub(crate) fn matmul_lanes_on(
+        &self,
+        ctx: &ahma_kernels::GpuContext,
+    ) -> Option<ahma_kernels::Lanes> {
+        let cpu = ctx.adapter().device_type == wgpu::DeviceType::Cpu;
+        self.matmul_rows
+            .unwrap_or(cpu && self.matmul_tile.is_none())
+            .then(|| self.matmul_lanes.unwrap_or(ahma_kernels::Lanes::CPU))
+    }
+
+    /// `matmul_lanes` as reports print it: the shape, or `auto` before a load resolves it.
+    pub fn matmul_lanes_name(&self) -> String {
+        self.matmul_lanes
+            .map_or_else(|| "auto".to_string(), |l| l.to_string())
     }
 
     /// `matvec_shape` as reports print it: the shape, or `auto` before a load resolves it.

@@ -8,12 +8,15 @@
 //! Each line also gives the CPU time spent recording and submitting, per call. Weights are random
 //! blocks with sane f16 scales. Environment: KB_OPS=matvec|matmul, KB_TOKENS=64,512,
 //! KB_TYPES=q5_0,q8_0 narrow the sweep; KB_INT_DOT=0 leaves out the integer-dot products;
-//! KB_SHAPES=64x8,128x4+pairs,16x8+blocks times only these mat-vec shapes (threads x rows).
+//! KB_SHAPES=64x8,128x4+pairs,16x8+blocks times only these mat-vec shapes (threads x rows);
+//! KB_TILES and KB_LANES ("16x8", threads x tokens, or "none") the mat-mul's tiles and its
+//! row-per-invocation shapes.
 
 use std::time::Instant;
 
 use ahma_gguf::GgmlType;
 use ahma_kernels::matmul::{has_int_dot, MatMul, MatMulOptions, Tile, TILES};
+use ahma_kernels::matmul_rows::{Lanes, LANES};
 use ahma_kernels::quantize::{x8_bytes, QuantizeOptions, QuantizeX, X8};
 use ahma_kernels::{
     ContextOptions, GpuContext, KernelError, MatVec, MatVecOptions, QuantMatrix, ShaderChecks,
@@ -129,6 +132,9 @@ fn main() -> Result<(), KernelError> {
     // KB_TILES: only these mat-mul tiles ("64x64,128x128x8x8": tokens x rows [x tokens x rows
     // per thread]).
     let tiles = std::env::var("KB_TILES").ok();
+    // KB_LANES: only these row-per-invocation shapes ("16x8,32x8": threads x tokens); "none"
+    // leaves them out.
+    let lanes_list = std::env::var("KB_LANES").ok();
     // KB_SHAPES: only these mat-vec shapes, `WGxROWS` with optional `+pairs`, `+int8` and
     // `+blocks` ("64x8,128x4+pairs,16x8+blocks"); all unrolled where the row count allows.
     let shape_list: Option<Vec<Shape>> = std::env::var("KB_SHAPES").ok().map(|v| {
@@ -324,6 +330,31 @@ fn main() -> Result<(), KernelError> {
                             2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
                         );
                     }
+                }
+                // The row-per-invocation product (CPU adapters), every shape or KB_LANES's.
+                for lanes in LANES {
+                    if let Some(l) = &lanes_list {
+                        if !l
+                            .split(',')
+                            .any(|s| s.trim().parse::<Lanes>().ok() == Some(lanes))
+                        {
+                            continue;
+                        }
+                    }
+                    let opts = MatMulOptions {
+                        lanes: Some(lanes),
+                        ..Default::default()
+                    };
+                    let op = pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))?;
+                    let r = (reps * 64 / n_tokens / 10).max(2);
+                    let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
+                    println!(
+                        "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok lanes {lanes}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
+                        ty.name(),
+                        t * 1e6,
+                        cpu * 1e6,
+                        2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
+                    );
                 }
             }
         }

@@ -6,6 +6,7 @@ use ahma_gguf::GgmlType;
 use crate::context::GpuContext;
 use crate::error::KernelError;
 use crate::key::KernelKey;
+use crate::matmul_rows::Lanes;
 use crate::matvec::{check_len, Dispatch};
 use crate::quant_matrix::{type_define, QuantMatrix};
 use crate::quantize::X8;
@@ -158,6 +159,11 @@ pub struct MatMulOptions {
     pub n_rows: u64,
     /// The workgroup tile, one of [`TILES`]; `None` chooses (see [`MatMulOptions::tile`]).
     pub tile: Option<Tile>,
+    /// The float product laid out for CPU adapters instead of in tiles
+    /// (`shaders/matmul_rows.wgsl`): each invocation one weight row and `lanes.tokens` tokens,
+    /// no workgroup memory and no barrier. `tile` then does not apply; nor does it to the
+    /// integer product ([`MatMul::new_int8`] keeps its tiles).
+    pub lanes: Option<Lanes>,
 }
 
 /// Whether the mat-vec's `int_dot` and [`MatMul::new_int8`] take weights of type `ty` in
@@ -352,25 +358,7 @@ impl MatMul {
             opts.y_offset as u64 + last * y_stride as u64 + n_out,
             "matmul output",
         )?;
-        let tile = opts.tile(n_out.min(u32::MAX as u64) as u32, max_tokens);
-        if !TILES.contains(&tile) {
-            return Err(KernelError::InvalidArgument(format!(
-                "matmul tile {tile}: not one of the shader's tiles"
-            )));
-        }
         let caps = ctx.caps();
-        if tile.workgroup_bytes(int_dot) > caps.max_compute_workgroup_storage_size
-            || tile.workgroup_size() > caps.max_compute_invocations_per_workgroup
-        {
-            return Err(KernelError::InvalidArgument(format!(
-                "matmul tile {tile}: needs {} bytes of workgroup memory and {} invocations, the \
-                 device allows {} and {}",
-                tile.workgroup_bytes(int_dot),
-                tile.workgroup_size(),
-                caps.max_compute_workgroup_storage_size,
-                caps.max_compute_invocations_per_workgroup
-            )));
-        }
         if int_dot && !has_int_dot(m.ty()) {
             return Err(KernelError::InvalidArgument(format!(
                 "matmul of `{}`: {} weights have no integer product",
@@ -378,7 +366,59 @@ impl MatMul {
                 m.ty().name()
             )));
         }
-        let k = key(m.ty(), ctx.use_f16(), tile, int_dot);
+        // The workgroup's (rows, tokens) and the variant.
+        let (block, k) = match opts.lanes {
+            Some(lanes) if !int_dot => {
+                if !crate::matmul_rows::LANES.contains(&lanes)
+                    || lanes.threads > caps.max_compute_invocations_per_workgroup
+                {
+                    return Err(KernelError::InvalidArgument(format!(
+                        "matmul lanes {lanes}: not one of the shader's shapes, or more \
+                         invocations than the device's {}",
+                        caps.max_compute_invocations_per_workgroup
+                    )));
+                }
+                let x4 = m.n_in().is_multiple_of(4)
+                    && opts.x_offset.is_multiple_of(4)
+                    && x_stride.is_multiple_of(4);
+                (
+                    (lanes.threads, lanes.tokens),
+                    crate::matmul_rows::key(
+                        m.ty(),
+                        lanes,
+                        x4,
+                        crate::matmul_rows::subgroup_width(
+                            ctx.use_subgroups(),
+                            caps.subgroup_min_size,
+                        ),
+                    ),
+                )
+            }
+            _ => {
+                let tile = opts.tile(n_out.min(u32::MAX as u64) as u32, max_tokens);
+                if !TILES.contains(&tile) {
+                    return Err(KernelError::InvalidArgument(format!(
+                        "matmul tile {tile}: not one of the shader's tiles"
+                    )));
+                }
+                if tile.workgroup_bytes(int_dot) > caps.max_compute_workgroup_storage_size
+                    || tile.workgroup_size() > caps.max_compute_invocations_per_workgroup
+                {
+                    return Err(KernelError::InvalidArgument(format!(
+                        "matmul tile {tile}: needs {} bytes of workgroup memory and {} \
+                         invocations, the device allows {} and {}",
+                        tile.workgroup_bytes(int_dot),
+                        tile.workgroup_size(),
+                        caps.max_compute_workgroup_storage_size,
+                        caps.max_compute_invocations_per_workgroup
+                    )));
+                }
+                (
+                    (tile.rows, tile.tokens),
+                    key(m.ty(), ctx.use_f16(), tile, int_dot),
+                )
+            }
+        };
         let pipeline = ctx.pipeline(&k).await?;
         let mut dispatches = Vec::new();
         let mut params = Vec::new();
@@ -390,7 +430,7 @@ impl MatMul {
                 continue;
             }
             let rows = (hi - lo) as u32;
-            let row_tiles = rows.div_ceil(tile.rows);
+            let row_tiles = rows.div_ceil(block.0);
             if row_tiles > ctx.caps().max_compute_workgroups_per_dimension {
                 return Err(KernelError::InvalidArgument(format!(
                     "matmul: {rows} rows in one part"
@@ -417,7 +457,7 @@ impl MatMul {
                 &pipeline,
                 &[Some(&uniform), Some(&part.buffer), Some(x), Some(y)],
             );
-            let groups = (row_tiles, max_tokens.div_ceil(tile.tokens));
+            let groups = (row_tiles, max_tokens.div_ceil(block.1));
             dispatches.push(Dispatch {
                 pipeline: pipeline.clone(),
                 bind_group,
@@ -428,7 +468,7 @@ impl MatMul {
         }
         Ok(MatMul {
             dispatches,
-            tile_tokens: tile.tokens,
+            tile_tokens: block.1,
             params,
             max_tokens,
             label: k.to_string(),

@@ -84,6 +84,7 @@ pub static OPS: &[ShaderEntry] = &[
     fragment!(matvec_walk),
     op!(matvec),
     op!(matmul),
+    op!(matmul_rows),
     op!(quantize),
     op!(embed),
     op!(step),

@@ -5,6 +5,7 @@ mod common;
 
 use ahma_gguf::GgmlType;
 use ahma_kernels::matmul::{matmul_once, MatMul, MatMulOptions};
+use ahma_kernels::matmul_rows::{Lanes, LANES};
 use ahma_kernels::quantize::{x8_bytes, QuantizeOptions, QuantizeX, X8};
 use ahma_kernels::{GpuContext, QuantMatrix};
 use common::{nmse, random_tensor, reference_matmul, Rng};
@@ -133,8 +134,9 @@ fn matmul_split_strides_and_token_count() {
         .flat_map(|t| x[x_off + t * x_stride..x_off + t * x_stride + n_in].to_vec())
         .collect();
     let want = reference_matmul(ty, &bytes, n_in, n_out, &xs);
-    // The float product, then the integer one on X quantized from the same strided rows.
-    for int8 in [false, true] {
+    // The float product, then the integer one on X quantized from the same strided rows, then
+    // the row-per-invocation product (X read element by element: the stride is odd).
+    for (int8, lanes) in [(false, None), (true, None), (false, Some(Lanes::CPU))] {
         let yb = ctx
             .storage_buffer("y", (y_off + max_tokens as usize * y_stride) as u64 * 4)
             .unwrap();
@@ -164,6 +166,7 @@ fn matmul_split_strides_and_token_count() {
             x_stride: x_stride as u32,
             y_offset: y_off as u32,
             y_stride: y_stride as u32,
+            lanes,
             ..Default::default()
         };
         let mut op = if int8 {
@@ -192,7 +195,7 @@ fn matmul_split_strides_and_token_count() {
             .collect();
         let (e, _) = nmse(&got, &want);
         let tol = if int8 { 5e-4 } else { tolerance(&ctx, ty) };
-        assert!(e <= tol, "int8 {int8}: nmse {e}");
+        assert!(e <= tol, "int8 {int8} lanes {lanes:?}: nmse {e}");
         // Nothing is written outside the addressed rows and columns.
         assert!(y[..y_off].iter().all(|&v| v == 0.0));
         assert!(y[y_off + n_tokens * y_stride..].iter().all(|&v| v == 0.0));
@@ -248,24 +251,38 @@ fn matmul_row_range_of_stacked_matrix() {
                     let yb = ctx
                         .storage_buffer("y", (n_tokens * rows[k]) as u64 * 4)
                         .unwrap();
-                    let opts = MatMulOptions {
-                        first_row: first,
-                        n_rows: rows[k] as u64,
-                        ..Default::default()
-                    };
-                    let op =
-                        pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens as u32, opts))
-                            .unwrap();
-                    ctx.run_pass("t", |p| op.encode(p)).unwrap();
-                    let got = pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * rows[k])).unwrap();
-                    let want = reference_matmul(ty, b, n_in, rows[k], &x);
-                    let (e, _) = nmse(&got, &want);
-                    eprintln!(
-                        "matmul rows {first}+{} {ty} {path} parts {}: nmse {e:.2e}",
-                        rows[k],
-                        m.parts().len()
-                    );
-                    assert!(e <= tolerance(&ctx, ty), "{ty} {path} member {k}: nmse {e}");
+                    // In tiles, then one weight row per invocation.
+                    for lanes in [None, Some(Lanes::CPU)] {
+                        let opts = MatMulOptions {
+                            first_row: first,
+                            n_rows: rows[k] as u64,
+                            lanes,
+                            ..Default::default()
+                        };
+                        let op = pollster::block_on(MatMul::new(
+                            &ctx,
+                            &m,
+                            &xb,
+                            &yb,
+                            n_tokens as u32,
+                            opts,
+                        ))
+                        .unwrap();
+                        ctx.run_pass("t", |p| op.encode(p)).unwrap();
+                        let got =
+                            pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * rows[k])).unwrap();
+                        let want = reference_matmul(ty, b, n_in, rows[k], &x);
+                        let (e, _) = nmse(&got, &want);
+                        eprintln!(
+                            "matmul rows {first}+{} {ty} {path} parts {} lanes {lanes:?}: nmse {e:.2e}",
+                            rows[k],
+                            m.parts().len()
+                        );
+                        assert!(
+                            e <= tolerance(&ctx, ty),
+                            "{ty} {path} member {k} lanes {lanes:?}: nmse {e}"
+                        );
+                    }
                     first += rows[k] as u64;
                 }
                 // A range past the end is refused.
@@ -449,4 +466,127 @@ fn matmul_int_dot_products() {
             }
         }
     }
+}
+
+/// Contexts for the row-per-invocation product: f32 without subgroups (the browser's CPU
+/// adapter), and where the adapter has them, f32 and f16 with subgroups (the lanes then share
+/// their loads of X).
+fn rows_contexts() -> Vec<(&'static str, GpuContext)> {
+    let mut out = vec![("f32", common::context(true, true))];
+    let sg = common::context(true, false);
+    if sg.use_subgroups() {
+        out.push(("f32+sg", sg));
+    }
+    let f16 = common::context(false, false);
+    if f16.use_f16() {
+        out.push((if f16.use_subgroups() { "f16+sg" } else { "f16" }, f16));
+    }
+    out
+}
+
+/// One row-per-invocation product of `n_tokens` x `n_out` against the oracle (plus a random Y
+/// with `accumulate`), checking that the variant ran (and shared X through subgroups where the
+/// context has them).
+#[allow(clippy::too_many_arguments)]
+fn rows_case(
+    ctx: &GpuContext,
+    path: &str,
+    ty: GgmlType,
+    (n_in, n_out, n_tokens): (usize, usize, usize),
+    lanes: Lanes,
+    accumulate: bool,
+    seed: u64,
+) {
+    let mut rng = Rng::new(seed);
+    let bytes = random_tensor(ty, n_in, n_out, &mut rng);
+    let x: Vec<f32> = (0..n_in * n_tokens).map(|_| rng.signed()).collect();
+    let mut want = reference_matmul(ty, &bytes, n_in, n_out, &x);
+    let init: Vec<f32> = (0..n_out * n_tokens).map(|_| rng.signed()).collect();
+    if accumulate {
+        for (w, i) in want.iter_mut().zip(&init) {
+            *w += *i as f64;
+        }
+    }
+    let m = QuantMatrix::from_bytes(ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+    let xb = ctx.storage_buffer_init("x", &x).unwrap();
+    let yb = ctx.storage_buffer_init("y", &init).unwrap();
+    let opts = MatMulOptions {
+        accumulate,
+        lanes: Some(lanes),
+        ..Default::default()
+    };
+    let op = pollster::block_on(MatMul::new(ctx, &m, &xb, &yb, n_tokens as u32, opts)).unwrap();
+    assert!(op.label().starts_with("matmul_rows"), "{}", op.label());
+    let shared = ctx.use_subgroups() && ctx.caps().subgroup_min_size >= 4;
+    assert_eq!(op.label().contains("subgroups"), shared, "{}", op.label());
+    ctx.run_pass("t", |p| op.encode(p)).unwrap();
+    let got = pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * n_out)).unwrap();
+    let (e, max) = nmse(&got, &want);
+    let label = format!("{ty} {path} lanes {lanes} {n_tokens}x{n_in}x{n_out} acc={accumulate}");
+    eprintln!("matmul rows {label}: nmse {e:.2e} max abs {max:.2e}");
+    // f32 arithmetic on every path (the variant never takes f16).
+    assert!(e <= 1e-7, "rows {label}: nmse {e:e}");
+}
+
+/// The row-per-invocation product (`MatMulOptions::lanes`, the CPU adapters' prefill) for every
+/// GGML type, with a partial token block in accumulate mode and a batch of three blocks and a
+/// bit (37 rows: a partial workgroup of rows), with and without subgroups.
+#[test]
+fn matmul_rows_every_type() {
+    let _gpu = common::serial();
+    for (path, ctx) in rows_contexts() {
+        for (i, ty) in GgmlType::ALL.into_iter().enumerate() {
+            let (n_in, n_out) = shape(ty);
+            for (j, (n_tokens, accumulate)) in [(7, true), (37, false)].into_iter().enumerate() {
+                rows_case(
+                    &ctx,
+                    path,
+                    ty,
+                    (n_in, n_out, n_tokens),
+                    Lanes::CPU,
+                    accumulate,
+                    3000 + 10 * i as u64 + j as u64,
+                );
+            }
+        }
+    }
+}
+
+/// Every shape of the row-per-invocation product, with partial blocks of rows and tokens at
+/// both ends (70 tokens, 133 rows), X read as vec4 (96- and 256-element rows) and as floats
+/// (70-element F32 rows).
+#[test]
+fn matmul_rows_every_shape() {
+    let _gpu = common::serial();
+    for (path, ctx) in rows_contexts() {
+        for (i, ty) in [GgmlType::Q5_0, GgmlType::Q4K, GgmlType::Q6K, GgmlType::F32]
+            .into_iter()
+            .enumerate()
+        {
+            let (n_in, _) = shape(ty);
+            for (j, lanes) in LANES.into_iter().enumerate() {
+                rows_case(
+                    &ctx,
+                    path,
+                    ty,
+                    (n_in, 133, 70),
+                    lanes,
+                    j % 2 == 1,
+                    4000 + 10 * i as u64 + j as u64,
+                );
+            }
+        }
+    }
+    // A shape the shader is not built for is a typed error, as is parsing one.
+    let ctx = common::context(true, true);
+    let m = QuantMatrix::from_bytes(&ctx, "w", GgmlType::F32, 4, 4, &[0u8; 64]).unwrap();
+    let xb = ctx.storage_buffer("x", 64).unwrap();
+    let yb = ctx.storage_buffer("y", 64).unwrap();
+    let bad = MatMulOptions {
+        lanes: Some(Lanes::new(16, 5)),
+        ..Default::default()
+    };
+    assert!(pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, 4, bad)).is_err());
+    assert!("16x5".parse::<Lanes>().is_err());
+    assert_eq!("16x16".parse::<Lanes>().unwrap(), Lanes::new(16, 16));
 }

@@ -84,6 +84,10 @@ pub struct Tuning {
     pub matvec_shape: Option<String>,
     #[serde(default)]
     pub matvec_blocks: Option<bool>,
+    #[serde(default)]
+    pub matmul_rows: Option<bool>,
+    #[serde(default)]
+    pub matmul_lanes: Option<String>,
 }
 
 /// UI → worker.
@@ -407,6 +411,8 @@ mod tests {
                     matmul_tile: Some("64x64x8".into()),
                     matvec_shape: Some("64x8".into()),
                     matvec_blocks: Some(false),
+                    matmul_rows: Some(true),
+                    matmul_lanes: Some("16x16".into()),
                 },
             },
             ToWorker::Generate {

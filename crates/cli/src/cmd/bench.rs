@@ -71,6 +71,17 @@ pub struct Args {
     /// engine's `matvec_blocks`, default on for CPU adapters, off for GPUs).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub matvec_blocks: Option<bool>,
+    /// Prefill's float mat-muls give each invocation one weight row and a few tokens, with no
+    /// workgroup memory or barrier, the lanes of a subgroup sharing their loads of X (`on`), or
+    /// run in tiles staged in workgroup memory (`off`; the engine's `matmul_rows`, default on
+    /// for CPU adapters unless `--matmul-tile` is given, off for GPUs).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub matmul_rows: Option<bool>,
+    /// The shape of `--matmul-rows`' product, `ROWSxTOKENS`: weight rows per workgroup (one
+    /// per invocation) and tokens per invocation (8x8, 16x4, 16x8, 16x16, 32x8 or 64x8;
+    /// default: the engine's 16x16).
+    #[arg(long, value_name = "SHAPE")]
+    pub matmul_lanes: Option<String>,
     /// Decode with the chat's default sampling (`GenerationSettings::default()`: the model
     /// card's temperature 0.6, top-k 4, repetition penalty 1.2; seed 1) instead of greedy.
     #[arg(long)]
@@ -156,8 +167,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         args.matmul_tile.as_deref(),
         args.matvec_shape.as_deref(),
         args.matvec_blocks,
+        args.matmul_rows,
+        args.matmul_lanes.as_deref(),
     )
-    .context("--matmul-tile or --matvec-shape")?;
+    .context("--matmul-tile, --matvec-shape or --matmul-lanes")?;
     let max_batch = opts.max_batch;
     let opts_window = opts.penalty_window;
     let mut model = pollster::block_on(load_file(std::sync::Arc::new(ctx), &args.model, opts))
@@ -231,6 +244,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "matmul_int_dot": model.options().matmul_int_dot,
         "matvec_shape": model.options().matvec_shape_name(),
         "matvec_blocks": model.options().matvec_blocks.unwrap_or(false),
+        "matmul_rows": model.options().matmul_rows.unwrap_or(false),
+        "matmul_lanes": model.options().matmul_lanes_name(),
         "penalty_window": opts_window,
         "unchecked": model.context().shader_checks().left_out(),
         "sampling": sampling_name,

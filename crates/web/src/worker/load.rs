@@ -49,6 +49,8 @@ fn tuned_options(tuning: &Tuning) -> Result<LoadOptions, Failure> {
         tuning.matmul_tile.as_deref(),
         tuning.matvec_shape.as_deref(),
         tuning.matvec_blocks,
+        tuning.matmul_rows,
+        tuning.matmul_lanes.as_deref(),
     )
     .map_err(engine_err)?;
     Ok(opts)

@@ -666,6 +666,8 @@ async fn bench(
         "matmul_int_dot": l.model.options().matmul_int_dot,
         "matvec_shape": l.model.options().matvec_shape_name(),
         "matvec_blocks": l.model.options().matvec_blocks.unwrap_or(false),
+        "matmul_rows": l.model.options().matmul_rows.unwrap_or(false),
+        "matmul_lanes": l.model.options().matmul_lanes_name(),
         "penalty_window": l.model.options().penalty_window,
         "sampling": "greedy",
         "load_s": l.info.load_seconds,

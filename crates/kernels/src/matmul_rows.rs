@@ -1,0 +1,129 @@
+//! The prefill product laid out for CPU adapters (`shaders/matmul_rows.wgsl`): each invocation
+//! one weight row and [`Lanes::tokens`] tokens, no workgroup memory and no barrier. Built through
+//! [`crate::MatMul`] with [`crate::MatMulOptions::lanes`]; this module holds its shapes and keys.
+
+use ahma_gguf::GgmlType;
+
+use crate::error::KernelError;
+use crate::key::KernelKey;
+use crate::matmul::MatMulParams;
+use crate::quant_matrix::type_define;
+use crate::registry::ParamsLayout;
+
+/// The work of one workgroup of the row-per-invocation product: `threads` weight rows (one per
+/// invocation), each for `tokens` tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Lanes {
+    /// Invocations per workgroup, one weight row each.
+    pub threads: u32,
+    /// Tokens per invocation: 4, 8 or 16.
+    pub tokens: u32,
+}
+
+impl Lanes {
+    pub const fn new(threads: u32, tokens: u32) -> Lanes {
+        Lanes { threads, tokens }
+    }
+
+    /// The CPU adapters' default (lavapipe and SwiftShader, measured in BENCHMARKS.md).
+    pub const CPU: Lanes = Lanes::new(16, 16);
+}
+
+/// Every shape the shader is built for.
+pub const LANES: [Lanes; 6] = [
+    Lanes::new(8, 8),
+    Lanes::new(16, 4),
+    Lanes::new(16, 8),
+    Lanes::new(16, 16),
+    Lanes::new(32, 8),
+    Lanes::new(64, 8),
+];
+
+impl std::fmt::Display for Lanes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.threads, self.tokens)
+    }
+}
+
+impl std::str::FromStr for Lanes {
+    type Err = KernelError;
+
+    /// `THREADSxTOKENS`, one of [`LANES`].
+    fn from_str(s: &str) -> Result<Lanes, KernelError> {
+        let bad = || {
+            let known: Vec<String> = LANES.iter().map(|l| l.to_string()).collect();
+            KernelError::InvalidArgument(format!(
+                "row-per-invocation matmul shape `{s}`: expected one of {}",
+                known.join(", ")
+            ))
+        };
+        let (a, b) = s.split_once('x').ok_or_else(bad)?;
+        let lanes = Lanes::new(
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if LANES.contains(&lanes) {
+            Ok(lanes)
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// The key of the variant for weights of type `ty`; `x4` where X's offset, stride and row
+/// length are multiples of 4 (X read as vec4); `subgroup` the fewest lanes of a subgroup, 4 or
+/// 8, where the lanes share their loads of X through subgroup operations (0: they do not).
+pub fn key(ty: GgmlType, lanes: Lanes, x4: bool, subgroup: u32) -> KernelKey {
+    KernelKey::new("matmul_rows", "main")
+        .define(&type_define(ty), 1)
+        .define("WG", lanes.threads)
+        .define("TB", lanes.tokens)
+        .flag("TB8", lanes.tokens >= 8)
+        .flag("TB16", lanes.tokens >= 16)
+        .flag("X4", x4)
+        .flag("SUBGROUPS", subgroup >= 4)
+        .flag("SGW8", subgroup >= 8)
+}
+
+/// The `subgroup` argument of [`key`] for a device whose subgroups have at least `min_size`
+/// lanes, where subgroups are used.
+pub fn subgroup_width(use_subgroups: bool, min_size: u32) -> u32 {
+    match min_size {
+        _ if !use_subgroups => 0,
+        8.. => 8,
+        4..=7 => 4,
+        _ => 0,
+    }
+}
+
+/// Every variant: every type, shape, X layout and subgroup width.
+pub fn variants() -> Vec<KernelKey> {
+    let mut out = Vec::new();
+    for ty in GgmlType::ALL {
+        for lanes in LANES {
+            for x4 in [false, true] {
+                for sg in [0, 4, 8] {
+                    out.push(key(ty, lanes, x4, sg));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn params_layouts() -> Vec<ParamsLayout> {
+    vec![crate::params_layout!(MatMulParams {
+        n_in,
+        n_rows,
+        row_bytes,
+        n_tokens,
+        x_offset,
+        x_stride,
+        y_offset,
+        y_stride,
+        w_row0,
+        accumulate,
+        x8_tokens,
+        _pad2
+    })]
+}

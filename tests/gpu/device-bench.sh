@@ -162,6 +162,10 @@ run_bench 3b-q4km-p128-shape128x8 "$M" --prompt-tokens 128 --gen-tokens 128 --ct
 # word of a Q5_0/Q8_0 block loaded once, not once per quarter), on 64 threads so that the 100
 # units of a 3200-wide row still spread over most of them.
 run_bench 3b-q4km-p128-blocks64x8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 64x8 --matvec-blocks on --profile
+# Prefill as the CPU adapters run it (one weight row per invocation for 16 tokens, one
+# invocation per token and head in attention; decode attention 8 lanes per head): expected to
+# lose to the tiles and split passes on a GPU; measured so that the defaults rest on numbers.
+run_bench 3b-q4km-p128-cpu-layouts "$M" --prompt-tokens 128 --gen-tokens 32 --ctx 2048 --matmul-rows on --attention-rows on --profile
 # One q/k/v mat-vec per weight type (the 13 layers with a Q8_0 attn_v: +13 dispatches): what
 # walking both types in one dispatch gains.
 run_bench 3b-q4km-p128-qkv-per-type "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-mixed-qkv --profile
@@ -262,7 +266,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
         d = json.load(open(f))
     except Exception:
         print(f"{os.path.basename(f)[6:-5]:34} (no result)"); continue
-    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_shape", "matvec_blocks", "matvec_pairs", "matvec_int_dot", "matmul_int_dot", "attn_split_keys", "matmul_tile",
+    opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_shape", "matvec_blocks", "matmul_rows", "attention_rows", "matvec_pairs", "matvec_int_dot", "matmul_int_dot", "attn_split_keys", "matmul_tile",
                                                   "fused_rope", "mixed_qkv", "pipeline_decode", "sampling", "unchecked")
                     if k in d)
     print(f"{os.path.basename(f)[6:-5]:34} prefill {d['prefill_tokens_per_s']:8.1f}  decode "

@@ -85,8 +85,8 @@ fn check_in(ctx: Arc<GpuContext>, name: &str) {
 /// prefill mat-muls with packed integer dot products (the logits then get [`INT_DOT_GATE`]),
 /// `tile` names the prefill mat-mul tile (`LoadOptions::matmul_tile`), `shape` the decode
 /// mat-vecs' workgroup shape (`LoadOptions::matvec_shape`; `None`: the adapter's), `blocks`
-/// their walk and `rows` the prefill mat-muls' layout (`matvec_blocks`, `matmul_rows`; `None`:
-/// the adapter's).
+/// their walk and `rows` the layout of prefill's mat-muls and attention (`matvec_blocks`,
+/// `matmul_rows`, `attention_rows`; `None`: the adapter's).
 fn check_with(
     ctx: Arc<GpuContext>,
     name: &str,
@@ -107,6 +107,7 @@ fn check_with(
         matvec_shape: shape,
         matvec_blocks: blocks,
         matmul_rows: rows,
+        attention_rows: rows,
         ..Default::default()
     };
     let mut model = pollster::block_on(load_file(
@@ -121,6 +122,7 @@ fn check_with(
         model.options().matmul_rows,
         Some(rows.unwrap_or(cpu && tile.is_none()))
     );
+    assert_eq!(model.options().attention_rows, Some(rows.unwrap_or(cpu)));
     let f16 = model.context().use_f16();
     let gate = if int_dot {
         INT_DOT_GATE
@@ -220,9 +222,10 @@ fn engine_with_int8_products_matches_llama_cpp() {
     }
 }
 
-/// The mat-vecs and mat-muls as GPUs run them (128 threads x 4 rows, quarter-units per thread;
-/// tiles staged in workgroup memory) on both paths: lavapipe, a CPU adapter, otherwise runs the
-/// engine with 16 x 8 whole units and the row-per-invocation mat-mul.
+/// The mat-vecs, mat-muls and prefill attention as GPUs run them (128 threads x 4 rows,
+/// quarter-units per thread; tiles staged in workgroup memory; split attention passes) on both
+/// paths: lavapipe, a CPU adapter, otherwise runs the engine with 16 x 8 whole units, the
+/// row-per-invocation mat-mul and one invocation per token and head in prefill's attention.
 #[test]
 fn engine_with_the_gpu_kernel_layouts_matches_llama_cpp() {
     for name in FIXTURES {
@@ -334,8 +337,9 @@ fn stacked_projections_match_the_cpu_reference() {
             let s = MatVecShape::for_device(ctx.adapter().device_type);
             (s, s == MatVecShape::CPU)
         });
-        // Prefill's mat-muls: in tiles with the GPUs' mat-vecs, else the adapter's choice (one
-        // weight row per invocation on CPU adapters).
+        // Prefill's mat-muls and attention: in tiles and split passes with the GPUs' mat-vecs,
+        // else the adapter's choice (one weight row, or one token and head, per invocation on
+        // CPU adapters).
         let rows = (matvec == gpu).then_some(false);
         let cpu = MatVecShape::for_device(ctx.adapter().device_type) == MatVecShape::CPU;
         let want_rows = rows.unwrap_or(cpu);
@@ -372,10 +376,12 @@ fn stacked_projections_match_the_cpu_reference() {
             matvec_shape: matvec.map(|m| m.0),
             matvec_blocks: matvec.map(|m| m.1),
             matmul_rows: rows,
+            attention_rows: rows,
             ..Default::default()
         };
         let mut model = pollster::block_on(load_file(ctx, &path, opts)).unwrap();
         assert_eq!(model.options().matmul_rows, Some(want_rows));
+        assert_eq!(model.options().attention_rows, Some(want_rows));
         assert_eq!(model.options().matvec_shape, Some(want_shape));
         assert_eq!(model.options().matvec_blocks, Some(want_blocks));
         let got = pollster::block_on(model.logits(&prompt)).unwrap();
@@ -416,7 +422,8 @@ fn stacked_projections_match_the_cpu_reference() {
 /// Decode's attention over a context longer than one 64-key block, with the keys shared out
 /// over several splits (merged by a second dispatch) or over one (no merge), against the CPU
 /// reference forward: the split policy (`LoadOptions::attn_split_keys`) changes the dispatch
-/// count, never the logits.
+/// count, never the logits. Then the CPU adapters' decode attention (`attention_rows`: 8 lanes
+/// per head, one dispatch whatever the context).
 #[test]
 fn decode_attention_splits_match_the_cpu_reference() {
     let (dir, path) = synth_tiny("splits");
@@ -429,13 +436,20 @@ fn decode_attention_splits_match_the_cpu_reference() {
         .collect();
     let prompt = 8;
     // keys per split -> merge dispatches per layer at the last step (150 keys)
-    for (split_keys, merges) in [(64usize, 1u64), (128, 1), (192, 0), (4096, 0)] {
+    for (split_keys, rows, merges) in [
+        (64usize, false, 1u64),
+        (128, false, 1),
+        (192, false, 0),
+        (4096, false, 0),
+        (64, true, 0),
+    ] {
         let ctx = context(false);
         let gate = if ctx.use_f16() { 1e-4 } else { 1e-5 };
         let opts = LoadOptions {
             n_ctx: 160,
             max_batch: 16,
             attn_split_keys: split_keys,
+            attention_rows: Some(rows),
             ..Default::default()
         };
         let mut model = pollster::block_on(load_file(ctx, &path, opts)).unwrap();
@@ -448,16 +462,16 @@ fn decode_attention_splits_match_the_cpu_reference() {
             worst = worst.max(e);
             assert!(
                 e <= gate,
-                "split keys {split_keys}, position {i}: NMSE {e:e}"
+                "split keys {split_keys} rows {rows}, position {i}: NMSE {e:e}"
             );
         }
         // 12 dispatches a token with one split (see the stacked test), one merge per layer more.
         assert_eq!(
             model.stats().dispatches,
             12 + 2 * merges,
-            "split keys {split_keys}"
+            "split keys {split_keys} rows {rows}"
         );
-        println!("split keys {split_keys}: worst decode NMSE {worst:.3e}");
+        println!("split keys {split_keys} rows {rows}: worst decode NMSE {worst:.3e}");
     }
     std::fs::remove_dir_all(&dir).ok();
 }

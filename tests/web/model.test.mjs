@@ -297,7 +297,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         await s.shot('bench-result');
         // the keys `ahma bench --json` prints for the same measurement
         for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'subgroup_min_size', 'subgroup_max_size', 'n_ctx', 'max_batch', 'pipeline_decode',
-            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'matmul_int_dot', 'matvec_shape', 'matvec_blocks', 'matmul_rows', 'matmul_lanes', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
+            'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'matmul_int_dot', 'matvec_shape', 'matvec_blocks', 'matmul_rows', 'matmul_lanes', 'attention_rows', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
             'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'weight_bytes_per_token',
             'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
             assert.ok(key in v, `no ${key} in ${JSON.stringify(v)}`);
@@ -324,7 +324,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
     });
 });
 
-test('s. the benchmark page with the integer mat-mul (mm_int8=on) and the GPUs\' mat-vec (shape=128x4, blocks=off): Tint compiles them, greedy ids still equal llama.cpp', { timeout: T(180000) }, async (t) => {
+test('s. the benchmark page with the integer mat-mul (mm_int8=on), the GPUs\' mat-vec (shape=128x4, blocks=off) and split prefill attention (attn_rows=off): Tint compiles them, greedy ids still equal llama.cpp', { timeout: T(180000) }, async (t) => {
     await withBrowser(t, { name: 's-bench-int8-matmul', server }, async (s) => {
         const fx = fixture(APP_MODEL);
         // prefill's mat-muls and decode's mat-vecs in 8-bit integers, the mat-muls with 8 x 8
@@ -332,7 +332,7 @@ test('s. the benchmark page with the integer mat-mul (mm_int8=on) and the GPUs\'
         // mat-vecs as on GPUs, 128 threads over 4 rows walking quarter-units (SwiftShader, a CPU
         // adapter, gets 16 x 8 walking whole units)
         await loadModel(s, server.modelUrl(fx.gguf), {
-            extra: { bench: '1', prompt: '12', gen: '4', int8: 'on', mm_int8: 'on', tile: '64x64x8x8', shape: '128x4', blocks: 'off' },
+            extra: { bench: '1', prompt: '12', gen: '4', int8: 'on', mm_int8: 'on', tile: '64x64x8x8', shape: '128x4', blocks: 'off', attn_rows: 'off' },
         });
         const { page } = s;
         await page.waitForFunction(() => (document.querySelector('[data-testid="bench-result"]')?.textContent ?? '') !== '',
@@ -344,6 +344,7 @@ test('s. the benchmark page with the integer mat-mul (mm_int8=on) and the GPUs\'
         assert.equal(v.matmul_tile, '64x64x8x8');
         assert.equal(v.matvec_shape, '128x4');
         assert.equal(v.matvec_blocks, false);
+        assert.equal(v.attention_rows, false, 'the prompt\'s attention in the split passes, as on GPUs');
         assert.ok(v.prefill_tokens_per_s > 0 && v.decode_tokens_per_s > 0, 'no speed measured');
         // the prompt goes through the integer mat-muls, the continuation through the mat-vecs
         const ids = await greedy(page, fx, 8);
@@ -351,7 +352,7 @@ test('s. the benchmark page with the integer mat-mul (mm_int8=on) and the GPUs\'
     });
 });
 
-test('t. the benchmark page with the row-per-invocation mat-mul in another shape (lanes=16x8): prefill as the CPU adapters run it, greedy ids still equal llama.cpp', { timeout: T(180000) }, async (t) => {
+test('t. the benchmark page with the row-per-invocation mat-mul in another shape (lanes=16x8): prefill as the CPU adapters run it (and its attention), greedy ids still equal llama.cpp', { timeout: T(180000) }, async (t) => {
     await withBrowser(t, { name: 't-bench-matmul-rows', server }, async (s) => {
         const fx = fixture(APP_MODEL);
         await loadModel(s, server.modelUrl(fx.gguf), { extra: { bench: '1', prompt: '12', gen: '2', lanes: '16x8' } });
@@ -363,6 +364,7 @@ test('t. the benchmark page with the row-per-invocation mat-mul in another shape
         assert.equal(v.matmul_rows, true, 'SwiftShader is a CPU adapter: one weight row per invocation by default');
         assert.equal(v.matmul_lanes, '16x8');
         assert.equal(v.matmul_tile, 'auto');
+        assert.equal(v.attention_rows, true, 'and one invocation per token and head in the prompt\'s attention');
         assert.equal(v.subgroups, false, 'the browser path shares no loads through subgroups');
         // the prompt goes through the mat-muls (12 tokens: a partial block of 8), the
         // continuation through the mat-vecs

@@ -254,6 +254,8 @@ impl Model {
         let lanes = opts.matmul_lanes_on(&ctx);
         opts.matmul_rows = Some(lanes.is_some());
         opts.matmul_lanes = Some(opts.matmul_lanes.unwrap_or(ahma_kernels::Lanes::CPU));
+        let attention_rows = opts.attention_rows_on(&ctx);
+        opts.attention_rows = Some(attention_rows);
         let b = opts.max_batch as u64;
         let f = 4u64;
         let d = cfg.n_embd as u64;
@@ -561,7 +563,7 @@ impl Model {
                     },
                 )
                 .await?,
-                attention: Attention::new(
+                attention: Attention::new_with(
                     &ctx,
                     &AttentionBuffers {
                         step: &s.step,
@@ -578,6 +580,7 @@ impl Model {
                         head_dim: cfg.head_dim as u32,
                         scale: 1.0 / (cfg.head_dim as f32).sqrt(),
                     },
+                    attention_rows,
                 )
                 .await?,
                 o: Linear::new(&ctx, &w.wo, &s.attn, x8, &s.hidden, mb, true, &opts).await?,

@@ -89,6 +89,14 @@ pub struct LoadOptions {
     /// The shape of `matmul_rows`' product, weight rows (one per invocation) x tokens per
     /// invocation; `None` is `ahma_kernels::Lanes::CPU`.
     pub matmul_lanes: Option<ahma_kernels::Lanes>,
+    /// Attention in one dispatch laid out for CPU adapters
+    /// (`ahma_kernels::attention::Attention::new_with`): prefill gives each invocation one
+    /// (token, head) that walks its keys alone, with no workgroup memory, barrier or split (with
+    /// subgroups the lanes share their loads of keys and values); decode gives each head 8 lanes,
+    /// each walking every 8th key, merged after one barrier. `None` turns it on for CPU adapters
+    /// and off for GPUs (which keep the split passes); the loaded model's
+    /// [`crate::Model::options`] report the choice in use. Results agree to rounding.
+    pub attention_rows: Option<bool>,
 }
 
 impl Default for LoadOptions {
@@ -111,6 +119,7 @@ impl Default for LoadOptions {
             matvec_blocks: None,
             matmul_rows: None,
             matmul_lanes: None,
+            attention_rows: None,
         }
     }
 }
@@ -119,8 +128,8 @@ impl LoadOptions {
     /// Sets the kernel choices `ahma bench` and the browser benchmark page expose (each `None`
     /// keeps the current value): `matvec_pairs`, `matvec_int_dot`, `matmul_int_dot`,
     /// `attn_split_keys`, `matmul_tile`, the tile as `TOKENSxROWS[xTMxRN]`, and `matvec_shape`
-    /// as `THREADSxROWS`, `matvec_blocks`, `matmul_rows`, and `matmul_lanes` as
-    /// `ROWSxTOKENS` (an unknown tile or shape is a typed error; the loader validates the
+    /// as `THREADSxROWS`, `matvec_blocks`, `matmul_rows`, `matmul_lanes` as `ROWSxTOKENS`, and
+    /// `attention_rows` (an unknown tile or shape is a typed error; the loader validates the
     /// rest).
     #[allow(clippy::too_many_arguments)]
     pub fn set_kernel_choices(
@@ -134,7 +143,11 @@ impl LoadOptions {
         matvec_blocks: Option<bool>,
         matmul_rows: Option<bool>,
         matmul_lanes: Option<&str>,
+        attention_rows: Option<bool>,
     ) -> Result<(), EngineError> {
+        if attention_rows.is_some() {
+            self.attention_rows = attention_rows;
+        }
         if matvec_blocks.is_some() {
             self.matvec_blocks = matvec_blocks;
         }
@@ -198,6 +211,13 @@ impl LoadOptions {
         self.matmul_rows
             .unwrap_or(cpu && self.matmul_tile.is_none())
             .then(|| self.matmul_lanes.unwrap_or(ahma_kernels::Lanes::CPU))
+    }
+
+    /// Whether prefill's attention runs one invocation per (token, head) on `ctx`:
+    /// `attention_rows` where chosen, else on for CPU adapters.
+    pub(crate) fn attention_rows_on(&self, ctx: &ahma_kernels::GpuContext) -> bool {
+        self.attention_rows
+            .unwrap_or(ctx.adapter().device_type == wgpu::DeviceType::Cpu)
     }
 
     /// `matmul_lanes` as reports print it: the shape, or `auto` before a load resolves it.

@@ -96,6 +96,9 @@ pub struct Attention {
     reduce: Arc<wgpu::ComputePipeline>,
     split_bg: wgpu::BindGroup,
     reduce_bg: wgpu::BindGroup,
+    /// `new_with`'s `rows`: the batches' pass with one invocation per (token, head), and the
+    /// decode pass with 8 lanes per head.
+    rows: Option<[(Arc<wgpu::ComputePipeline>, wgpu::BindGroup); 2]>,
     n_head: u32,
     _params: wgpu::Buffer,
 }
@@ -105,6 +108,19 @@ impl Attention {
         ctx: &GpuContext,
         b: &AttentionBuffers<'_>,
         params: AttentionParams,
+    ) -> Result<Self, KernelError> {
+        Attention::new_with(ctx, b, params, false).await
+    }
+
+    /// [`Attention::new`], and with `rows` the passes laid out for CPU adapters
+    /// (`shaders/attention_rows.wgsl`, one dispatch each): a batch of several tokens gives each
+    /// invocation one (token, head), which walks its keys alone; a single token (decode) gives
+    /// each head 8 lanes, each walking every 8th key, merged after one barrier.
+    pub async fn new_with(
+        ctx: &GpuContext,
+        b: &AttentionBuffers<'_>,
+        params: AttentionParams,
+        rows: bool,
     ) -> Result<Self, KernelError> {
         if !params.head_dim.is_multiple_of(2) || params.head_dim > MAX_HEAD_DIM {
             return Err(KernelError::InvalidArgument(format!(
@@ -152,11 +168,46 @@ impl Attention {
                 Some(b.out),
             ],
         );
+        let rows = if rows {
+            let sg = crate::matmul_rows::subgroup_width(
+                ctx.use_subgroups(),
+                ctx.caps().subgroup_min_size,
+            );
+            let mut passes = Vec::with_capacity(2);
+            for k in [
+                crate::attention_rows::key(params.head_dim, f16, sg),
+                crate::attention_rows::decode_key(params.head_dim, f16),
+            ] {
+                let pl = pipeline(ctx, &k).await?;
+                let bg = bind_group(
+                    ctx,
+                    &k.to_string(),
+                    &pl,
+                    &[
+                        Some(b.step),
+                        Some(&pbuf),
+                        Some(b.q),
+                        Some(b.k_cache),
+                        Some(b.v_cache),
+                        None,
+                        None,
+                        Some(b.out),
+                    ],
+                );
+                passes.push((pl, bg));
+            }
+            let decode = passes.pop();
+            let batch = passes.pop();
+            batch.zip(decode).map(|(a, b)| [a, b])
+        } else {
+            None
+        };
         Ok(Attention {
             split,
             reduce,
             split_bg,
             reduce_bg,
+            rows,
             n_head: params.n_head,
             _params: pbuf,
         })
@@ -166,6 +217,22 @@ impl Attention {
     /// written to the step uniform for this submit (see [`fill_step`]). Returns the number of
     /// dispatches.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &StepParams) -> u64 {
+        if let Some([batch, decode]) = &self.rows {
+            if step.n_tokens > 1 {
+                pass.set_pipeline(&batch.0);
+                pass.set_bind_group(0, &batch.1, &[]);
+                pass.dispatch_workgroups(
+                    step.n_tokens.div_ceil(crate::attention_rows::WG),
+                    self.n_head,
+                    1,
+                );
+            } else {
+                pass.set_pipeline(&decode.0);
+                pass.set_bind_group(0, &decode.1, &[]);
+                pass.dispatch_workgroups(self.n_head, 1, 1);
+            }
+            return 1;
+        }
         pass.set_pipeline(&self.split);
         pass.set_bind_group(0, &self.split_bg, &[]);
         pass.dispatch_workgroups(step.n_splits, self.n_head, step.n_tokens);

@@ -76,6 +76,7 @@ pub mod quantize;
 pub mod registry;
 // Helper E: norm, rope, attention, element-wise, sampling and the shared step uniform.
 pub mod attention;
+pub mod attention_rows;
 pub mod elementwise;
 pub mod rms_norm;
 pub mod rope;

@@ -91,6 +91,7 @@ pub static OPS: &[ShaderEntry] = &[
     op!(rms_norm),
     op!(rope),
     op!(attention),
+    op!(attention_rows),
     op!(elementwise),
     op!(sample),
 ];

@@ -237,6 +237,9 @@ fn split_attention_matches_reference() {
             (8, 2, 32, 33, 100, 32),
             (2, 1, 64, 5, 200, 1),
             (1, 1, 2, 1, 4100, 32),
+            (4, 4, 100, 20, 40, 32),
+            (3, 3, 10, 18, 3, 32),
+            (1, 1, 2, 3, 0, 32),
         ] {
             let n_ctx = pos0 + n;
             let (qd, kvd) = (nh * hd, nkv * hd);
@@ -283,13 +286,22 @@ fn split_attention_matches_reference() {
                 head_dim: hd as u32,
                 scale: 1.0 / (hd as f32).sqrt(),
             };
-            let op = pollster::block_on(Attention::new(&ctx, &bufs, params)).unwrap();
-            ctx.run_pass("attention", |p| {
-                let dispatches = op.encode(p, &st);
-                assert_eq!(dispatches, if st.n_splits == 1 { 1 } else { 2 });
-            })
-            .unwrap();
-            let got = read(&ctx, &out, n * qd);
+            // The split passes, then the CPU adapters' (one invocation per token and head for
+            // a batch, 8 lanes per head for one token).
+            let mut gots = Vec::new();
+            for rows in [false, true] {
+                // Cleared first, so that each pass has to write the whole output itself.
+                ctx.queue().write_buffer(&out, 0, &vec![0u8; n * qd * 4]);
+                let op =
+                    pollster::block_on(Attention::new_with(&ctx, &bufs, params, rows)).unwrap();
+                ctx.run_pass("attention", |p| {
+                    let dispatches = op.encode(p, &st);
+                    let one = st.n_splits == 1 || rows;
+                    assert_eq!(dispatches, if one { 1 } else { 2 });
+                })
+                .unwrap();
+                gots.push((rows, read(&ctx, &out, n * qd)));
+            }
             let mut want = vec![0.0; n * qd];
             let mut scores = vec![0.0; n_ctx];
             for t in 0..n {
@@ -307,12 +319,15 @@ fn split_attention_matches_reference() {
                     );
                 }
             }
-            let e = nmse(&got, &want);
-            assert!(
-                e < 1e-10,
-                "{label} attention {nh}/{nkv}x{hd} n={n} pos0={pos0} splits={}: nmse {e}",
-                st.n_splits
-            );
+            for (rows, got) in gots {
+                let e = nmse(&got, &want);
+                assert!(
+                    e < 1e-10,
+                    "{label} attention {nh}/{nkv}x{hd} n={n} pos0={pos0} splits={} rows={rows}: \
+                     nmse {e}",
+                    st.n_splits
+                );
+            }
         }
     }
 }

@@ -88,6 +88,8 @@ pub struct Tuning {
     pub matmul_rows: Option<bool>,
     #[serde(default)]
     pub matmul_lanes: Option<String>,
+    #[serde(default)]
+    pub attention_rows: Option<bool>,
 }
 
 /// UI → worker.
@@ -413,6 +415,7 @@ mod tests {
                     matvec_blocks: Some(false),
                     matmul_rows: Some(true),
                     matmul_lanes: Some("16x16".into()),
+                    attention_rows: Some(false),
                 },
             },
             ToWorker::Generate {

@@ -82,6 +82,13 @@ pub struct Args {
     /// default: the engine's 16x16).
     #[arg(long, value_name = "SHAPE")]
     pub matmul_lanes: Option<String>,
+    /// Attention laid out for CPU adapters (`on`: prefill gives each invocation one (token, head)
+    /// walking its keys alone, the lanes of a subgroup sharing their loads of keys and values;
+    /// decode gives each head 8 lanes walking every 8th key, merged after one barrier) or the
+    /// split passes (`off`; the engine's `attention_rows`, default on for CPU adapters, off for
+    /// GPUs).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub attention_rows: Option<bool>,
     /// Decode with the chat's default sampling (`GenerationSettings::default()`: the model
     /// card's temperature 0.6, top-k 4, repetition penalty 1.2; seed 1) instead of greedy.
     #[arg(long)]
@@ -169,6 +176,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         args.matvec_blocks,
         args.matmul_rows,
         args.matmul_lanes.as_deref(),
+        args.attention_rows,
     )
     .context("--matmul-tile, --matvec-shape or --matmul-lanes")?;
     let max_batch = opts.max_batch;
@@ -246,6 +254,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "matvec_blocks": model.options().matvec_blocks.unwrap_or(false),
         "matmul_rows": model.options().matmul_rows.unwrap_or(false),
         "matmul_lanes": model.options().matmul_lanes_name(),
+        "attention_rows": model.options().attention_rows.unwrap_or(false),
         "penalty_window": opts_window,
         "unchecked": model.context().shader_checks().left_out(),
         "sampling": sampling_name,

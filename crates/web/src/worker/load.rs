@@ -51,6 +51,7 @@ fn tuned_options(tuning: &Tuning) -> Result<LoadOptions, Failure> {
         tuning.matvec_blocks,
         tuning.matmul_rows,
         tuning.matmul_lanes.as_deref(),
+        tuning.attention_rows,
     )
     .map_err(engine_err)?;
     Ok(opts)

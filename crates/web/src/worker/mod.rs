@@ -668,6 +668,7 @@ async fn bench(
         "matvec_blocks": l.model.options().matvec_blocks.unwrap_or(false),
         "matmul_rows": l.model.options().matmul_rows.unwrap_or(false),
         "matmul_lanes": l.model.options().matmul_lanes_name(),
+        "attention_rows": l.model.options().attention_rows.unwrap_or(false),
         "penalty_window": l.model.options().penalty_window,
         "sampling": "greedy",
         "load_s": l.info.load_seconds,

@@ -91,14 +91,19 @@ pub struct AttentionBuffers<'a> {
     pub out: &'a wgpu::Buffer,
 }
 
+/// A compute pipeline with its bind group.
+type Pass = (Arc<wgpu::ComputePipeline>, wgpu::BindGroup);
+
+/// The dispatches an [`Attention`] records: the split passes, or (`new_with`'s `rows`) the
+/// CPU adapters' batch pass with one invocation per (token, head) and decode pass with 8
+/// lanes per head. Only the pipelines of one set are compiled.
+enum Passes {
+    Split { split: Pass, reduce: Pass },
+    Rows { batch: Pass, decode: Pass },
+}
+
 pub struct Attention {
-    split: Arc<wgpu::ComputePipeline>,
-    reduce: Arc<wgpu::ComputePipeline>,
-    split_bg: wgpu::BindGroup,
-    reduce_bg: wgpu::BindGroup,
-    /// `new_with`'s `rows`: the batches' pass with one invocation per (token, head), and the
-    /// decode pass with 8 lanes per head.
-    rows: Option<[(Arc<wgpu::ComputePipeline>, wgpu::BindGroup); 2]>,
+    passes: Passes,
     n_head: u32,
     _params: wgpu::Buffer,
 }
@@ -135,112 +140,83 @@ impl Attention {
             )));
         }
         let f16 = ctx.use_f16();
-        let split = pipeline(ctx, &kernel_key("split", f16, ctx.use_subgroups())).await?;
-        let reduce = pipeline(ctx, &kernel_key("reduce", f16, false)).await?;
         let pbuf = uniform(ctx, "attention params", &params)?;
-        let split_bg = bind_group(
-            ctx,
-            "attention split",
-            &split,
-            &[
-                Some(b.step),
-                Some(&pbuf),
-                Some(b.q),
-                Some(b.k_cache),
-                Some(b.v_cache),
-                Some(b.partial_o),
-                Some(b.partial_ml),
-                Some(b.out),
-            ],
-        );
-        let reduce_bg = bind_group(
-            ctx,
-            "attention reduce",
-            &reduce,
-            &[
-                Some(b.step),
-                Some(&pbuf),
-                None,
-                None,
-                None,
-                Some(b.partial_o),
-                Some(b.partial_ml),
-                Some(b.out),
-            ],
-        );
-        let rows = if rows {
+        // Bindings 5 and 6 (the partial results) only where the entry point uses them.
+        let make = |pl: Arc<wgpu::ComputePipeline>, label: &str, partial: bool, full: bool| {
+            let bg = bind_group(
+                ctx,
+                label,
+                &pl,
+                &[
+                    Some(b.step),
+                    Some(&pbuf),
+                    full.then_some(b.q),
+                    full.then_some(b.k_cache),
+                    full.then_some(b.v_cache),
+                    partial.then_some(b.partial_o),
+                    partial.then_some(b.partial_ml),
+                    Some(b.out),
+                ],
+            );
+            (pl, bg)
+        };
+        let passes = if rows {
             let sg = crate::matmul_rows::subgroup_width(
                 ctx.use_subgroups(),
                 ctx.caps().subgroup_min_size,
             );
-            let mut passes = Vec::with_capacity(2);
-            for k in [
-                crate::attention_rows::key(params.head_dim, f16, sg),
-                crate::attention_rows::decode_key(params.head_dim, f16),
-            ] {
-                let pl = pipeline(ctx, &k).await?;
-                let bg = bind_group(
-                    ctx,
-                    &k.to_string(),
-                    &pl,
-                    &[
-                        Some(b.step),
-                        Some(&pbuf),
-                        Some(b.q),
-                        Some(b.k_cache),
-                        Some(b.v_cache),
-                        None,
-                        None,
-                        Some(b.out),
-                    ],
-                );
-                passes.push((pl, bg));
+            let kb = crate::attention_rows::key(params.head_dim, f16, sg);
+            let kd = crate::attention_rows::decode_key(params.head_dim, f16);
+            Passes::Rows {
+                batch: make(pipeline(ctx, &kb).await?, &kb.to_string(), false, true),
+                decode: make(pipeline(ctx, &kd).await?, &kd.to_string(), false, true),
             }
-            let decode = passes.pop();
-            let batch = passes.pop();
-            batch.zip(decode).map(|(a, b)| [a, b])
         } else {
-            None
+            let split = pipeline(ctx, &kernel_key("split", f16, ctx.use_subgroups())).await?;
+            let reduce = pipeline(ctx, &kernel_key("reduce", f16, false)).await?;
+            Passes::Split {
+                split: make(split, "attention split", true, true),
+                reduce: make(reduce, "attention reduce", true, false),
+            }
         };
         Ok(Attention {
-            split,
-            reduce,
-            split_bg,
-            reduce_bg,
-            rows,
+            passes,
             n_head: params.n_head,
             _params: pbuf,
         })
     }
 
-    /// Records the passes (the reduce only with several splits); `step` must be the values
-    /// written to the step uniform for this submit (see [`fill_step`]). Returns the number of
-    /// dispatches.
+    /// Records the passes (the reduce only with several splits; the CPU layout one dispatch);
+    /// `step` must be the values written to the step uniform for this submit (see
+    /// [`fill_step`]). Returns the number of dispatches.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, step: &StepParams) -> u64 {
-        if let Some([batch, decode]) = &self.rows {
-            if step.n_tokens > 1 {
-                pass.set_pipeline(&batch.0);
-                pass.set_bind_group(0, &batch.1, &[]);
-                pass.dispatch_workgroups(
-                    step.n_tokens.div_ceil(crate::attention_rows::WG),
-                    self.n_head,
-                    1,
-                );
-            } else {
-                pass.set_pipeline(&decode.0);
-                pass.set_bind_group(0, &decode.1, &[]);
-                pass.dispatch_workgroups(self.n_head, 1, 1);
+        let (split, reduce) = match &self.passes {
+            Passes::Rows { batch, decode } => {
+                if step.n_tokens > 1 {
+                    pass.set_pipeline(&batch.0);
+                    pass.set_bind_group(0, &batch.1, &[]);
+                    pass.dispatch_workgroups(
+                        step.n_tokens.div_ceil(crate::attention_rows::WG),
+                        self.n_head,
+                        1,
+                    );
+                } else {
+                    pass.set_pipeline(&decode.0);
+                    pass.set_bind_group(0, &decode.1, &[]);
+                    pass.dispatch_workgroups(self.n_head, 1, 1);
+                }
+                return 1;
             }
-            return 1;
-        }
-        pass.set_pipeline(&self.split);
-        pass.set_bind_group(0, &self.split_bg, &[]);
+            Passes::Split { split, reduce } => (split, reduce),
+        };
+        pass.set_pipeline(&split.0);
+        pass.set_bind_group(0, &split.1, &[]);
         pass.dispatch_workgroups(step.n_splits, self.n_head, step.n_tokens);
         if step.n_splits == 1 {
             return 1;
         }
-        pass.set_pipeline(&self.reduce);
-        pass.set_bind_group(0, &self.reduce_bg, &[]);
+        pass.set_pipeline(&reduce.0);
+        pass.set_bind_group(0, &reduce.1, &[]);
         pass.dispatch_workgroups(self.n_head, step.n_tokens, 1);
         2
     }

@@ -7,10 +7,11 @@
 // weight row (row wid.x * WG + t) and TB tokens (from wid.y * TB), and walks the row's
 // 32-element units, dequantizing each unit once (`dequant_unit`, quant.wgsl) and multiplying it
 // with the unit of every one of its TB tokens. The tokens are the same for every lane of a
-// workgroup, so the loads of X have one address across the lanes (the drivers load such a value
-// once and broadcast it) and stay in the cache between rows; only the weight loads differ per
-// lane. The dequantization is paid once per TB tokens instead of once per token as in the
-// decode mat-vec.
+// workgroup, so every lane needs the same X, which stays in the cache between rows; only the
+// weight loads differ per lane. Lavapipe still issues a storage load lane by lane, one bounds
+// check per word, whatever the address, so with SUBGROUPS (below) the lanes load a unit of X
+// between them instead of each loading all of it. The dequantization is paid once per TB
+// tokens instead of once per token as in the decode mat-vec.
 //
 // Arithmetic is f32 whatever the context's path (this file never defines F16: the CPU drivers
 // have no faster f16).

@@ -123,7 +123,7 @@ pub struct MatVecOptions {
     pub y_offset: u32,
     /// Fused feed-forward gate: the matrix holds n_ff gate rows followed by n_ff up rows (one
     /// [`QuantMatrix`] of 2·n_ff rows, written by the loader at row offsets 0 and n_ff) and
-    /// y[r] = silu(gate_r·x)·(up_r·x) for r < n_ff. Saves two dispatches per layer and the
+    /// y\[r\] = silu(gate_r·x)·(up_r·x) for r < n_ff. Saves two dispatches per layer and the
     /// gate/up round trip through memory. The stacked matrix must fit one part; cannot be
     /// combined with `accumulate` or several outputs.
     pub swiglu: bool,

@@ -164,7 +164,10 @@ test('e. a corrupted stored model is detected and downloaded again; delete frees
                     // loses that race go.
                     const btn = (await page.locator(tid('retry')).isVisible()) ? tid('retry') : tid('load');
                     const loc = page.locator(btn);
-                    if (await loc.isVisible() && await loc.isEnabled()) {
+                    // (isEnabled waits for a button that is gone: the load that starts by itself
+                    // removes it between the two checks, so a short wait, and gone is "no".)
+                    const enabled = () => loc.isEnabled({ timeout: T(1000) }).catch(() => false);
+                    if (await loc.isVisible() && await enabled()) {
                         clicked = true;
                         t.diagnostic(`state ${st}: clicking ${btn}`);
                         await loc.click({ timeout: T(5000) }).catch((e) => t.diagnostic(`click lost the race: ${e.message.split('\n')[0]}`));

@@ -44,6 +44,28 @@ const NEG: f32 = -1.0e30;
 var<private> qv: array<vec2<f32>, HPR>;
 var<private> acc: array<vec2<f32>, HPR>;
 
+// q . k for the key row at `b`, from this lane's own loads.
+fn score_own(b: u32) -> f32 {
+    var s0 = 0.0;
+    var s1 = 0.0;
+    var i = 0u;
+    for (; i + 1u < HP; i += 2u) {
+        s0 += dot(qv[i], vec2<f32>(kc[b + i]));
+        s1 += dot(qv[i + 1u], vec2<f32>(kc[b + i + 1u]));
+    }
+    if (i < HP) {
+        s0 += dot(qv[i], vec2<f32>(kc[b + i]));
+    }
+    return s0 + s1;
+}
+
+// acc = acc * alpha + w * v for the value row at `b`, from this lane's own loads.
+fn add_value_own(b: u32, alpha: f32, w: f32) {
+    for (var i = 0u; i < HP; i++) {
+        acc[i] = acc[i] * alpha + w * vec2<f32>(vc[b + i]);
+    }
+}
+
 #ifdef SUBGROUPS
 var<private> lane: u32;
 #ifdef SGW8
@@ -95,24 +117,13 @@ fn add_value(b: u32, alpha: f32, w: f32) {
     }
 }
 #else
+// Without subgroups a batch's lanes each load the rows themselves, as decode's always do.
 fn score(b: u32) -> f32 {
-    var s0 = 0.0;
-    var s1 = 0.0;
-    var i = 0u;
-    for (; i + 1u < HP; i += 2u) {
-        s0 += dot(qv[i], vec2<f32>(kc[b + i]));
-        s1 += dot(qv[i + 1u], vec2<f32>(kc[b + i + 1u]));
-    }
-    if (i < HP) {
-        s0 += dot(qv[i], vec2<f32>(kc[b + i]));
-    }
-    return s0 + s1;
+    return score_own(b);
 }
 
 fn add_value(b: u32, alpha: f32, w: f32) {
-    for (var i = 0u; i < HP; i++) {
-        acc[i] = acc[i] * alpha + w * vec2<f32>(vc[b + i]);
-    }
+    add_value_own(b, alpha, w);
 }
 #endif
 
@@ -189,25 +200,13 @@ fn decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
     var l = 0.0;
     for (var j = lid; j < kv_end; j += DWG) {
         let b = j * kv_pairs + kvh * HP;
-        var s0 = 0.0;
-        var s1 = 0.0;
-        var i = 0u;
-        for (; i + 1u < HP; i += 2u) {
-            s0 += dot(qv[i], vec2<f32>(kc[b + i]));
-            s1 += dot(qv[i + 1u], vec2<f32>(kc[b + i + 1u]));
-        }
-        if (i < HP) {
-            s0 += dot(qv[i], vec2<f32>(kc[b + i]));
-        }
-        let s = s0 + s1;
+        let s = score_own(b);
         let m_new = max(m, s);
         let alpha = exp(m - m_new);
         let w = exp(s - m_new);
         l = l * alpha + w;
         m = m_new;
-        for (var k = 0u; k < HP; k++) {
-            acc[k] = acc[k] * alpha + w * vec2<f32>(vc[b + k]);
-        }
+        add_value_own(b, alpha, w);
     }
     // A lane with no key (a context shorter than DWG) has m = NEG and l = 0: weight e^(NEG - M)
     // = 0 below.

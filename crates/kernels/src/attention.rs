@@ -161,10 +161,7 @@ impl Attention {
             (pl, bg)
         };
         let passes = if rows {
-            let sg = crate::matmul_rows::subgroup_width(
-                ctx.use_subgroups(),
-                ctx.caps().subgroup_min_size,
-            );
+            let sg = crate::matmul_rows::subgroup_width(ctx);
             let kb = crate::attention_rows::key(params.head_dim, f16, sg);
             let kd = crate::attention_rows::decode_key(params.head_dim, f16);
             Passes::Rows {

@@ -3,7 +3,6 @@
 //! token, 8 lanes per head with one barrier. Built
 //! through [`crate::attention::Attention::new_with`] with `rows`; this module holds its keys.
 
-use crate::attention::AttentionParams;
 use crate::key::KernelKey;
 use crate::step::key as step_key;
 
@@ -57,11 +56,7 @@ pub fn variants() -> Vec<KernelKey> {
     v
 }
 
+/// The same `AttentionParams` as `shaders/attention.wgsl` (checked against this shader's copy).
 pub fn params_layouts() -> Vec<crate::ParamsLayout> {
-    vec![crate::params_layout!(AttentionParams {
-        n_head,
-        n_head_kv,
-        head_dim,
-        scale
-    })]
+    crate::attention::params_layouts()
 }

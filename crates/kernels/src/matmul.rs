@@ -387,10 +387,7 @@ impl MatMul {
                         m.ty(),
                         lanes,
                         x4,
-                        crate::matmul_rows::subgroup_width(
-                            ctx.use_subgroups(),
-                            caps.subgroup_min_size,
-                        ),
+                        crate::matmul_rows::subgroup_width(ctx),
                     ),
                 )
             }

@@ -4,9 +4,9 @@
 
 use ahma_gguf::GgmlType;
 
+use crate::context::GpuContext;
 use crate::error::KernelError;
 use crate::key::KernelKey;
-use crate::matmul::MatMulParams;
 use crate::quant_matrix::type_define;
 use crate::registry::ParamsLayout;
 
@@ -85,11 +85,11 @@ pub fn key(ty: GgmlType, lanes: Lanes, x4: bool, subgroup: u32) -> KernelKey {
         .flag("SGW8", subgroup >= 8)
 }
 
-/// The `subgroup` argument of [`key`] for a device whose subgroups have at least `min_size`
-/// lanes, where subgroups are used.
-pub fn subgroup_width(use_subgroups: bool, min_size: u32) -> u32 {
-    match min_size {
-        _ if !use_subgroups => 0,
+/// The `subgroup` argument of [`key`] (and of `attention_rows::key`) on `ctx`: 8 or 4 where
+/// it uses subgroups of at least that many lanes, else 0.
+pub fn subgroup_width(ctx: &GpuContext) -> u32 {
+    match ctx.caps().subgroup_min_size {
+        _ if !ctx.use_subgroups() => 0,
         8.. => 8,
         4..=7 => 4,
         _ => 0,
@@ -111,19 +111,7 @@ pub fn variants() -> Vec<KernelKey> {
     out
 }
 
+/// The same `MatMulParams` as `shaders/matmul.wgsl` (checked against this shader's copy).
 pub fn params_layouts() -> Vec<ParamsLayout> {
-    vec![crate::params_layout!(MatMulParams {
-        n_in,
-        n_rows,
-        row_bytes,
-        n_tokens,
-        x_offset,
-        x_stride,
-        y_offset,
-        y_stride,
-        w_row0,
-        accumulate,
-        x8_tokens,
-        _pad2
-    })]
+    crate::matmul::params_layouts()
 }

@@ -21,8 +21,12 @@
 // gives zeros past n_in, and the X elements read there are finite values of the same buffer
 // (the next token's, or a clamped index), so the products there are zero.
 //
-// Defines: TYPE_<ggml type> (one), WG (invocations: rows per workgroup), TB (tokens per
-// invocation: 4, 8 or 16; TB8 is set for 8 and 16, TB16 for 16), X4, SUBGROUPS, SGW8.
+// RB2: each invocation owns two rows (row and row + WG of its workgroup's 2 * WG) and loads
+// each unit of X once for both, halving X's loads per product where the lanes cannot share them
+// (no subgroups: the browser's SwiftShader).
+//
+// Defines: TYPE_<ggml type> (one), WG (invocations per workgroup), TB (tokens per invocation:
+// 4, 8 or 16; TB8 is set for 8 and 16, TB16 for 16), RB2, X4, SUBGROUPS, SGW8.
 
 #ifndef WG
 #define WG 16
@@ -66,6 +70,9 @@ fn x4(i: u32) -> vec4<f32> {
 #endif
 }
 
+// A unit of X: 32 elements as eight vec4.
+alias XUnit = array<vec4<f32>, 8>;
+
 #ifdef SUBGROUPS
 // SUBGROUPS (subgroups of at least 4 lanes; SGW8: of at least 8): the lanes of a subgroup load a token's
 // unit of X between them, SGW vec4s per load instruction instead of one (the CPU drivers issue
@@ -73,38 +80,64 @@ fn x4(i: u32) -> vec4<f32> {
 // constant lane: a register shuffle there). `lane` is the subgroup invocation id.
 var<private> lane: u32;
 
-fn dot_unit_x(q: Unit, i: u32) -> f32 {
+// The unit of X from element `i` on.
+fn x_unit(i: u32) -> XUnit {
 #ifdef SGW8
     let v = x4(i + 4u * (lane & 7u));
-    let s0 = dot(vec4<f32>(q[0]), subgroupBroadcast(v, 0u)) + dot(vec4<f32>(q[1]), subgroupBroadcast(v, 1u));
-    let s1 = dot(vec4<f32>(q[2]), subgroupBroadcast(v, 2u)) + dot(vec4<f32>(q[3]), subgroupBroadcast(v, 3u));
-    let s2 = dot(vec4<f32>(q[4]), subgroupBroadcast(v, 4u)) + dot(vec4<f32>(q[5]), subgroupBroadcast(v, 5u));
-    let s3 = dot(vec4<f32>(q[6]), subgroupBroadcast(v, 6u)) + dot(vec4<f32>(q[7]), subgroupBroadcast(v, 7u));
+    return XUnit(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u),
+        subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
 #else
     let v = x4(i + 4u * (lane & 3u));
     let v2 = x4(i + 16u + 4u * (lane & 3u));
-    let s0 = dot(vec4<f32>(q[0]), subgroupBroadcast(v, 0u)) + dot(vec4<f32>(q[1]), subgroupBroadcast(v, 1u));
-    let s1 = dot(vec4<f32>(q[2]), subgroupBroadcast(v, 2u)) + dot(vec4<f32>(q[3]), subgroupBroadcast(v, 3u));
-    let s2 = dot(vec4<f32>(q[4]), subgroupBroadcast(v2, 0u)) + dot(vec4<f32>(q[5]), subgroupBroadcast(v2, 1u));
-    let s3 = dot(vec4<f32>(q[6]), subgroupBroadcast(v2, 2u)) + dot(vec4<f32>(q[7]), subgroupBroadcast(v2, 3u));
+    return XUnit(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u),
+        subgroupBroadcast(v2, 0u), subgroupBroadcast(v2, 1u), subgroupBroadcast(v2, 2u), subgroupBroadcast(v2, 3u));
 #endif
-    return (s0 + s1) + (s2 + s3);
 }
 #else
-// A unit of weights dotted with the unit of X from element `i` on.
-fn dot_unit_x(q: Unit, i: u32) -> f32 {
-    let s0 = dot(vec4<f32>(q[0]), x4(i)) + dot(vec4<f32>(q[1]), x4(i + 4u));
-    let s1 = dot(vec4<f32>(q[2]), x4(i + 8u)) + dot(vec4<f32>(q[3]), x4(i + 12u));
-    let s2 = dot(vec4<f32>(q[4]), x4(i + 16u)) + dot(vec4<f32>(q[5]), x4(i + 20u));
-    let s3 = dot(vec4<f32>(q[6]), x4(i + 24u)) + dot(vec4<f32>(q[7]), x4(i + 28u));
-    return (s0 + s1) + (s2 + s3);
+// The unit of X from element `i` on.
+fn x_unit(i: u32) -> XUnit {
+    return XUnit(x4(i), x4(i + 4u), x4(i + 8u), x4(i + 12u), x4(i + 16u), x4(i + 20u), x4(i + 24u), x4(i + 28u));
 }
 #endif
 
+// A unit of weights dotted with a unit of X.
+fn dot_unit(q: Unit, v: XUnit) -> f32 {
+    let s0 = dot(vec4<f32>(q[0]), v[0]) + dot(vec4<f32>(q[1]), v[1]);
+    let s1 = dot(vec4<f32>(q[2]), v[2]) + dot(vec4<f32>(q[3]), v[3]);
+    let s2 = dot(vec4<f32>(q[4]), v[4]) + dot(vec4<f32>(q[5]), v[5]);
+    let s3 = dot(vec4<f32>(q[6]), v[6]) + dot(vec4<f32>(q[7]), v[7]);
+    return (s0 + s1) + (s2 + s3);
+}
+
+#ifdef RB2
+// The sums of an invocation's two rows (a: its first, b: its second) for four tokens.
+struct Sums {
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
+
+// Units `q` (first row) and `r` (second row) against four tokens whose rows of X start at
+// elements `o` (plus the unit's offset `e`): each unit of X is loaded once for both rows.
+fn dot4_x(q: Unit, r: Unit, o: vec4<u32>, e: u32) -> Sums {
+    let v0 = x_unit(o.x + e);
+    let v1 = x_unit(o.y + e);
+    let v2 = x_unit(o.z + e);
+    let v3 = x_unit(o.w + e);
+    return Sums(
+        vec4<f32>(dot_unit(q, v0), dot_unit(q, v1), dot_unit(q, v2), dot_unit(q, v3)),
+        vec4<f32>(dot_unit(r, v0), dot_unit(r, v1), dot_unit(r, v2), dot_unit(r, v3)),
+    );
+}
+
+fn add(s: Sums, d: Sums) -> Sums {
+    return Sums(s.a + d.a, s.b + d.b);
+}
+#else
 // The unit against four tokens whose rows of X start at elements `o` (plus the unit's offset `e`).
 fn dot4_x(q: Unit, o: vec4<u32>, e: u32) -> vec4<f32> {
-    return vec4<f32>(dot_unit_x(q, o.x + e), dot_unit_x(q, o.y + e), dot_unit_x(q, o.z + e), dot_unit_x(q, o.w + e));
+    return vec4<f32>(dot_unit(q, x_unit(o.x + e)), dot_unit(q, x_unit(o.y + e)), dot_unit(q, x_unit(o.z + e)), dot_unit(q, x_unit(o.w + e)));
 }
+#endif
 
 // Element offsets in X of tokens tok .. tok + 3; tokens past the batch repeat the last one
 // (their sums are never stored).
@@ -127,6 +160,16 @@ fn store4(tok: u32, row: u32, v: vec4<f32>) {
     }
 }
 
+#ifdef RB2
+// Stores both rows' sums `s` of tokens tok .. tok + 3 (the second row only where it exists).
+fn store_sums(tok: u32, row: u32, s: Sums) {
+    store4(tok, row, s.a);
+    if (row + WG < p.n_rows) {
+        store4(tok, row + WG, s.b);
+    }
+}
+#endif
+
 @compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -138,26 +181,47 @@ fn main(
 #ifdef SUBGROUPS
     lane = sg_lane;
 #endif
+#ifdef RB2
+    // Rows row and row + WG of the workgroup's 2 * WG.
+    let row = wid.x * (2u * WG) + t;
+    let base_b = (p.w_row0 + min(row + WG, p.n_rows - 1u)) * p.row_bytes;
+#else
     let row = wid.x * WG + t;
+#endif
     // Rows past the end repeat the last row (never stored), so the loop has no branch.
     let base = (p.w_row0 + min(row, p.n_rows - 1u)) * p.row_bytes;
     let tok0 = wid.y * TB;
     let units = (p.n_in + 31u) / 32u;
     let o0 = rows_of(tok0);
+#ifdef RB2
+    var a0 = Sums(vec4<f32>(0.0), vec4<f32>(0.0));
+#else
     var a0 = vec4<f32>(0.0);
+#endif
 #ifdef TB8
     let o1 = rows_of(tok0 + 4u);
-    var a1 = vec4<f32>(0.0);
+    var a1 = a0;
 #endif
 #ifdef TB16
     let o2 = rows_of(tok0 + 8u);
     let o3 = rows_of(tok0 + 12u);
-    var a2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0);
+    var a2 = a0;
+    var a3 = a0;
 #endif
     for (var u = 0u; u < units; u++) {
         let q = dequant_unit(base, u, p.n_in);
         let e = u * 32u;
+#ifdef RB2
+        let r = dequant_unit(base_b, u, p.n_in);
+        a0 = add(a0, dot4_x(q, r, o0, e));
+#ifdef TB8
+        a1 = add(a1, dot4_x(q, r, o1, e));
+#endif
+#ifdef TB16
+        a2 = add(a2, dot4_x(q, r, o2, e));
+        a3 = add(a3, dot4_x(q, r, o3, e));
+#endif
+#else
         a0 += dot4_x(q, o0, e);
 #ifdef TB8
         a1 += dot4_x(q, o1, e);
@@ -166,10 +230,21 @@ fn main(
         a2 += dot4_x(q, o2, e);
         a3 += dot4_x(q, o3, e);
 #endif
+#endif
     }
     if (row >= p.n_rows) {
         return;
     }
+#ifdef RB2
+    store_sums(tok0, row, a0);
+#ifdef TB8
+    store_sums(tok0 + 4u, row, a1);
+#endif
+#ifdef TB16
+    store_sums(tok0 + 8u, row, a2);
+    store_sums(tok0 + 12u, row, a3);
+#endif
+#else
     store4(tok0, row, a0);
 #ifdef TB8
     store4(tok0 + 4u, row, a1);
@@ -177,5 +252,6 @@ fn main(
 #ifdef TB16
     store4(tok0 + 8u, row, a2);
     store4(tok0 + 12u, row, a3);
+#endif
 #endif
 }

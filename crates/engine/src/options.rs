@@ -77,7 +77,7 @@ pub struct LoadOptions {
     /// loaded model's [`crate::Model::options`] report the choice in use. Results agree to
     /// rounding.
     pub matvec_blocks: Option<bool>,
-    /// Prefill's float mat-muls give each invocation one weight row and a few tokens, with no
+    /// Prefill's float mat-muls give each invocation one or two weight rows and a few tokens, with no
     /// workgroup memory and no barrier (`ahma_kernels::MatMulOptions::lanes`, shape
     /// `matmul_lanes`), instead of tiles staged in workgroup memory; with subgroups the lanes
     /// share their loads of X. `None` turns it on for CPU adapters (whose drivers issue every
@@ -86,8 +86,8 @@ pub struct LoadOptions {
     /// `matmul_tile` makes `None` mean off, and `matmul_int_dot` keeps the tiles whatever
     /// this says. Results agree to rounding.
     pub matmul_rows: Option<bool>,
-    /// The shape of `matmul_rows`' product, weight rows (one per invocation) x tokens per
-    /// invocation; `None` is `ahma_kernels::Lanes::CPU`.
+    /// The shape of `matmul_rows`' product, invocations per workgroup x tokens per invocation
+    /// (x weight rows per invocation); `None` is `ahma_kernels::Lanes::CPU`.
     pub matmul_lanes: Option<ahma_kernels::Lanes>,
     /// Attention in one dispatch laid out for CPU adapters
     /// (`ahma_kernels::attention::Attention::new_with`): prefill gives each invocation one

@@ -382,7 +382,7 @@ impl MatMul {
                     && opts.x_offset.is_multiple_of(4)
                     && x_stride.is_multiple_of(4);
                 (
-                    (lanes.threads, lanes.tokens),
+                    (lanes.block_rows(), lanes.tokens),
                     crate::matmul_rows::key(
                         m.ty(),
                         lanes,

@@ -1,5 +1,5 @@
 //! The prefill product laid out for CPU adapters (`shaders/matmul_rows.wgsl`): each invocation
-//! one weight row and [`Lanes::tokens`] tokens, no workgroup memory and no barrier. Built through
+//! [`Lanes::rows`] weight rows and [`Lanes::tokens`] tokens, no workgroup memory and no barrier. Built through
 //! [`crate::MatMul`] with [`crate::MatMulOptions::lanes`]; this module holds its shapes and keys.
 
 use ahma_gguf::GgmlType;
@@ -10,45 +10,73 @@ use crate::key::KernelKey;
 use crate::quant_matrix::type_define;
 use crate::registry::ParamsLayout;
 
-/// The work of one workgroup of the row-per-invocation product: `threads` weight rows (one per
-/// invocation), each for `tokens` tokens.
+/// The work of one workgroup of the row-per-invocation product: `threads` invocations, each
+/// owning `rows` weight rows (`threads * rows` in all) for `tokens` tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Lanes {
-    /// Invocations per workgroup, one weight row each.
+    /// Invocations per workgroup.
     pub threads: u32,
     /// Tokens per invocation: 4, 8 or 16.
     pub tokens: u32,
+    /// Weight rows per invocation: 1, or 2 (each unit of X then loaded once for both rows).
+    pub rows: u32,
 }
 
 impl Lanes {
+    /// One row per invocation.
     pub const fn new(threads: u32, tokens: u32) -> Lanes {
-        Lanes { threads, tokens }
+        Lanes {
+            threads,
+            tokens,
+            rows: 1,
+        }
+    }
+
+    /// `rows` rows per invocation.
+    pub const fn with_rows(threads: u32, tokens: u32, rows: u32) -> Lanes {
+        Lanes {
+            threads,
+            tokens,
+            rows,
+        }
+    }
+
+    /// Weight rows per workgroup.
+    pub const fn block_rows(&self) -> u32 {
+        self.threads * self.rows
     }
 
     /// The CPU adapters' default (lavapipe and SwiftShader, measured in BENCHMARKS.md).
-    pub const CPU: Lanes = Lanes::new(16, 16);
+    pub const CPU: Lanes = Lanes::with_rows(16, 16, 2);
 }
 
 /// Every shape the shader is built for.
-pub const LANES: [Lanes; 6] = [
+pub const LANES: [Lanes; 9] = [
     Lanes::new(8, 8),
     Lanes::new(16, 4),
     Lanes::new(16, 8),
     Lanes::new(16, 16),
     Lanes::new(32, 8),
     Lanes::new(64, 8),
+    Lanes::with_rows(8, 16, 2),
+    Lanes::with_rows(16, 8, 2),
+    Lanes::with_rows(16, 16, 2),
 ];
 
 impl std::fmt::Display for Lanes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}", self.threads, self.tokens)
+        write!(f, "{}x{}", self.threads, self.tokens)?;
+        if self.rows != 1 {
+            write!(f, "x{}", self.rows)?;
+        }
+        Ok(())
     }
 }
 
 impl std::str::FromStr for Lanes {
     type Err = KernelError;
 
-    /// `THREADSxTOKENS`, one of [`LANES`].
+    /// `THREADSxTOKENS` or `THREADSxTOKENSxROWS`, one of [`LANES`].
     fn from_str(s: &str) -> Result<Lanes, KernelError> {
         let bad = || {
             let known: Vec<String> = LANES.iter().map(|l| l.to_string()).collect();
@@ -57,11 +85,15 @@ impl std::str::FromStr for Lanes {
                 known.join(", ")
             ))
         };
-        let (a, b) = s.split_once('x').ok_or_else(bad)?;
-        let lanes = Lanes::new(
-            a.trim().parse().map_err(|_| bad())?,
-            b.trim().parse().map_err(|_| bad())?,
-        );
+        let parts: Vec<u32> = s
+            .split('x')
+            .map(|p| p.trim().parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        let lanes = match parts[..] {
+            [threads, tokens] => Lanes::new(threads, tokens),
+            [threads, tokens, rows] => Lanes::with_rows(threads, tokens, rows),
+            _ => return Err(bad()),
+        };
         if LANES.contains(&lanes) {
             Ok(lanes)
         } else {
@@ -80,6 +112,7 @@ pub fn key(ty: GgmlType, lanes: Lanes, x4: bool, subgroup: u32) -> KernelKey {
         .define("TB", lanes.tokens)
         .flag("TB8", lanes.tokens >= 8)
         .flag("TB16", lanes.tokens >= 16)
+        .flag("RB2", lanes.rows == 2)
         .flag("X4", x4)
         .flag("SUBGROUPS", subgroup >= 4)
         .flag("SGW8", subgroup >= 8)

@@ -589,4 +589,17 @@ fn matmul_rows_every_shape() {
     assert!(pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, 4, bad)).is_err());
     assert!("16x5".parse::<Lanes>().is_err());
     assert_eq!("16x16".parse::<Lanes>().unwrap(), Lanes::new(16, 16));
+    assert_eq!(
+        "16x16x2".parse::<Lanes>().unwrap(),
+        Lanes::with_rows(16, 16, 2)
+    );
+    assert_eq!(Lanes::CPU.to_string().parse::<Lanes>().unwrap(), Lanes::CPU);
+    for bad in ["16x16x3", "16x16x1x2", "16", "16x", "axb"] {
+        assert!(bad.parse::<Lanes>().is_err(), "{bad}");
+    }
+    let bad = MatMulOptions {
+        lanes: Some(Lanes::with_rows(16, 16, 4)),
+        ..Default::default()
+    };
+    assert!(pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, 4, bad)).is_err());
 }

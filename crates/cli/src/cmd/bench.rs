@@ -77,9 +77,10 @@ pub struct Args {
     /// for CPU adapters unless `--matmul-tile` is given, off for GPUs).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub matmul_rows: Option<bool>,
-    /// The shape of `--matmul-rows`' product, `ROWSxTOKENS`: weight rows per workgroup (one
-    /// per invocation) and tokens per invocation (8x8, 16x4, 16x8, 16x16, 32x8 or 64x8;
-    /// default: the engine's 16x16).
+    /// The shape of `--matmul-rows`' product, `THREADSxTOKENS[xROWS]`: invocations per
+    /// workgroup, tokens per invocation and weight rows per invocation (8x8, 16x4, 16x8, 16x16,
+    /// 32x8, 64x8 with one row; 8x16x2, 16x8x2, 16x16x2 with two; default: the engine's
+    /// 16x16x2).
     #[arg(long, value_name = "SHAPE")]
     pub matmul_lanes: Option<String>,
     /// Attention laid out for CPU adapters (`on`: prefill gives each invocation one (token, head)

@@ -56,11 +56,12 @@
 //
 // BLOCKS (with UNROLL; for CPU adapters) gives each thread whole units (t, t + WG, ...)
 // instead of quarters, so Q4_0, Q5_0 and Q8_0 load each word of a block once (`dot_b` in
-// matvec_walk.wgsl); x is still loaded once per workgroup. Replaces PAIRS.
+// matvec_walk.wgsl); x is still loaded once per workgroup. Replaces PAIRS. The host sets
+// MASKED_BYTES with it: quants are read without shifts (`dot_bytes`, quant.wgsl).
 //
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
 // ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, INT_DOT, ROPE, KV_F16, V_TYPE, X4,
-// FLAT_REDUCE, BLOCKS.
+// FLAT_REDUCE, BLOCKS, MASKED_BYTES.
 
 #ifndef WG
 #define WG 128

@@ -126,10 +126,10 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     // starts 2 bytes into a word, else the halves straddling words 2j, 2j + 1 and 2j + 2.
     let ev = select(halves(lo, mid), mid, vec4<bool>(odd));
     let od = select(halves(mid, hi), hi, vec4<bool>(odd));
-    let s = dot(vec4<f32>(sbytes4(ev.x)), xs.q0.a) + dot(vec4<f32>(sbytes4(od.x)), xs.q0.b)
-        + dot(vec4<f32>(sbytes4(ev.y)), xs.q1.a) + dot(vec4<f32>(sbytes4(od.y)), xs.q1.b)
-        + dot(vec4<f32>(sbytes4(ev.z)), xs.q2.a) + dot(vec4<f32>(sbytes4(od.z)), xs.q2.b)
-        + dot(vec4<f32>(sbytes4(ev.w)), xs.q3.a) + dot(vec4<f32>(sbytes4(od.w)), xs.q3.b);
+    let s = dot(sbytes4f(ev.x), xs.q0.a) + dot(sbytes4f(od.x), xs.q0.b)
+        + dot(sbytes4f(ev.y), xs.q1.a) + dot(sbytes4f(od.y), xs.q1.b)
+        + dot(sbytes4f(ev.z), xs.q2.a) + dot(sbytes4f(od.z), xs.q2.b)
+        + dot(sbytes4f(ev.w), xs.q3.a) + dot(sbytes4f(od.w), xs.q3.b);
     return d * s;
 }
 #endif

@@ -52,9 +52,25 @@ fn bytes4(x: u32) -> vec4<u32> {
     return (vec4<u32>(x) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu);
 }
 
+// Powers of two that scale byte k of a word, masked where it lies, back to the byte.
+const BYTE_SCALE = vec4<f32>(1.0, 0.00390625, 1.52587890625e-05, 5.9604644775390625e-08);
+
 // The four bytes of a word as signed int8, lowest first.
 fn sbytes4(x: u32) -> vec4<i32> {
     return bitcast<vec4<i32>>(vec4<u32>(x) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+}
+
+// The four signed bytes of a word as f32, lowest first. MASKED_BYTES (see `dot_bytes`): each
+// byte is masked where it lies and sign-extended there (xor and subtract its top bit) before
+// the conversion, then scaled back.
+fn sbytes4f(x: u32) -> vec4<f32> {
+#ifdef MASKED_BYTES
+    let c = vec4<u32>(0x80u, 0x8000u, 0x800000u, 0x80000000u);
+    let m = (vec4<u32>(x) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u)) ^ c;
+    return vec4<f32>(bitcast<vec4<i32>>(m - c)) * BYTE_SCALE;
+#else
+    return vec4<f32>(sbytes4(x));
+#endif
 }
 
 fn nib_lo(x: u32) -> vec4<u32> {
@@ -704,8 +720,20 @@ fn spread4(x: u32) -> u32 {
     return ((x & 15u) * 0x00204081u) & 0x01010101u;
 }
 
+// The four bytes of a word (each below 128: quants of at most 7 bits) dotted with `xv`.
+// MASKED_BYTES (the mat-vec's BLOCKS variant, for CPU adapters) reads them without shifts:
+// each byte masked where it lies, converted as an i32 and scaled back by a power of two
+// (exact, so the products are the same). SwiftShader's Subzero back end (the browser's
+// software adapter) spends far more on the shifts and on unsigned conversions than on masks,
+// signed conversions and products: 18-28% of its mat-vec time. GPUs extract a byte and
+// convert it in one instruction, so they keep the shifts.
 fn dot_bytes(q: u32, xv: vec4<f32>) -> f32 {
+#ifdef MASKED_BYTES
+    let m = vec4<u32>(q) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u);
+    return dot(vec4<f32>(bitcast<vec4<i32>>(m)) * BYTE_SCALE, xv);
+#else
     return dot(vec4<f32>(bytes4(q)), xv);
+#endif
 }
 
 #ifdef TYPE_Q4_0
@@ -769,7 +797,7 @@ fn qi_scale(row_base: u32, u: u32) -> vec2<f32> {
 }
 fn dot_q(row_base: u32, u: u32, j: u32, n_in: u32, xa: vec4<f32>, xb: vec4<f32>, sx: f32) -> f32 {
     let q = qi_quants(row_base, u, j);
-    return qi_scale(row_base, u).x * (dot(vec4<f32>(sbytes4(q.x)), xa) + dot(vec4<f32>(sbytes4(q.y)), xb));
+    return qi_scale(row_base, u).x * (dot(sbytes4f(q.x), xa) + dot(sbytes4f(q.y), xb));
 }
 #endif
 

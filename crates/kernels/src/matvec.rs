@@ -150,7 +150,8 @@ pub struct MatVecOptions {
     /// loaded once rather than once per quarter. Other types, and `int_dot`, keep the quarter
     /// walk (see [`walks_units`]). For CPU adapters, whose drivers turn each load with a
     /// per-lane offset into a gather; GPUs keep the quarter walk, whose loads coalesce.
-    /// Replaces `pairs` where it applies.
+    /// Replaces `pairs` where it applies. The quants are then also read without shifts
+    /// (masked in place, converted and scaled back: exact), which SwiftShader runs faster.
     pub blocks: bool,
 }
 
@@ -285,6 +286,7 @@ pub fn key(
         )
         .flag("FLAT_REDUCE", opts.flat_reduce && !subgroups)
         .flag("BLOCKS", walks_units(ty, opts))
+        .flag("MASKED_BYTES", walks_units(ty, opts))
 }
 
 /// The key of the fused q/k/v + RoPE + KV-store variant (three outputs; the caches are f16

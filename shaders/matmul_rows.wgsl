@@ -21,18 +21,21 @@
 // gives zeros past n_in, and the X elements read there are finite values of the same buffer
 // (the next token's, or a clamped index), so the products there are zero.
 //
-// RB2: each invocation owns two rows (row and row + WG of its workgroup's 2 * WG) and loads
-// each unit of X once for both, halving X's loads per product where the lanes cannot share them
-// (no subgroups: the browser's SwiftShader).
+// RB (rows per invocation) 2 or 4 (RB2 set for both, RB4 for 4): each invocation owns RB rows
+// (row + k * WG of its workgroup's RB * WG) and loads each unit of X once for all of them,
+// dividing X's loads per product by RB (they are the cost on both CPU drivers).
 //
 // Defines: TYPE_<ggml type> (one), WG (invocations per workgroup), TB (tokens per invocation:
-// 4, 8 or 16; TB8 is set for 8 and 16, TB16 for 16), RB2, X4, SUBGROUPS, SGW8.
+// 4, 8 or 16; TB8 is set for 8 and 16, TB16 for 16), RB, RB2, RB4, X4, SUBGROUPS, SGW8.
 
 #ifndef WG
 #define WG 16
 #endif
 #ifndef TB
 #define TB 8
+#endif
+#ifndef RB
+#define RB 1
 #endif
 
 struct MatMulParams {
@@ -110,27 +113,70 @@ fn dot_unit(q: Unit, v: XUnit) -> f32 {
 }
 
 #ifdef RB2
-// The sums of an invocation's two rows (a: its first, b: its second) for four tokens.
+// An invocation's rows are row + k * WG of its workgroup's RB * WG, k < RB: `a` (k = 0), `b`
+// (1), and with RB4 `c` (2) and `d` (3). Their dequantized units for one step:
+struct Units {
+    a: Unit,
+    b: Unit,
+#ifdef RB4
+    c: Unit,
+    d: Unit,
+#endif
+}
+
+// Their sums for four tokens.
 struct Sums {
     a: vec4<f32>,
     b: vec4<f32>,
+#ifdef RB4
+    c: vec4<f32>,
+    d: vec4<f32>,
+#endif
 }
 
-// Units `q` (first row) and `r` (second row) against four tokens whose rows of X start at
-// elements `o` (plus the unit's offset `e`): each unit of X is loaded once for both rows.
-fn dot4_x(q: Unit, r: Unit, o: vec4<u32>, e: u32) -> Sums {
+fn zero_sums() -> Sums {
+    let z = vec4<f32>(0.0);
+#ifdef RB4
+    return Sums(z, z, z, z);
+#else
+    return Sums(z, z);
+#endif
+}
+
+// One row's unit against four tokens' units of X.
+fn dot4_v(q: Unit, v0: XUnit, v1: XUnit, v2: XUnit, v3: XUnit) -> vec4<f32> {
+    return vec4<f32>(dot_unit(q, v0), dot_unit(q, v1), dot_unit(q, v2), dot_unit(q, v3));
+}
+
+// The rows' units `q` against four tokens whose rows of X start at elements `o` (plus the
+// unit's offset `e`): each unit of X is loaded once for all the rows.
+fn dot4_x(q: Units, o: vec4<u32>, e: u32) -> Sums {
     let v0 = x_unit(o.x + e);
     let v1 = x_unit(o.y + e);
     let v2 = x_unit(o.z + e);
     let v3 = x_unit(o.w + e);
-    return Sums(
-        vec4<f32>(dot_unit(q, v0), dot_unit(q, v1), dot_unit(q, v2), dot_unit(q, v3)),
-        vec4<f32>(dot_unit(r, v0), dot_unit(r, v1), dot_unit(r, v2), dot_unit(r, v3)),
-    );
+#ifdef RB4
+    return Sums(dot4_v(q.a, v0, v1, v2, v3), dot4_v(q.b, v0, v1, v2, v3), dot4_v(q.c, v0, v1, v2, v3), dot4_v(q.d, v0, v1, v2, v3));
+#else
+    return Sums(dot4_v(q.a, v0, v1, v2, v3), dot4_v(q.b, v0, v1, v2, v3));
+#endif
 }
 
 fn add(s: Sums, d: Sums) -> Sums {
+#ifdef RB4
+    return Sums(s.a + d.a, s.b + d.b, s.c + d.c, s.d + d.d);
+#else
     return Sums(s.a + d.a, s.b + d.b);
+#endif
+}
+
+// The units of rows whose first bytes are `b` at step `u`.
+fn units_at(b: vec4<u32>, u: u32) -> Units {
+#ifdef RB4
+    return Units(dequant_unit(b.x, u, p.n_in), dequant_unit(b.y, u, p.n_in), dequant_unit(b.z, u, p.n_in), dequant_unit(b.w, u, p.n_in));
+#else
+    return Units(dequant_unit(b.x, u, p.n_in), dequant_unit(b.y, u, p.n_in));
+#endif
 }
 #else
 // The unit against four tokens whose rows of X start at elements `o` (plus the unit's offset `e`).
@@ -161,12 +207,20 @@ fn store4(tok: u32, row: u32, v: vec4<f32>) {
 }
 
 #ifdef RB2
-// Stores both rows' sums `s` of tokens tok .. tok + 3 (the second row only where it exists).
+// Stores the rows' sums `s` of tokens tok .. tok + 3 (each row only where it exists).
 fn store_sums(tok: u32, row: u32, s: Sums) {
     store4(tok, row, s.a);
     if (row + WG < p.n_rows) {
         store4(tok, row + WG, s.b);
     }
+#ifdef RB4
+    if (row + 2u * WG < p.n_rows) {
+        store4(tok, row + 2u * WG, s.c);
+    }
+    if (row + 3u * WG < p.n_rows) {
+        store4(tok, row + 3u * WG, s.d);
+    }
+#endif
 }
 #endif
 
@@ -182,19 +236,21 @@ fn main(
     lane = sg_lane;
 #endif
 #ifdef RB2
-    // Rows row and row + WG of the workgroup's 2 * WG.
-    let row = wid.x * (2u * WG) + t;
-    let base_b = (p.w_row0 + min(row + WG, p.n_rows - 1u)) * p.row_bytes;
+    // Rows row + k * WG of the workgroup's RB * WG; rows past the end repeat the last row
+    // (never stored), so the loop has no branch.
+    let row = wid.x * (RB * WG) + t;
+    let rows = min(vec4<u32>(row) + vec4<u32>(0u, WG, 2u * WG, 3u * WG), vec4<u32>(p.n_rows - 1u));
+    let bases = (vec4<u32>(p.w_row0) + rows) * p.row_bytes;
 #else
     let row = wid.x * WG + t;
-#endif
     // Rows past the end repeat the last row (never stored), so the loop has no branch.
     let base = (p.w_row0 + min(row, p.n_rows - 1u)) * p.row_bytes;
+#endif
     let tok0 = wid.y * TB;
     let units = (p.n_in + 31u) / 32u;
     let o0 = rows_of(tok0);
 #ifdef RB2
-    var a0 = Sums(vec4<f32>(0.0), vec4<f32>(0.0));
+    var a0 = zero_sums();
 #else
     var a0 = vec4<f32>(0.0);
 #endif
@@ -209,19 +265,19 @@ fn main(
     var a3 = a0;
 #endif
     for (var u = 0u; u < units; u++) {
-        let q = dequant_unit(base, u, p.n_in);
         let e = u * 32u;
 #ifdef RB2
-        let r = dequant_unit(base_b, u, p.n_in);
-        a0 = add(a0, dot4_x(q, r, o0, e));
+        let q = units_at(bases, u);
+        a0 = add(a0, dot4_x(q, o0, e));
 #ifdef TB8
-        a1 = add(a1, dot4_x(q, r, o1, e));
+        a1 = add(a1, dot4_x(q, o1, e));
 #endif
 #ifdef TB16
-        a2 = add(a2, dot4_x(q, r, o2, e));
-        a3 = add(a3, dot4_x(q, r, o3, e));
+        a2 = add(a2, dot4_x(q, o2, e));
+        a3 = add(a3, dot4_x(q, o3, e));
 #endif
 #else
+        let q = dequant_unit(base, u, p.n_in);
         a0 += dot4_x(q, o0, e);
 #ifdef TB8
         a1 += dot4_x(q, o1, e);

@@ -77,7 +77,7 @@ pub struct LoadOptions {
     /// loaded model's [`crate::Model::options`] report the choice in use. Results agree to
     /// rounding.
     pub matvec_blocks: Option<bool>,
-    /// Prefill's float mat-muls give each invocation one or two weight rows and a few tokens, with no
+    /// Prefill's float mat-muls give each invocation one, two or four weight rows and a few tokens, with no
     /// workgroup memory and no barrier (`ahma_kernels::MatMulOptions::lanes`, shape
     /// `matmul_lanes`), instead of tiles staged in workgroup memory; with subgroups the lanes
     /// share their loads of X. `None` turns it on for CPU adapters (whose drivers issue every

@@ -160,7 +160,7 @@ pub struct MatMulOptions {
     /// The workgroup tile, one of [`TILES`]; `None` chooses (see [`MatMulOptions::tile`]).
     pub tile: Option<Tile>,
     /// The float product laid out for CPU adapters instead of in tiles
-    /// (`shaders/matmul_rows.wgsl`): each invocation one weight row and `lanes.tokens` tokens,
+    /// (`shaders/matmul_rows.wgsl`): each invocation `lanes.rows` weight rows and `lanes.tokens` tokens,
     /// no workgroup memory and no barrier. `tile` then does not apply; nor does it to the
     /// integer product ([`MatMul::new_int8`] keeps its tiles).
     pub lanes: Option<Lanes>,

@@ -18,7 +18,7 @@ pub struct Lanes {
     pub threads: u32,
     /// Tokens per invocation: 4, 8 or 16.
     pub tokens: u32,
-    /// Weight rows per invocation: 1, or 2 (each unit of X then loaded once for both rows).
+    /// Weight rows per invocation: 1, 2 or 4 (each unit of X then loaded once for all of them).
     pub rows: u32,
 }
 
@@ -47,11 +47,11 @@ impl Lanes {
     }
 
     /// The CPU adapters' default (lavapipe and SwiftShader, measured in BENCHMARKS.md).
-    pub const CPU: Lanes = Lanes::with_rows(16, 16, 2);
+    pub const CPU: Lanes = Lanes::with_rows(16, 16, 4);
 }
 
 /// Every shape the shader is built for.
-pub const LANES: [Lanes; 9] = [
+pub const LANES: [Lanes; 12] = [
     Lanes::new(8, 8),
     Lanes::new(16, 4),
     Lanes::new(16, 8),
@@ -61,6 +61,9 @@ pub const LANES: [Lanes; 9] = [
     Lanes::with_rows(8, 16, 2),
     Lanes::with_rows(16, 8, 2),
     Lanes::with_rows(16, 16, 2),
+    Lanes::with_rows(8, 16, 4),
+    Lanes::with_rows(16, 8, 4),
+    Lanes::with_rows(16, 16, 4),
 ];
 
 impl std::fmt::Display for Lanes {
@@ -112,7 +115,9 @@ pub fn key(ty: GgmlType, lanes: Lanes, x4: bool, subgroup: u32) -> KernelKey {
         .define("TB", lanes.tokens)
         .flag("TB8", lanes.tokens >= 8)
         .flag("TB16", lanes.tokens >= 16)
-        .flag("RB2", lanes.rows == 2)
+        .define("RB", lanes.rows)
+        .flag("RB2", lanes.rows >= 2)
+        .flag("RB4", lanes.rows == 4)
         .flag("X4", x4)
         .flag("SUBGROUPS", subgroup >= 4)
         .flag("SGW8", subgroup >= 8)

@@ -251,7 +251,7 @@ fn matmul_row_range_of_stacked_matrix() {
                     let yb = ctx
                         .storage_buffer("y", (n_tokens * rows[k]) as u64 * 4)
                         .unwrap();
-                    // In tiles, then one weight row per invocation.
+                    // In tiles, then a few weight rows per invocation.
                     for lanes in [None, Some(Lanes::CPU)] {
                         let opts = MatMulOptions {
                             first_row: first,
@@ -594,11 +594,15 @@ fn matmul_rows_every_shape() {
         Lanes::with_rows(16, 16, 2)
     );
     assert_eq!(Lanes::CPU.to_string().parse::<Lanes>().unwrap(), Lanes::CPU);
-    for bad in ["16x16x3", "16x16x1x2", "16", "16x", "axb"] {
+    assert_eq!(
+        "8x16x4".parse::<Lanes>().unwrap(),
+        Lanes::with_rows(8, 16, 4)
+    );
+    for bad in ["16x16x3", "16x16x8", "16x16x1x2", "16", "16x", "axb"] {
         assert!(bad.parse::<Lanes>().is_err(), "{bad}");
     }
     let bad = MatMulOptions {
-        lanes: Some(Lanes::with_rows(16, 16, 4)),
+        lanes: Some(Lanes::with_rows(16, 16, 8)),
         ..Default::default()
     };
     assert!(pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, 4, bad)).is_err());

@@ -71,7 +71,7 @@ pub struct Args {
     /// engine's `matvec_blocks`, default on for CPU adapters, off for GPUs).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub matvec_blocks: Option<bool>,
-    /// Prefill's float mat-muls give each invocation one weight row and a few tokens, with no
+    /// Prefill's float mat-muls give each invocation a few weight rows and tokens, with no
     /// workgroup memory or barrier, the lanes of a subgroup sharing their loads of X (`on`), or
     /// run in tiles staged in workgroup memory (`off`; the engine's `matmul_rows`, default on
     /// for CPU adapters unless `--matmul-tile` is given, off for GPUs).
@@ -79,8 +79,8 @@ pub struct Args {
     pub matmul_rows: Option<bool>,
     /// The shape of `--matmul-rows`' product, `THREADSxTOKENS[xROWS]`: invocations per
     /// workgroup, tokens per invocation and weight rows per invocation (8x8, 16x4, 16x8, 16x16,
-    /// 32x8, 64x8 with one row; 8x16x2, 16x8x2, 16x16x2 with two; default: the engine's
-    /// 16x16x2).
+    /// 32x8, 64x8 with one row; 8x16x2, 16x8x2, 16x16x2 with two; 8x16x4, 16x8x4, 16x16x4
+    /// with four; default: the engine's 16x16x4).
     #[arg(long, value_name = "SHAPE")]
     pub matmul_lanes: Option<String>,
     /// Attention laid out for CPU adapters (`on`: prefill gives each invocation one (token, head)

@@ -438,7 +438,7 @@ impl Ui {
     /// The benchmark page's engine options from its query (`pairs=on|off`, `int8=on|off` for
     /// the mat-vecs, `mm_int8=on|off` for the mat-muls, `split_keys=N`, `tile=64x64x8`,
     /// `shape=64x8` for the mat-vecs' workgroups, `blocks=on|off` for their walk, `rows=on|off`
-    /// and `lanes=16x8` or `lanes=16x16x2` for the mat-muls' row-per-invocation product, `attn_rows=on|off` for
+    /// and `lanes=16x8` or `lanes=16x16x4` for the mat-muls' row-per-invocation product, `attn_rows=on|off` for
     /// prefill's attention with one invocation per token and head); the chat
     /// always loads with the engine's defaults.
     fn tuning(&self) -> Tuning {

@@ -959,8 +959,8 @@ fn Bench() -> impl IntoView {
             <section class="panel bench">
                 <h2>{move || ui.t("Suorituskykytesti", "Benchmark")}</h2>
                 <p>{move || ui.t(
-                    "Lataa malli; testi ajetaan heti sen jälkeen (?prompt=128&gen=64; ytimien valinnat: pairs=on, int8=on, mm_int8=on, split_keys=256, tile=64x64x8, shape=64x8, blocks=off, rows=off, lanes=16x16x2, attn_rows=off).",
-                    "Load a model; the benchmark runs right after (?prompt=128&gen=64; kernel choices: pairs=on, int8=on, mm_int8=on, split_keys=256, tile=64x64x8, shape=64x8, blocks=off, rows=off, lanes=16x16x2, attn_rows=off).",
+                    "Lataa malli; testi ajetaan heti sen jälkeen (?prompt=128&gen=64; ytimien valinnat: pairs=on, int8=on, mm_int8=on, split_keys=256, tile=64x64x8, shape=64x8, blocks=off, rows=off, lanes=16x16x4, attn_rows=off).",
+                    "Load a model; the benchmark runs right after (?prompt=128&gen=64; kernel choices: pairs=on, int8=on, mm_int8=on, split_keys=256, tile=64x64x8, shape=64x8, blocks=off, rows=off, lanes=16x16x4, attn_rows=off).",
                 )}</p>
                 <pre data-testid="bench-result">{move || ui.bench.get().unwrap_or_default()}</pre>
             </section>

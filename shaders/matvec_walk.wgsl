@@ -46,7 +46,43 @@ fn load_unit(u: u32, x_end: u32) -> XUnit {
     xs.q2 = load_quarter(u, q_elems(2u), x_end);
     xs.q3 = load_quarter(u, q_elems(3u), x_end);
     xs.sx = xs.q0.sx + xs.q1.sx + xs.q2.sx + xs.q3.sx;
+#ifdef MASKED_BYTES
+    // Pre-scaled for `dot_placed`: x[4i + k] times BYTE_SCALE[k] (a power of two, exact), once
+    // per unit for all the rows; `sx` and `ss` stay those of x.
+    xs.q0.a *= BYTE_SCALE;
+    xs.q0.b *= BYTE_SCALE;
+    xs.q1.a *= BYTE_SCALE;
+    xs.q1.b *= BYTE_SCALE;
+    xs.q2.a *= BYTE_SCALE;
+    xs.q2.b *= BYTE_SCALE;
+    xs.q3.a *= BYTE_SCALE;
+    xs.q3.b *= BYTE_SCALE;
+#endif
     return xs;
+}
+
+// Four bytes of a word dotted with four elements of x as `load_unit` gives them. MASKED_BYTES:
+// the bytes stay where they lie (masked, converted as i32), against x pre-scaled by
+// BYTE_SCALE, so the scaling is paid once per unit instead of once per row (the bytes of
+// `dot_bytes`: each below 128).
+fn dot_placed(q: u32, xv: vec4<f32>) -> f32 {
+#ifdef MASKED_BYTES
+    let m = vec4<u32>(q) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u);
+    return dot(vec4<f32>(bitcast<vec4<i32>>(m)), xv);
+#else
+    return dot_bytes(q, xv);
+#endif
+}
+
+// The same for four signed bytes (Q8_0), each sign-extended where it lies.
+fn dot_placed_signed(q: u32, xv: vec4<f32>) -> f32 {
+#ifdef MASKED_BYTES
+    let c = vec4<u32>(0x80u, 0x8000u, 0x800000u, 0x80000000u);
+    let m = (vec4<u32>(q) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u)) ^ c;
+    return dot(vec4<f32>(bitcast<vec4<i32>>(m - c)), xv);
+#else
+    return dot(sbytes4f(q), xv);
+#endif
 }
 
 // Words made of the high half of each of `lo` and the low half of the word after it, `hi`: the
@@ -58,7 +94,7 @@ fn halves(lo: vec4<u32>, hi: vec4<u32>) -> vec4<u32> {
 // Quarters p and q of x dotted with their quants as bytes (the elements `q_elems` names: `a`
 // the first four of each quarter, `b` the second four).
 fn dot_pair(a: vec2<u32>, b: vec2<u32>, p: XQuarter, q: XQuarter) -> f32 {
-    return dot_bytes(a.x, p.a) + dot_bytes(b.x, p.b) + dot_bytes(a.y, q.a) + dot_bytes(b.y, q.b);
+    return dot_placed(a.x, p.a) + dot_placed(b.x, p.b) + dot_placed(a.y, q.a) + dot_placed(b.y, q.b);
 }
 
 // The whole unit of x dotted with its quants as bytes: quarter j's in a[j] and b[j].
@@ -126,10 +162,10 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     // starts 2 bytes into a word, else the halves straddling words 2j, 2j + 1 and 2j + 2.
     let ev = select(halves(lo, mid), mid, vec4<bool>(odd));
     let od = select(halves(mid, hi), hi, vec4<bool>(odd));
-    let s = dot(sbytes4f(ev.x), xs.q0.a) + dot(sbytes4f(od.x), xs.q0.b)
-        + dot(sbytes4f(ev.y), xs.q1.a) + dot(sbytes4f(od.y), xs.q1.b)
-        + dot(sbytes4f(ev.z), xs.q2.a) + dot(sbytes4f(od.z), xs.q2.b)
-        + dot(sbytes4f(ev.w), xs.q3.a) + dot(sbytes4f(od.w), xs.q3.b);
+    let s = dot_placed_signed(ev.x, xs.q0.a) + dot_placed_signed(od.x, xs.q0.b)
+        + dot_placed_signed(ev.y, xs.q1.a) + dot_placed_signed(od.y, xs.q1.b)
+        + dot_placed_signed(ev.z, xs.q2.a) + dot_placed_signed(od.z, xs.q2.b)
+        + dot_placed_signed(ev.w, xs.q3.a) + dot_placed_signed(od.w, xs.q3.b);
     return d * s;
 }
 #endif

@@ -21,12 +21,13 @@
 // gives zeros past n_in, and the X elements read there are finite values of the same buffer
 // (the next token's, or a clamped index), so the products there are zero.
 //
-// RB (rows per invocation) 2 or 4 (RB2 set for both, RB4 for 4): each invocation owns RB rows
-// (row + k * WG of its workgroup's RB * WG) and loads each unit of X once for all of them,
-// dividing X's loads per product by RB (they are the cost on both CPU drivers).
+// RB (rows per invocation) 2, 4 or 8 (RB2 set for all three, RB4 for 4 and 8, RB8 for 8): each
+// invocation owns RB rows (row + k * WG of its workgroup's RB * WG) and loads each unit of X
+// once for all of them, dividing X's loads per product by RB (they are the cost on both CPU
+// drivers; 8 rows pay where the lanes cannot share X through subgroups).
 //
 // Defines: TYPE_<ggml type> (one), WG (invocations per workgroup), TB (tokens per invocation:
-// 4, 8 or 16; TB8 is set for 8 and 16, TB16 for 16), RB, RB2, RB4, X4, SUBGROUPS, SGW8.
+// 4, 8 or 16; TB8 is set for 8 and 16, TB16 for 16), RB, RB2, RB4, RB8, X4, SUBGROUPS, SGW8.
 
 #ifndef WG
 #define WG 16
@@ -114,13 +115,20 @@ fn dot_unit(q: Unit, v: XUnit) -> f32 {
 
 #ifdef RB2
 // An invocation's rows are row + k * WG of its workgroup's RB * WG, k < RB: `a` (k = 0), `b`
-// (1), and with RB4 `c` (2) and `d` (3). Their dequantized units for one step:
+// (1), with RB4 `c` (2) and `d` (3), with RB8 `e` .. `h` (4 .. 7). Their dequantized units for
+// one step:
 struct Units {
     a: Unit,
     b: Unit,
 #ifdef RB4
     c: Unit,
     d: Unit,
+#endif
+#ifdef RB8
+    e: Unit,
+    f: Unit,
+    g: Unit,
+    h: Unit,
 #endif
 }
 
@@ -132,14 +140,24 @@ struct Sums {
     c: vec4<f32>,
     d: vec4<f32>,
 #endif
+#ifdef RB8
+    e: vec4<f32>,
+    f: vec4<f32>,
+    g: vec4<f32>,
+    h: vec4<f32>,
+#endif
 }
 
 fn zero_sums() -> Sums {
     let z = vec4<f32>(0.0);
+#ifdef RB8
+    return Sums(z, z, z, z, z, z, z, z);
+#else
 #ifdef RB4
     return Sums(z, z, z, z);
 #else
     return Sums(z, z);
+#endif
 #endif
 }
 
@@ -155,27 +173,41 @@ fn dot4_x(q: Units, o: vec4<u32>, e: u32) -> Sums {
     let v1 = x_unit(o.y + e);
     let v2 = x_unit(o.z + e);
     let v3 = x_unit(o.w + e);
+#ifdef RB8
+    return Sums(dot4_v(q.a, v0, v1, v2, v3), dot4_v(q.b, v0, v1, v2, v3), dot4_v(q.c, v0, v1, v2, v3), dot4_v(q.d, v0, v1, v2, v3),
+        dot4_v(q.e, v0, v1, v2, v3), dot4_v(q.f, v0, v1, v2, v3), dot4_v(q.g, v0, v1, v2, v3), dot4_v(q.h, v0, v1, v2, v3));
+#else
 #ifdef RB4
     return Sums(dot4_v(q.a, v0, v1, v2, v3), dot4_v(q.b, v0, v1, v2, v3), dot4_v(q.c, v0, v1, v2, v3), dot4_v(q.d, v0, v1, v2, v3));
 #else
     return Sums(dot4_v(q.a, v0, v1, v2, v3), dot4_v(q.b, v0, v1, v2, v3));
 #endif
+#endif
 }
 
 fn add(s: Sums, d: Sums) -> Sums {
+#ifdef RB8
+    return Sums(s.a + d.a, s.b + d.b, s.c + d.c, s.d + d.d, s.e + d.e, s.f + d.f, s.g + d.g, s.h + d.h);
+#else
 #ifdef RB4
     return Sums(s.a + d.a, s.b + d.b, s.c + d.c, s.d + d.d);
 #else
     return Sums(s.a + d.a, s.b + d.b);
 #endif
+#endif
 }
 
 // The units of rows whose first bytes are `b` at step `u`.
-fn units_at(b: vec4<u32>, u: u32) -> Units {
+fn units_at(b: vec4<u32>, bh: vec4<u32>, u: u32) -> Units {
+#ifdef RB8
+    return Units(dequant_unit(b.x, u, p.n_in), dequant_unit(b.y, u, p.n_in), dequant_unit(b.z, u, p.n_in), dequant_unit(b.w, u, p.n_in),
+        dequant_unit(bh.x, u, p.n_in), dequant_unit(bh.y, u, p.n_in), dequant_unit(bh.z, u, p.n_in), dequant_unit(bh.w, u, p.n_in));
+#else
 #ifdef RB4
     return Units(dequant_unit(b.x, u, p.n_in), dequant_unit(b.y, u, p.n_in), dequant_unit(b.z, u, p.n_in), dequant_unit(b.w, u, p.n_in));
 #else
     return Units(dequant_unit(b.x, u, p.n_in), dequant_unit(b.y, u, p.n_in));
+#endif
 #endif
 }
 #else
@@ -221,6 +253,20 @@ fn store_sums(tok: u32, row: u32, s: Sums) {
         store4(tok, row + 3u * WG, s.d);
     }
 #endif
+#ifdef RB8
+    if (row + 4u * WG < p.n_rows) {
+        store4(tok, row + 4u * WG, s.e);
+    }
+    if (row + 5u * WG < p.n_rows) {
+        store4(tok, row + 5u * WG, s.f);
+    }
+    if (row + 6u * WG < p.n_rows) {
+        store4(tok, row + 6u * WG, s.g);
+    }
+    if (row + 7u * WG < p.n_rows) {
+        store4(tok, row + 7u * WG, s.h);
+    }
+#endif
 }
 #endif
 
@@ -241,6 +287,8 @@ fn main(
     let row = wid.x * (RB * WG) + t;
     let rows = min(vec4<u32>(row) + vec4<u32>(0u, WG, 2u * WG, 3u * WG), vec4<u32>(p.n_rows - 1u));
     let bases = (vec4<u32>(p.w_row0) + rows) * p.row_bytes;
+    let rows_h = min(vec4<u32>(row) + vec4<u32>(4u * WG, 5u * WG, 6u * WG, 7u * WG), vec4<u32>(p.n_rows - 1u));
+    let bases_h = (vec4<u32>(p.w_row0) + rows_h) * p.row_bytes;
 #else
     let row = wid.x * WG + t;
     // Rows past the end repeat the last row (never stored), so the loop has no branch.
@@ -267,7 +315,7 @@ fn main(
     for (var u = 0u; u < units; u++) {
         let e = u * 32u;
 #ifdef RB2
-        let q = units_at(bases, u);
+        let q = units_at(bases, bases_h, u);
         a0 = add(a0, dot4_x(q, o0, e));
 #ifdef TB8
         a1 = add(a1, dot4_x(q, o1, e));

@@ -309,6 +309,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.equal(v.matmul_rows, false, 'a named tile: prefill runs in tiles');
         assert.equal(v.matvec_shape, '16x8', 'SwiftShader is a fallback (CPU) adapter: the CPU adapters\' shape');
         assert.equal(v.matvec_blocks, false);
+        assert.equal(v.matmul_lanes, '16x16x8', 'no subgroups in the browser: the rows product\'s shape for lanes that load X each');
         assert.equal(v.prompt_tokens, 12);
         assert.equal(v.gen_tokens, 6);
         assert.equal(v.f16, false, 'SwiftShader has no shader-f16: the f32 path runs');

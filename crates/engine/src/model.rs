@@ -253,7 +253,10 @@ impl Model {
         opts.matvec_blocks = Some(mv.blocks);
         let lanes = opts.matmul_lanes_on(&ctx);
         opts.matmul_rows = Some(lanes.is_some());
-        opts.matmul_lanes = Some(opts.matmul_lanes.unwrap_or(ahma_kernels::Lanes::CPU));
+        opts.matmul_lanes = Some(
+            opts.matmul_lanes
+                .unwrap_or_else(|| ahma_kernels::Lanes::for_context(&ctx)),
+        );
         let attention_rows = opts.attention_rows_on(&ctx);
         opts.attention_rows = Some(attention_rows);
         let b = opts.max_batch as u64;

@@ -77,7 +77,7 @@ pub struct LoadOptions {
     /// loaded model's [`crate::Model::options`] report the choice in use. Results agree to
     /// rounding.
     pub matvec_blocks: Option<bool>,
-    /// Prefill's float mat-muls give each invocation one, two or four weight rows and a few tokens, with no
+    /// Prefill's float mat-muls give each invocation a few weight rows and a few tokens, with no
     /// workgroup memory and no barrier (`ahma_kernels::MatMulOptions::lanes`, shape
     /// `matmul_lanes`), instead of tiles staged in workgroup memory; with subgroups the lanes
     /// share their loads of X. `None` turns it on for CPU adapters (whose drivers issue every
@@ -87,7 +87,8 @@ pub struct LoadOptions {
     /// this says. Results agree to rounding.
     pub matmul_rows: Option<bool>,
     /// The shape of `matmul_rows`' product, invocations per workgroup x tokens per invocation
-    /// (x weight rows per invocation); `None` is `ahma_kernels::Lanes::CPU`.
+    /// (x weight rows per invocation); `None` is `ahma_kernels::Lanes::for_context` (16x16x4 with
+    /// subgroups, 16x16x8 without).
     pub matmul_lanes: Option<ahma_kernels::Lanes>,
     /// Attention in one dispatch laid out for CPU adapters
     /// (`ahma_kernels::attention::Attention::new_with`): prefill gives each invocation one
@@ -210,7 +211,10 @@ impl LoadOptions {
         let cpu = ctx.adapter().device_type == wgpu::DeviceType::Cpu;
         self.matmul_rows
             .unwrap_or(cpu && self.matmul_tile.is_none())
-            .then(|| self.matmul_lanes.unwrap_or(ahma_kernels::Lanes::CPU))
+            .then(|| {
+                self.matmul_lanes
+                    .unwrap_or_else(|| ahma_kernels::Lanes::for_context(ctx))
+            })
     }
 
     /// Whether prefill's attention runs one invocation per (token, head) on `ctx`:

@@ -40,8 +40,8 @@
 //!   over all rows or a row range (one member of a stacked matrix);
 //!   [`MatMul::set_n_tokens`] changes the count between submits. [`MatMul::new_int8`] reads X
 //!   in 8-bit integers from an [`X8`] buffer that [`QuantizeX`] fills once per input.
-//!   [`MatMulOptions::lanes`] lays the float product out for CPU adapters ([`Lanes`]: one,
-//!   two or four weight rows per invocation, no workgroup memory), as `Attention::new_with` does attention.
+//!   [`MatMulOptions::lanes`] lays the float product out for CPU adapters ([`Lanes`]: 1, 2,
+//!   4 or 8 weight rows per invocation, no workgroup memory), as `Attention::new_with` does attention.
 //! - [`Embed`]: rows of `token_embd` for ids read from a GPU buffer.
 //!
 //! Each op is built once (`new(ctx, &matrix, &in, &out, ...)`, async because pipeline compile

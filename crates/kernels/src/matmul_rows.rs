@@ -18,7 +18,7 @@ pub struct Lanes {
     pub threads: u32,
     /// Tokens per invocation: 4, 8 or 16.
     pub tokens: u32,
-    /// Weight rows per invocation: 1, 2 or 4 (each unit of X then loaded once for all of them).
+    /// Weight rows per invocation: 1, 2, 4 or 8 (each unit of X then loaded once for all of them).
     pub rows: u32,
 }
 
@@ -46,12 +46,28 @@ impl Lanes {
         self.threads * self.rows
     }
 
-    /// The CPU adapters' default (lavapipe and SwiftShader, measured in BENCHMARKS.md).
+    /// The CPU adapters' default where the lanes of a subgroup share their loads of X
+    /// (lavapipe; measured in BENCHMARKS.md).
     pub const CPU: Lanes = Lanes::with_rows(16, 16, 4);
+
+    /// The CPU adapters' default without subgroups (the browser's SwiftShader), where every lane
+    /// loads X itself, so more rows per load pay: 8 rows beat 4 by 25-55% on both CPU drivers
+    /// there, and lose by 10-35% on lavapipe with subgroups.
+    pub const CPU_UNSHARED: Lanes = Lanes::with_rows(16, 16, 8);
+
+    /// The CPU adapters' default on `ctx`: [`Lanes::CPU`] where the shader shares X through
+    /// subgroups ([`subgroup_width`] of at least 4), else [`Lanes::CPU_UNSHARED`].
+    pub fn for_context(ctx: &GpuContext) -> Lanes {
+        if subgroup_width(ctx) >= 4 {
+            Lanes::CPU
+        } else {
+            Lanes::CPU_UNSHARED
+        }
+    }
 }
 
 /// Every shape the shader is built for.
-pub const LANES: [Lanes; 12] = [
+pub const LANES: [Lanes; 13] = [
     Lanes::new(8, 8),
     Lanes::new(16, 4),
     Lanes::new(16, 8),
@@ -64,6 +80,7 @@ pub const LANES: [Lanes; 12] = [
     Lanes::with_rows(8, 16, 4),
     Lanes::with_rows(16, 8, 4),
     Lanes::with_rows(16, 16, 4),
+    Lanes::with_rows(16, 16, 8),
 ];
 
 impl std::fmt::Display for Lanes {
@@ -117,7 +134,8 @@ pub fn key(ty: GgmlType, lanes: Lanes, x4: bool, subgroup: u32) -> KernelKey {
         .flag("TB16", lanes.tokens >= 16)
         .define("RB", lanes.rows)
         .flag("RB2", lanes.rows >= 2)
-        .flag("RB4", lanes.rows == 4)
+        .flag("RB4", lanes.rows >= 4)
+        .flag("RB8", lanes.rows == 8)
         .flag("X4", x4)
         .flag("SUBGROUPS", subgroup >= 4)
         .flag("SGW8", subgroup >= 8)

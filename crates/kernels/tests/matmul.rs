@@ -530,7 +530,8 @@ fn rows_case(
 
 /// The row-per-invocation product (`MatMulOptions::lanes`, the CPU adapters' prefill) for every
 /// GGML type, with a partial token block in accumulate mode and a batch of three blocks and a
-/// bit (37 rows: a partial workgroup of rows), with and without subgroups.
+/// bit (37 rows: a partial workgroup of rows), with and without subgroups, each at its default
+/// shape (`Lanes::for_context`).
 #[test]
 fn matmul_rows_every_type() {
     let _gpu = common::serial();
@@ -543,7 +544,7 @@ fn matmul_rows_every_type() {
                     path,
                     ty,
                     (n_in, n_out, n_tokens),
-                    Lanes::CPU,
+                    Lanes::for_context(&ctx),
                     accumulate,
                     3000 + 10 * i as u64 + j as u64,
                 );
@@ -598,11 +599,20 @@ fn matmul_rows_every_shape() {
         "8x16x4".parse::<Lanes>().unwrap(),
         Lanes::with_rows(8, 16, 4)
     );
-    for bad in ["16x16x3", "16x16x8", "16x16x1x2", "16", "16x", "axb"] {
+    assert_eq!("16x16x8".parse::<Lanes>().unwrap(), Lanes::CPU_UNSHARED);
+    for bad in [
+        "16x16x3",
+        "8x16x8",
+        "16x16x16",
+        "16x16x1x2",
+        "16",
+        "16x",
+        "axb",
+    ] {
         assert!(bad.parse::<Lanes>().is_err(), "{bad}");
     }
     let bad = MatMulOptions {
-        lanes: Some(Lanes::with_rows(16, 16, 8)),
+        lanes: Some(Lanes::with_rows(8, 16, 8)),
         ..Default::default()
     };
     assert!(pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, 4, bad)).is_err());

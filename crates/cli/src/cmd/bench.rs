@@ -80,7 +80,7 @@ pub struct Args {
     /// The shape of `--matmul-rows`' product, `THREADSxTOKENS[xROWS]`: invocations per
     /// workgroup, tokens per invocation and weight rows per invocation (8x8, 16x4, 16x8, 16x16,
     /// 32x8, 64x8 with one row; 8x16x2, 16x8x2, 16x16x2 with two; 8x16x4, 16x8x4, 16x16x4
-    /// with four; default: the engine's 16x16x4).
+    /// with four; 16x16x8; default: the engine's 16x16x4 with subgroups, 16x16x8 without).
     #[arg(long, value_name = "SHAPE")]
     pub matmul_lanes: Option<String>,
     /// Attention laid out for CPU adapters (`on`: prefill gives each invocation one (token, head)

@@ -73,6 +73,26 @@ fn sbytes4f(x: u32) -> vec4<f32> {
 #endif
 }
 
+// The low nibbles of a word's four bytes as f32 (as `nib_lo` gives them). MASKED_BYTES (see
+// `dot_bytes`): each masked where it lies, converted as an i32 and scaled back (exact).
+fn nib_lo_f(x: u32) -> vec4<f32> {
+#ifdef MASKED_BYTES
+    let m = vec4<u32>(x) & vec4<u32>(0xfu, 0xf00u, 0xf0000u, 0xf000000u);
+    return vec4<f32>(bitcast<vec4<i32>>(m)) * BYTE_SCALE;
+#else
+    return vec4<f32>(nib_lo(x));
+#endif
+}
+
+// The high nibbles likewise (as `nib_hi` gives them).
+fn nib_hi_f(x: u32) -> vec4<f32> {
+#ifdef MASKED_BYTES
+    return nib_lo_f(x >> 4u);
+#else
+    return vec4<f32>(nib_hi(x));
+#endif
+}
+
 fn nib_lo(x: u32) -> vec4<u32> {
     return bytes4(x) & vec4<u32>(15u);
 }
@@ -84,6 +104,17 @@ fn nib_hi(x: u32) -> vec4<u32> {
 // Bits `first`, first+1, first+2, first+3 of `x`, each as 0 or 1.
 fn bits4(x: u32, first: u32) -> vec4<u32> {
     return (vec4<u32>(x) >> (vec4<u32>(0u, 1u, 2u, 3u) + vec4<u32>(first))) & vec4<u32>(1u);
+}
+
+// Bits first .. first + 3 of `x` as 16 or 0 each (Q5_0's fifth bits as f32). MASKED_BYTES:
+// picked by a compare instead of per-component shifts.
+fn fifth_f(x: u32, first: u32) -> vec4<f32> {
+#ifdef MASKED_BYTES
+    let on = (vec4<u32>(x >> first) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
+    return select(vec4<f32>(0.0), vec4<f32>(16.0), on);
+#else
+    return vec4<f32>(bits4(x, first) << vec4<u32>(4u));
+#endif
 }
 
 // Reads the n consecutive u32 values starting at an even byte offset `b` with n + 1 word loads:
@@ -162,8 +193,8 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     var o: Unit;
     for (var k = 0u; k < 4u; k++) {
         let q = stream_next(&st);
-        o[k] = d * (vec4<wt>(nib_lo(q)) - vec4<wt>(8.0));
-        o[k + 4u] = d * (vec4<wt>(nib_hi(q)) - vec4<wt>(8.0));
+        o[k] = d * (vec4<wt>(nib_lo_f(q)) - vec4<wt>(8.0));
+        o[k + 4u] = d * (vec4<wt>(nib_hi_f(q)) - vec4<wt>(8.0));
     }
     return o;
 }
@@ -196,8 +227,8 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     var o: Unit;
     for (var k = 0u; k < 4u; k++) {
         let q = stream_next(&st);
-        let lo = nib_lo(q) | (bits4(qh, 4u * k) << vec4<u32>(4u));
-        let hi = nib_hi(q) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
+        let lo = nib_lo_f(q) + fifth_f(qh, 4u * k);
+        let hi = nib_hi_f(q) + fifth_f(qh, 16u + 4u * k);
         o[k] = d * (vec4<wt>(lo) - vec4<wt>(16.0));
         o[k + 4u] = d * (vec4<wt>(hi) - vec4<wt>(16.0));
     }
@@ -233,7 +264,7 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     var st = stream_begin(b + 2u);
     var o: Unit;
     for (var k = 0u; k < 8u; k++) {
-        o[k] = d * vec4<wt>(sbytes4(stream_next(&st)));
+        o[k] = d * vec4<wt>(sbytes4f(stream_next(&st)));
     }
     return o;
 }
@@ -721,7 +752,9 @@ fn spread4(x: u32) -> u32 {
 }
 
 // The four bytes of a word (each below 128: quants of at most 7 bits) dotted with `xv`.
-// MASKED_BYTES (the mat-vec's BLOCKS variant, for CPU adapters) reads them without shifts:
+// MASKED_BYTES (the mat-vec's BLOCKS variant and the rows mat-mul, both for CPU adapters; the
+// latter's Q4_0, Q5_0 and Q8_0 `dequant_unit` through `nib_lo_f`, `fifth_f`, `sbytes4f`) reads
+// them without shifts:
 // each byte masked where it lies, converted as an i32 and scaled back by a power of two
 // (exact, so the products are the same). SwiftShader's Subzero back end (the browser's
 // software adapter) spends far more on the shifts and on unsigned conversions than on masks,

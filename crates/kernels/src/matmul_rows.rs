@@ -136,6 +136,7 @@ pub fn key(ty: GgmlType, lanes: Lanes, x4: bool, subgroup: u32) -> KernelKey {
         .flag("RB2", lanes.rows >= 2)
         .flag("RB4", lanes.rows >= 4)
         .flag("RB8", lanes.rows == 8)
+        .flag("MASKED_BYTES", true)
         .flag("X4", x4)
         .flag("SUBGROUPS", subgroup >= 4)
         .flag("SGW8", subgroup >= 8)

@@ -752,14 +752,14 @@ fn spread4(x: u32) -> u32 {
 }
 
 // The four bytes of a word (each below 128: quants of at most 7 bits) dotted with `xv`.
-// MASKED_BYTES (the mat-vec's BLOCKS variant and the rows mat-mul, both for CPU adapters; the
-// latter's Q4_0, Q5_0 and Q8_0 `dequant_unit` through `nib_lo_f`, `fifth_f`, `sbytes4f`) reads
-// them without shifts:
-// each byte masked where it lies, converted as an i32 and scaled back by a power of two
-// (exact, so the products are the same). SwiftShader's Subzero back end (the browser's
-// software adapter) spends far more on the shifts and on unsigned conversions than on masks,
-// signed conversions and products: 18-28% of its mat-vec time. GPUs extract a byte and
-// convert it in one instruction, so they keep the shifts.
+// MASKED_BYTES reads them without shifts: each byte masked where it lies, converted as an i32
+// and scaled back by a power of two (exact, so the products are the same). The host sets it
+// for CPU adapters only: with the mat-vec's BLOCKS walk, and in the rows mat-mul, whose Q4_0,
+// Q5_0 and Q8_0 `dequant_unit` read the same way through `nib_lo_f`, `fifth_f` and
+// `sbytes4f`. SwiftShader's Subzero back end (the browser's software adapter) spends far more
+// on the shifts and on unsigned conversions than on masks, signed conversions and products:
+// 18-28% of its mat-vec time, 35-45% of its rows mat-mul's. GPUs extract a byte and convert it
+// in one instruction, so they keep the shifts.
 fn dot_bytes(q: u32, xv: vec4<f32>) -> f32 {
 #ifdef MASKED_BYTES
     let m = vec4<u32>(q) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u);

@@ -1,6 +1,7 @@
 //! The prefill product laid out for CPU adapters (`shaders/matmul_rows.wgsl`): each invocation
-//! [`Lanes::rows`] weight rows and [`Lanes::tokens`] tokens, no workgroup memory and no barrier. Built through
-//! [`crate::MatMul`] with [`crate::MatMulOptions::lanes`]; this module holds its shapes and keys.
+//! [`Lanes::rows`] weight rows and [`Lanes::tokens`] tokens, no workgroup memory and no
+//! barrier. Built through [`crate::MatMul`] with [`crate::MatMulOptions::lanes`]; this module
+//! holds its shapes and keys.
 
 use ahma_gguf::GgmlType;
 

@@ -117,13 +117,14 @@ fn dot_unit(q: Unit, v: XUnit) -> f32 {
     return (s0 + s1) + (s2 + s3);
 }
 
-#ifdef RB2
-// An invocation's rows are row + k * WG of its workgroup's RB * WG, k < RB: `a` (k = 0), `b`
-// (1), with RB4 `c` (2) and `d` (3), with RB8 `e` .. `h` (4 .. 7). Their dequantized units for
-// one step:
+// An invocation's rows are row + k * WG of its workgroup's RB * WG, k < RB: `a` (k = 0), with
+// RB2 `b` (1), with RB4 `c` (2) and `d` (3), with RB8 `e` .. `h` (4 .. 7). Their dequantized
+// units for one step:
 struct Units {
     a: Unit,
+#ifdef RB2
     b: Unit,
+#endif
 #ifdef RB4
     c: Unit,
     d: Unit,
@@ -139,7 +140,9 @@ struct Units {
 // Their sums for four tokens.
 struct Sums {
     a: vec4<f32>,
+#ifdef RB2
     b: vec4<f32>,
+#endif
 #ifdef RB4
     c: vec4<f32>,
     d: vec4<f32>,
@@ -160,7 +163,11 @@ fn zero_sums() -> Sums {
 #ifdef RB4
     return Sums(z, z, z, z);
 #else
+#ifdef RB2
     return Sums(z, z);
+#else
+    return Sums(z);
+#endif
 #endif
 #endif
 }
@@ -184,7 +191,11 @@ fn dot4_x(q: Units, o: vec4<u32>, e: u32) -> Sums {
 #ifdef RB4
     return Sums(dot4_v(q.a, v0, v1, v2, v3), dot4_v(q.b, v0, v1, v2, v3), dot4_v(q.c, v0, v1, v2, v3), dot4_v(q.d, v0, v1, v2, v3));
 #else
+#ifdef RB2
     return Sums(dot4_v(q.a, v0, v1, v2, v3), dot4_v(q.b, v0, v1, v2, v3));
+#else
+    return Sums(dot4_v(q.a, v0, v1, v2, v3));
+#endif
 #endif
 #endif
 }
@@ -196,7 +207,11 @@ fn add(s: Sums, d: Sums) -> Sums {
 #ifdef RB4
     return Sums(s.a + d.a, s.b + d.b, s.c + d.c, s.d + d.d);
 #else
+#ifdef RB2
     return Sums(s.a + d.a, s.b + d.b);
+#else
+    return Sums(s.a + d.a);
+#endif
 #endif
 #endif
 }
@@ -210,16 +225,14 @@ fn units_at(b: vec4<u32>, bh: vec4<u32>, u: u32) -> Units {
 #ifdef RB4
     return Units(dequant_unit(b.x, u, p.n_in), dequant_unit(b.y, u, p.n_in), dequant_unit(b.z, u, p.n_in), dequant_unit(b.w, u, p.n_in));
 #else
+#ifdef RB2
     return Units(dequant_unit(b.x, u, p.n_in), dequant_unit(b.y, u, p.n_in));
-#endif
-#endif
-}
 #else
-// The unit against four tokens whose rows of X start at elements `o` (plus the unit's offset `e`).
-fn dot4_x(q: Unit, o: vec4<u32>, e: u32) -> vec4<f32> {
-    return vec4<f32>(dot_unit(q, x_unit(o.x + e)), dot_unit(q, x_unit(o.y + e)), dot_unit(q, x_unit(o.z + e)), dot_unit(q, x_unit(o.w + e)));
-}
+    return Units(dequant_unit(b.x, u, p.n_in));
 #endif
+#endif
+#endif
+}
 
 // Element offsets in X of tokens tok .. tok + 3; tokens past the batch repeat the last one
 // (their sums are never stored).
@@ -242,13 +255,14 @@ fn store4(tok: u32, row: u32, v: vec4<f32>) {
     }
 }
 
-#ifdef RB2
 // Stores the rows' sums `s` of tokens tok .. tok + 3 (each row only where it exists).
 fn store_sums(tok: u32, row: u32, s: Sums) {
     store4(tok, row, s.a);
+#ifdef RB2
     if (row + WG < p.n_rows) {
         store4(tok, row + WG, s.b);
     }
+#endif
 #ifdef RB4
     if (row + 2u * WG < p.n_rows) {
         store4(tok, row + 2u * WG, s.c);
@@ -272,7 +286,6 @@ fn store_sums(tok: u32, row: u32, s: Sums) {
     }
 #endif
 }
-#endif
 
 @compute @workgroup_size(WG)
 fn main(
@@ -285,7 +298,6 @@ fn main(
 #ifdef SUBGROUPS
     lane = sg_lane;
 #endif
-#ifdef RB2
     // Rows row + k * WG of the workgroup's RB * WG; rows past the end repeat the last row
     // (never stored), so the loop has no branch.
     let row = wid.x * (RB * WG) + t;
@@ -293,19 +305,10 @@ fn main(
     let bases = (vec4<u32>(p.w_row0) + rows) * p.row_bytes;
     let rows_h = min(vec4<u32>(row) + vec4<u32>(4u * WG, 5u * WG, 6u * WG, 7u * WG), vec4<u32>(p.n_rows - 1u));
     let bases_h = (vec4<u32>(p.w_row0) + rows_h) * p.row_bytes;
-#else
-    let row = wid.x * WG + t;
-    // Rows past the end repeat the last row (never stored), so the loop has no branch.
-    let base = (p.w_row0 + min(row, p.n_rows - 1u)) * p.row_bytes;
-#endif
     let tok0 = wid.y * TB;
     let units = (p.n_in + 31u) / 32u;
     let o0 = rows_of(tok0);
-#ifdef RB2
     var a0 = zero_sums();
-#else
-    var a0 = vec4<f32>(0.0);
-#endif
 #ifdef TB8
     let o1 = rows_of(tok0 + 4u);
     var a1 = a0;
@@ -318,7 +321,6 @@ fn main(
 #endif
     for (var u = 0u; u < units; u++) {
         let e = u * 32u;
-#ifdef RB2
         let q = units_at(bases, bases_h, u);
         a0 = add(a0, dot4_x(q, o0, e));
 #ifdef TB8
@@ -328,22 +330,10 @@ fn main(
         a2 = add(a2, dot4_x(q, o2, e));
         a3 = add(a3, dot4_x(q, o3, e));
 #endif
-#else
-        let q = dequant_unit(base, u, p.n_in);
-        a0 += dot4_x(q, o0, e);
-#ifdef TB8
-        a1 += dot4_x(q, o1, e);
-#endif
-#ifdef TB16
-        a2 += dot4_x(q, o2, e);
-        a3 += dot4_x(q, o3, e);
-#endif
-#endif
     }
     if (row >= p.n_rows) {
         return;
     }
-#ifdef RB2
     store_sums(tok0, row, a0);
 #ifdef TB8
     store_sums(tok0 + 4u, row, a1);
@@ -351,15 +341,5 @@ fn main(
 #ifdef TB16
     store_sums(tok0 + 8u, row, a2);
     store_sums(tok0 + 12u, row, a3);
-#endif
-#else
-    store4(tok0, row, a0);
-#ifdef TB8
-    store4(tok0 + 4u, row, a1);
-#endif
-#ifdef TB16
-    store4(tok0 + 8u, row, a2);
-    store4(tok0 + 12u, row, a3);
-#endif
 #endif
 }

@@ -26,8 +26,9 @@
 // once for all of them, dividing X's loads per product by RB (they are the cost on both CPU
 // drivers; 8 rows pay where the lanes cannot share X through subgroups).
 //
-// The host always sets MASKED_BYTES: Q4_0, Q5_0 and Q8_0 units are dequantized without shifts
-// (quant.wgsl), which the CPU drivers run faster (SwiftShader 35-45%) for the same values.
+// The host always sets MASKED_BYTES: Q4_0, Q5_0 and Q8_0 units are dequantized without shifts,
+// the K-quants' values built in place in a word and converted the same way (quant.wgsl), which
+// the CPU drivers run faster (SwiftShader 35-45%; Q4_K 15%, Q6_K 32%) for the same values.
 //
 // Defines: TYPE_<ggml type> (one), WG (invocations per workgroup), TB (tokens per invocation:
 // 4, 8 or 16; TB8 is set for 8 and 16, TB16 for 16), RB, RB2, RB4, RB8, X4, SUBGROUPS, SGW8,

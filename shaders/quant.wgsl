@@ -73,12 +73,24 @@ fn sbytes4f(x: u32) -> vec4<f32> {
 #endif
 }
 
+// The four bytes of a word, each below 128, as f32 (as `bytes4` gives them). MASKED_BYTES: each
+// masked where it lies, converted as an i32 (none has its top bit set) and scaled back (exact:
+// a 7-bit value times a power of two). The K-quants build their unit's values in place in a
+// word (low bits, then the high bits or'ed in above them) and convert the word with this.
+fn ubytes_f(x: u32) -> vec4<f32> {
+#ifdef MASKED_BYTES
+    let m = vec4<u32>(x) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u);
+    return vec4<f32>(bitcast<vec4<i32>>(m)) * BYTE_SCALE;
+#else
+    return vec4<f32>(bytes4(x));
+#endif
+}
+
 // The low nibbles of a word's four bytes as f32 (as `nib_lo` gives them). MASKED_BYTES (see
 // `dot_bytes`): each masked where it lies, converted as an i32 and scaled back (exact).
 fn nib_lo_f(x: u32) -> vec4<f32> {
 #ifdef MASKED_BYTES
-    let m = vec4<u32>(x) & vec4<u32>(0xfu, 0xf00u, 0xf0000u, 0xf000000u);
-    return vec4<f32>(bitcast<vec4<i32>>(m)) * BYTE_SCALE;
+    return ubytes_f(x & 0x0f0f0f0fu);
 #else
     return vec4<f32>(nib_lo(x));
 #endif
@@ -210,8 +222,8 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     var o: Unit;
     for (var k = 0u; k < 4u; k++) {
         let q = stream_next(&st);
-        o[k] = d * vec4<wt>(nib_lo(q)) + m;
-        o[k + 4u] = d * vec4<wt>(nib_hi(q)) + m;
+        o[k] = d * vec4<wt>(nib_lo_f(q)) + m;
+        o[k + 4u] = d * vec4<wt>(nib_hi_f(q)) + m;
     }
     return o;
 }
@@ -247,8 +259,8 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     var o: Unit;
     for (var k = 0u; k < 4u; k++) {
         let q = stream_next(&st);
-        let lo = nib_lo(q) | (bits4(qh, 4u * k) << vec4<u32>(4u));
-        let hi = nib_hi(q) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
+        let lo = nib_lo_f(q) + fifth_f(qh, 4u * k);
+        let hi = nib_hi_f(q) + fifth_f(qh, 16u + 4u * k);
         o[k] = d * vec4<wt>(lo) + m;
         o[k + 4u] = d * vec4<wt>(hi) + m;
     }
@@ -340,7 +352,7 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     var o: Unit;
     for (var k = 0u; k < 8u; k++) {
         let sc = select(sc1, sc0, k < 4u);
-        let q = (bytes4(w_u32_al(b + 16u + 32u * h + 4u * k)) >> vec4<u32>(shift)) & vec4<u32>(3u);
+        let q = ubytes_f((w_u32_al(b + 16u + 32u * h + 4u * k) >> shift) & 0x03030303u);
         o[k] = d * wt(sc & 15u) * vec4<wt>(q) - vec4<wt>(dmin * wt(sc >> 4u));
     }
     return o;
@@ -369,10 +381,9 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     var hms = stream_begin(b);
     var o: Unit;
     for (var k = 0u; k < 8u; k++) {
-        let q = (bytes4(stream_next(&qs)) >> vec4<u32>(shift)) & vec4<u32>(3u);
-        let hm = (bytes4(stream_next(&hms)) >> vec4<u32>(s)) & vec4<u32>(1u);
-        let v = vec4<wt>(q) - vec4<wt>(4.0) + vec4<wt>(4.0) * vec4<wt>(hm);
-        o[k] = select(dl1, dl0, k < 4u) * v;
+        // q + 4 * hm - 4, the sum built in place as q | hm << 2.
+        let q = ((stream_next(&qs) >> shift) & 0x03030303u) | (((stream_next(&hms) >> s) & 0x01010101u) << 2u);
+        o[k] = select(dl1, dl0, k < 4u) * (vec4<wt>(ubytes_f(q)) - vec4<wt>(4.0));
     }
     return o;
 }
@@ -408,7 +419,7 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     let shift = 4u * (s & 1u);
     var o: Unit;
     for (var k = 0u; k < 8u; k++) {
-        let q = (bytes4(w_u32_al(b + 16u + 32u * (s >> 1u) + 4u * k)) >> vec4<u32>(shift)) & vec4<u32>(15u);
+        let q = nib_lo_f(w_u32_al(b + 16u + 32u * (s >> 1u) + 4u * k) >> shift);
         o[k] = ds * vec4<wt>(q) - vec4<wt>(dm);
     }
     return o;
@@ -427,9 +438,9 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     let shift = 4u * (s & 1u);
     var o: Unit;
     for (var k = 0u; k < 8u; k++) {
-        let q = (bytes4(w_u32_al(b + 48u + 32u * (s >> 1u) + 4u * k)) >> vec4<u32>(shift)) & vec4<u32>(15u);
-        let hb = (bytes4(w_u32_al(b + 16u + 4u * k)) >> vec4<u32>(s)) & vec4<u32>(1u);
-        o[k] = ds * vec4<wt>(q | (hb << vec4<u32>(4u))) - vec4<wt>(dm);
+        let q = ((w_u32_al(b + 48u + 32u * (s >> 1u) + 4u * k) >> shift) & 0x0f0f0f0fu)
+            | (((w_u32_al(b + 16u + 4u * k) >> s) & 0x01010101u) << 4u);
+        o[k] = ds * vec4<wt>(ubytes_f(q)) - vec4<wt>(dm);
     }
     return o;
 }
@@ -445,17 +456,17 @@ fn dequant_unit(row_base: u32, u: u32, n_in: u32) -> Unit {
     let n = s >> 2u;
     let c = s & 3u;
     let d = w_f16(b + 208u);
-    let si = b + 192u + 8u * n + 2u * c;
-    let dl0 = wt(d * f32(bitcast<i32>(w_u8(si) << 24u) >> 24u));
-    let dl1 = wt(d * f32(bitcast<i32>(w_u8(si + 1u) << 24u) >> 24u));
+    // Scales 8n + 2c and 8n + 2c + 1: one u16 at an even offset.
+    let sw = w_u16(b + 192u + 8u * n + 2u * c);
+    let dl0 = wt(d * f32(bitcast<i32>(sw << 24u) >> 24u));
+    let dl1 = wt(d * f32(bitcast<i32>(sw << 16u) >> 24u));
     let lshift = 4u * (c >> 1u);
     var qls = stream_begin(b + 64u * n + 32u * (c & 1u));
     var qhs = stream_begin(b + 128u + 32u * n);
     var o: Unit;
     for (var k = 0u; k < 8u; k++) {
-        let ql = (bytes4(stream_next(&qls)) >> vec4<u32>(lshift)) & vec4<u32>(15u);
-        let qh = (bytes4(stream_next(&qhs)) >> vec4<u32>(2u * c)) & vec4<u32>(3u);
-        o[k] = select(dl1, dl0, k < 4u) * (vec4<wt>(ql | (qh << vec4<u32>(4u))) - vec4<wt>(32.0));
+        let q = ((stream_next(&qls) >> lshift) & 0x0f0f0f0fu) | (((stream_next(&qhs) >> (2u * c)) & 0x03030303u) << 4u);
+        o[k] = select(dl1, dl0, k < 4u) * (vec4<wt>(ubytes_f(q)) - vec4<wt>(32.0));
     }
     return o;
 }

@@ -67,8 +67,7 @@ fn load_unit(u: u32, x_end: u32) -> XUnit {
 // `dot_bytes`: each below 128).
 fn dot_placed(q: u32, xv: vec4<f32>) -> f32 {
 #ifdef MASKED_BYTES
-    let m = vec4<u32>(q) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u);
-    return dot(vec4<f32>(bitcast<vec4<i32>>(m)), xv);
+    return dot(placed_f(q), xv);
 #else
     return dot_bytes(q, xv);
 #endif
@@ -77,9 +76,7 @@ fn dot_placed(q: u32, xv: vec4<f32>) -> f32 {
 // The same for four signed bytes (Q8_0), each sign-extended where it lies.
 fn dot_placed_signed(q: u32, xv: vec4<f32>) -> f32 {
 #ifdef MASKED_BYTES
-    let c = vec4<u32>(0x80u, 0x8000u, 0x800000u, 0x80000000u);
-    let m = (vec4<u32>(q) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u)) ^ c;
-    return dot(vec4<f32>(bitcast<vec4<i32>>(m - c)), xv);
+    return dot(placed_signed_f(q), xv);
 #else
     return dot(sbytes4f(q), xv);
 #endif

@@ -60,14 +60,27 @@ fn sbytes4(x: u32) -> vec4<i32> {
     return bitcast<vec4<i32>>(vec4<u32>(x) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
 }
 
-// The four signed bytes of a word as f32, lowest first. MASKED_BYTES (see `dot_bytes`): each
-// byte is masked where it lies and sign-extended there (xor and subtract its top bit) before
-// the conversion, then scaled back.
-fn sbytes4f(x: u32) -> vec4<f32> {
 #ifdef MASKED_BYTES
+// The four bytes of a word (each below 128) masked where they lie and converted as i32s: byte k
+// times 256^k. Scaled back by BYTE_SCALE, or dotted with x pre-scaled by it (`dot_placed`).
+fn placed_f(x: u32) -> vec4<f32> {
+    let m = vec4<u32>(x) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u);
+    return vec4<f32>(bitcast<vec4<i32>>(m));
+}
+
+// The same for signed bytes: each sign-extended where it lies (xor and subtract its top bit).
+fn placed_signed_f(x: u32) -> vec4<f32> {
     let c = vec4<u32>(0x80u, 0x8000u, 0x800000u, 0x80000000u);
     let m = (vec4<u32>(x) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u)) ^ c;
-    return vec4<f32>(bitcast<vec4<i32>>(m - c)) * BYTE_SCALE;
+    return vec4<f32>(bitcast<vec4<i32>>(m - c));
+}
+#endif
+
+// The four signed bytes of a word as f32, lowest first. MASKED_BYTES (see `dot_bytes`): each
+// byte is masked where it lies and sign-extended there before the conversion, then scaled back.
+fn sbytes4f(x: u32) -> vec4<f32> {
+#ifdef MASKED_BYTES
+    return placed_signed_f(x) * BYTE_SCALE;
 #else
     return vec4<f32>(sbytes4(x));
 #endif
@@ -79,8 +92,7 @@ fn sbytes4f(x: u32) -> vec4<f32> {
 // word (low bits, then the high bits or'ed in above them) and convert the word with this.
 fn ubytes_f(x: u32) -> vec4<f32> {
 #ifdef MASKED_BYTES
-    let m = vec4<u32>(x) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u);
-    return vec4<f32>(bitcast<vec4<i32>>(m)) * BYTE_SCALE;
+    return placed_f(x) * BYTE_SCALE;
 #else
     return vec4<f32>(bytes4(x));
 #endif
@@ -765,19 +777,13 @@ fn spread4(x: u32) -> u32 {
 // The four bytes of a word (each below 128: quants of at most 7 bits) dotted with `xv`.
 // MASKED_BYTES reads them without shifts: each byte masked where it lies, converted as an i32
 // and scaled back by a power of two (exact, so the products are the same). The host sets it
-// for CPU adapters only: with the mat-vec's BLOCKS walk, and in the rows mat-mul, whose Q4_0,
-// Q5_0 and Q8_0 `dequant_unit` read the same way through `nib_lo_f`, `fifth_f` and
-// `sbytes4f`. SwiftShader's Subzero back end (the browser's software adapter) spends far more
+// for CPU adapters only: with the mat-vec's BLOCKS walk, and in the rows mat-mul, whose
+// `dequant_unit`s read the same way through `ubytes_f`, `nib_lo_f`, `fifth_f` and `sbytes4f`. SwiftShader's Subzero back end (the browser's software adapter) spends far more
 // on the shifts and on unsigned conversions than on masks, signed conversions and products:
 // 18-28% of its mat-vec time, 35-45% of its rows mat-mul's. GPUs extract a byte and convert it
 // in one instruction, so they keep the shifts.
 fn dot_bytes(q: u32, xv: vec4<f32>) -> f32 {
-#ifdef MASKED_BYTES
-    let m = vec4<u32>(q) & vec4<u32>(0xffu, 0xff00u, 0xff0000u, 0xff000000u);
-    return dot(vec4<f32>(bitcast<vec4<i32>>(m)) * BYTE_SCALE, xv);
-#else
-    return dot(vec4<f32>(bytes4(q)), xv);
-#endif
+    return dot(ubytes_f(q), xv);
 }
 
 #ifdef TYPE_Q4_0

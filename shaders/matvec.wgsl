@@ -54,9 +54,11 @@
 // X4 (x_offset and n_in multiples of 4: every quantized type's rows) reads x and the norm
 // weight as vec4: one 16-byte load for four elements instead of four loads.
 //
-// BLOCKS (with UNROLL; for CPU adapters) gives each thread whole units (t, t + WG, ...)
-// instead of quarters, so Q4_0, Q5_0 and Q8_0 load each word of a block once (`dot_b` in
-// matvec_walk.wgsl); x is still loaded once per workgroup. Replaces PAIRS. The host sets
+// BLOCKS (for CPU adapters) gives each thread whole units (t, t + WG, ...) instead of
+// quarters, so Q4_0, Q5_0, Q8_0, Q4_K and Q6_K load each word of a unit once (`dot_b` in
+// matvec_walk.wgsl); x is still loaded once per workgroup. Its rows are a loop over the `acc`
+// array (`walk_blocks`), so ROWS may be 16 or 32 (more rows per load of x) and may exceed WG:
+// each thread finishes rows t, t + WG, ... Replaces UNROLL's walk and PAIRS. The host sets
 // MASKED_BYTES with it: quants are read without shifts (`dot_bytes`, quant.wgsl).
 //
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
@@ -257,6 +259,28 @@ fn finish_records(t: u32, n: u32) -> f32 {
     return finish(g, v, ss);
 }
 
+// Output row r's value once the workgroup's sums are reduced: from the `n` records in
+// `partial` with subgroups or FLAT_REDUCE, else from the tree's totals (`n` unused).
+fn reduced(r: u32, n: u32) -> f32 {
+#ifdef SUBGROUPS
+    return finish_records(r, n);
+#else
+#ifdef FLAT_REDUCE
+    return finish_records(r, n);
+#else
+    var v = 0.0;
+    var ss = 0.0;
+#ifdef SWIGLU
+    v = partial[(ROWS + r) * WG];
+#endif
+#ifdef NORM
+    ss = partial[NACC * WG];
+#endif
+    return finish(partial[r * WG], v, ss);
+#endif
+#endif
+}
+
 #ifdef ROPE
 // Row `row` with value `s`; `o` is the value of its pair partner (row ^ 1).
 fn store_rope(row: u32, s: f32, o: f32) {
@@ -333,6 +357,7 @@ fn main(
     // Byte offset of each row this workgroup reads. Rows past the end repeat the last row (their
     // sums are discarded), so the loop below needs no per-row branch.
 #ifndef UNROLL
+#ifndef BLOCKS
     let j = t & 3u;
     let e = q_elems(j);
     var base: array<u32, NACC>;
@@ -344,8 +369,21 @@ fn main(
 #endif
     }
 #endif
+#endif
     // acc[r]: row r (or gate row r); acc[ROWS + r]: up row r; acc[NACC]: sum of squares of x.
     var acc: array<f32, NRED>;
+#ifdef BLOCKS
+#ifdef V_TYPE
+    // Rows from seg2 on (the v rows, which start a workgroup) are the second matrix, w_v.
+    if (row0 >= p.seg2) {
+        walk_blocks_v(t, row0 - p.seg2, p.n_rows - 1u - p.seg2, p.row_bytes_v, units, x_end, &acc);
+    } else {
+        walk_blocks(t, row0, p.seg2 - 1u, p.row_bytes, units, x_end, &acc);
+    }
+#else
+    walk_blocks(t, row0, p.n_rows - 1u, p.row_bytes, units, x_end, &acc);
+#endif
+#else
 #ifdef UNROLL
     // ROWS == 4, or 8 with ROWS8 (chosen on the host): the rows' offsets and sums live in
     // vectors and are written out one by one, so no array is indexed inside the loop.
@@ -397,12 +435,13 @@ fn main(
         }
     }
 #endif
+#endif
 
 #ifdef SUBGROUPS
     // Subgroups are assumed to be laid out along local_invocation_index, as on every
     // implementation of 1D workgroups we know of.
     let sg_id = t / sg_size;
-    let n_sg = (WG + sg_size - 1u) / sg_size;
+    let n_records = (WG + sg_size - 1u) / sg_size;
     for (var r = 0u; r < NRED; r++) {
         let s = subgroupAdd(acc[r]);
         if (sg_lane == 0u) {
@@ -410,22 +449,16 @@ fn main(
         }
     }
     workgroupBarrier();
-    var out = 0.0;
-    if (t < ROWS) {
-        out = finish_records(t, n_sg);
-    }
 #else
 #ifdef FLAT_REDUCE
     // Every thread's sums are a record of their own: one barrier, then one thread per row.
+    let n_records = u32(WG);
     for (var r = 0u; r < NRED; r++) {
         partial[t * NRED + r] = acc[r];
     }
     workgroupBarrier();
-    var out = 0.0;
-    if (t < ROWS) {
-        out = finish_records(t, WG);
-    }
 #else
+    let n_records = 1u;
     for (var r = 0u; r < NRED; r++) {
         partial[r * WG + t] = acc[r];
     }
@@ -438,31 +471,20 @@ fn main(
         }
         workgroupBarrier();
     }
-    var out = 0.0;
-    if (t < ROWS) {
-        var v = 0.0;
-        var ss = 0.0;
-#ifdef SWIGLU
-        v = partial[(ROWS + t) * WG];
-#endif
-#ifdef NORM
-        ss = partial[NACC * WG];
-#endif
-        out = finish(partial[t * WG], v, ss);
-    }
 #endif
 #endif
+    // Each output row is finished by one thread: rows t, t + WG, ... (ROWS may exceed WG).
 #ifdef ROPE
-    if (t < ROWS) {
-        fin[t] = out;
+    for (var r = t; r < ROWS; r += WG) {
+        fin[r] = reduced(r, n_records);
     }
     workgroupBarrier();
-    if (t < ROWS) {
-        store_rope(row0 + t, out, fin[t ^ 1u]);
+    for (var r = t; r < ROWS; r += WG) {
+        store_rope(row0 + r, fin[r], fin[r ^ 1u]);
     }
 #else
-    if (t < ROWS) {
-        store_row(row0 + t, out);
+    for (var r = t; r < ROWS; r += WG) {
+        store_row(row0 + r, reduced(r, n_records));
     }
 #endif
 }

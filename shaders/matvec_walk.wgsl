@@ -1,6 +1,8 @@
-// The inner loop of the decode mat-vec's UNROLL variants (included by matvec.wgsl): one thread's
-// sums over the units of its workgroup's ROWS rows, in vectors rather than arrays indexed in the
-// loop (ROWS 4, or 8 with ROWS8; SWIGLU adds the up rows, NORM the sum of squares of x).
+// The inner loop of the decode mat-vec's UNROLL and BLOCKS variants (included by matvec.wgsl):
+// one thread's sums over the units of its workgroup's ROWS rows (SWIGLU adds the up rows, NORM
+// the sum of squares of x). UNROLL keeps them in vectors rather than arrays indexed in the loop
+// (ROWS 4, or 8 with ROWS8, `walk`); BLOCKS walks whole units and its rows in a loop
+// (`walk_blocks`, any ROWS).
 //
 // It is the only code of the mat-vec that depends on the weight type. A mat-vec over two
 // matrices of different types (V_TYPE: the fused q/k/v product of a file whose attn_v has more
@@ -234,12 +236,35 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
 }
 #endif
 
-fn dot4_b(b: vec4<u32>, u: u32, xs: XUnit) -> vec4<f32> {
-    return vec4<f32>(dot_b(b.x, u, xs), dot_b(b.y, u, xs), dot_b(b.z, u, xs), dot_b(b.w, u, xs));
+// Thread `t`'s sums for rows r0 .. r0 + ROWS - 1 of a matrix with `row_bytes` bytes per row,
+// added into `acc` as the mat-vec's main lays them out: acc[r] row r (the gate row with
+// SWIGLU), acc[ROWS + r] up row r, acc[NACC] the sum of squares of its elements of x (NORM).
+// Rows past `last` repeat row `last` (their sums are discarded). The rows are a loop, not
+// unrolled: SwiftShader ran eight (or sixteen) inlined unit products 20-35% slower than the
+// loop (its registers spill), lavapipe runs both alike; and any row count works.
+fn walk_blocks(t: u32, r0: u32, last: u32, row_bytes: u32, units: u32, x_end: u32, acc: ptr<function, array<f32, NRED>>) {
+    var rb: array<u32, NACC>;
+    for (var r = 0u; r < ROWS; r++) {
+        let row = min(r0 + r, last);
+        rb[r] = row * row_bytes;
+#ifdef SWIGLU
+        rb[ROWS + r] = (row + p.up_rows) * row_bytes;
+#endif
+    }
+    for (var u = t; u < units; u += WG) {
+        let xs = load_unit(u, x_end);
+#ifdef NORM
+        (*acc)[NACC] += xs.q0.ss + xs.q1.ss + xs.q2.ss + xs.q3.ss;
+#endif
+        for (var k = 0u; k < NACC; k++) {
+            (*acc)[k] += dot_b(rb[k], u, xs);
+        }
+    }
 }
 #endif
 
 #ifdef UNROLL
+#ifndef BLOCKS
 // One thread's sums: rows r0 .. r0 + 3 (`a`), r0 + 4 .. r0 + 7 with ROWS8 (`ah`), their up rows
 // with SWIGLU (`au`, `auh`), and the sum of squares of its elements of x (`ss`).
 struct WalkSums {
@@ -272,22 +297,6 @@ fn walk(t: u32, r0: u32, last: u32, row_bytes: u32, units: u32, x_end: u32) -> W
 #endif
 #endif
     var ss4 = 0.0;
-#ifdef BLOCKS
-    for (var u = t; u < units; u += WG) {
-        let xs = load_unit(u, x_end);
-        ss4 += xs.q0.ss + xs.q1.ss + xs.q2.ss + xs.q3.ss;
-        a4 += dot4_b(b4, u, xs);
-#ifdef ROWS8
-        ah4 += dot4_b(bh4, u, xs);
-#endif
-#ifdef SWIGLU
-        au4 += dot4_b(bu4, u, xs);
-#ifdef ROWS8
-        auh4 += dot4_b(buh4, u, xs);
-#endif
-#endif
-    }
-#else
     var u = t >> 2u;
 #ifdef PAIRS
     // Two units per step, u and u + WG / 4: the loads of both are issued before their products,
@@ -324,7 +333,6 @@ fn walk(t: u32, r0: u32, last: u32, row_bytes: u32, units: u32, x_end: u32) -> W
 #endif
 #endif
     }
-#endif
     var s: WalkSums;
     s.a = a4;
     s.ss = ss4;
@@ -339,4 +347,5 @@ fn walk(t: u32, r0: u32, last: u32, row_bytes: u32, units: u32, x_end: u32) -> W
 #endif
     return s;
 }
+#endif
 #endif

@@ -224,7 +224,7 @@ fn engine_with_int8_products_matches_llama_cpp() {
 
 /// The mat-vecs, mat-muls and prefill attention as GPUs run them (128 threads x 4 rows,
 /// quarter-units per thread; tiles staged in workgroup memory; split attention passes) on both
-/// paths: lavapipe, a CPU adapter, otherwise runs the engine with 16 x 8 whole units, the
+/// paths: lavapipe, a CPU adapter, otherwise runs the engine with 16 x 32 whole units, the
 /// row-per-invocation mat-mul and one invocation per token and head in prefill's attention.
 #[test]
 fn engine_with_the_gpu_kernel_layouts_matches_llama_cpp() {
@@ -307,7 +307,7 @@ fn stacked_projections_match_the_cpu_reference() {
     // Q8_0 v in one mat-vec), the default path with one q/k/v mat-vec per type, with RoPE in a
     // dispatch of its own, the mat-vecs walking two units per loop step, and the mat-vecs and
     // mat-muls in 8-bit integers (a looser gate, as for llama.cpp's own quantized-activation
-    // products). The mat-vecs take the adapter's choices (on lavapipe, a CPU adapter, 16 x 8
+    // products). The mat-vecs take the adapter's choices (on lavapipe, a CPU adapter, 16 x 32
     // walking whole units per thread), or the ones named: the GPUs' 128 x 4 walking quarter-units
     // (`gpu`, which the rows with two units per loop step need, with the GPUs' prefill tiles), or
     // 64 x 8 walking quarter-units.

@@ -307,7 +307,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.equal(v.attn_split_keys, 128);
         assert.equal(v.matmul_tile, '64x64x8x4');
         assert.equal(v.matmul_rows, false, 'a named tile: prefill runs in tiles');
-        assert.equal(v.matvec_shape, '16x8', 'SwiftShader is a fallback (CPU) adapter: the CPU adapters\' shape');
+        assert.equal(v.matvec_shape, '16x32', 'SwiftShader is a fallback (CPU) adapter: the CPU adapters\' shape');
         assert.equal(v.matvec_blocks, false);
         assert.equal(v.matmul_lanes, '16x16x8', 'no subgroups in the browser: the rows product\'s shape for lanes that load X each');
         assert.equal(v.prompt_tokens, 12);
@@ -331,7 +331,7 @@ test('s. the benchmark page with the integer mat-mul (mm_int8=on), the GPUs\' ma
         // prefill's mat-muls and decode's mat-vecs in 8-bit integers, the mat-muls with 8 x 8
         // outputs per thread (the integer variant of every tile fits WebGPU's 16 KiB), the
         // mat-vecs as on GPUs, 128 threads over 4 rows walking quarter-units (SwiftShader, a CPU
-        // adapter, gets 16 x 8 walking whole units)
+        // adapter, gets 16 x 32 walking whole units)
         await loadModel(s, server.modelUrl(fx.gguf), {
             extra: { bench: '1', prompt: '12', gen: '4', int8: 'on', mm_int8: 'on', tile: '64x64x8x8', shape: '128x4', blocks: 'off', attn_rows: 'off' },
         });

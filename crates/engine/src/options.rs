@@ -67,7 +67,7 @@ pub struct LoadOptions {
     pub mixed_qkv: bool,
     /// The decode mat-vecs' workgroup shape, threads x rows
     /// (`ahma_kernels::matvec::MatVecShape`); `None` picks it for the adapter at load
-    /// (`MatVecShape::for_device`: 16 x 8 on CPU adapters, 128 x 4 on GPUs), and the loaded
+    /// (`MatVecShape::for_device`: 16 x 32 on CPU adapters, 128 x 4 on GPUs), and the loaded
     /// model's [`crate::Model::options`] report the shape in use. Results agree to rounding.
     pub matvec_shape: Option<ahma_kernels::MatVecShape>,
     /// Decode's mat-vecs walk whole 32-element units per thread instead of quarters

@@ -35,12 +35,13 @@ pub struct MatVecParams {
 /// Default rows per workgroup (the `ROWS` define); x is loaded once per unit for this many rows.
 pub const ROWS: u32 = 4;
 /// Rows per workgroup the op can be built with.
-pub const ROW_COUNTS: [u32; 4] = [1, 2, 4, 8];
+pub const ROW_COUNTS: [u32; 6] = [1, 2, 4, 8, 16, 32];
 /// Workgroup sizes the op can be built with.
 pub const WORKGROUP_SIZES: [u32; 5] = [16, 32, 64, 128, 256];
 
-/// A mat-vec workgroup's shape: its threads and the rows it owns (the unrolled variants: 4 or 8
-/// rows). Written `THREADSxROWS`, as in `64x8`.
+/// A mat-vec workgroup's shape: its threads and the rows it owns (4 or 8 rows: the unrolled
+/// variants; 16 or 32: the whole-unit walk, [`MatVecOptions::blocks`], where it applies, else
+/// 8). Written `THREADSxROWS`, as in `64x8`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MatVecShape {
     pub threads: u32,
@@ -54,16 +55,18 @@ impl MatVecShape {
         threads: 128,
         rows: 4,
     };
-    /// CPU adapters (lavapipe, SwiftShader natively and in Chromium): 16 threads over 8 rows.
+    /// CPU adapters (lavapipe, SwiftShader natively and in Chromium): 16 threads over 32 rows.
     /// Their drivers run a workgroup's invocations as SIMD lanes on one core, and SwiftShader
     /// runs every branch of a SIMD group, taken or not, so the end of the kernel (the
     /// reduction, the stores of the rows) costs every SIMD group of the workgroup: fewer
     /// threads, each walking more of the row, share those costs (with whole-unit walks,
     /// `MatVecOptions::blocks`, lavapipe decodes 1.5x and SwiftShader 1.6x faster than with
-    /// 64 x 8 quarter walks).
+    /// 64 x 8 quarter walks). The whole-unit walk's rows are a loop, so 32 rows cost no more
+    /// code than 8, and x is loaded once per 32 rows: SwiftShader decodes 1.3x faster than
+    /// with 16 x 8, lavapipe 1.1-1.2x. Types without a unit product take 8 rows.
     pub const CPU: MatVecShape = MatVecShape {
         threads: 16,
-        rows: 8,
+        rows: 32,
     };
 
     /// The default shape for an adapter of this type.
@@ -85,12 +88,12 @@ impl std::fmt::Display for MatVecShape {
 impl std::str::FromStr for MatVecShape {
     type Err = KernelError;
 
-    /// `THREADSxROWS`, threads one of [`WORKGROUP_SIZES`] and rows 4 or 8.
+    /// `THREADSxROWS`, threads one of [`WORKGROUP_SIZES`] and rows 4, 8, 16 or 32.
     fn from_str(s: &str) -> Result<MatVecShape, KernelError> {
         let bad = || {
             KernelError::InvalidArgument(format!(
                 "matvec shape `{s}`: expected THREADSxROWS with threads one of \
-                 {WORKGROUP_SIZES:?} and rows 4 or 8 (for example 128x4 or 64x8)"
+                 {WORKGROUP_SIZES:?} and rows 4, 8, 16 or 32 (for example 128x4 or 16x32)"
             ))
         };
         let (t, r) = s.split_once('x').ok_or_else(bad)?;
@@ -98,7 +101,7 @@ impl std::str::FromStr for MatVecShape {
             threads: t.trim().parse().map_err(|_| bad())?,
             rows: r.trim().parse().map_err(|_| bad())?,
         };
-        if WORKGROUP_SIZES.contains(&shape.threads) && matches!(shape.rows, 4 | 8) {
+        if WORKGROUP_SIZES.contains(&shape.threads) && matches!(shape.rows, 4 | 8 | 16 | 32) {
             Ok(shape)
         } else {
             Err(bad())
@@ -161,6 +164,19 @@ impl MatVecOptions {
         MatVecShape {
             threads: self.workgroup_size,
             rows: self.rows,
+        }
+    }
+
+    /// These options as a product of `ty` rows (and of `v_ty` rows: the mixed q/k/v) is built
+    /// with them: more than 8 rows per workgroup only where every type walks whole units
+    /// (whose rows are a loop, [`walks_units`]), else 8 (the unrolled walk's most), so that
+    /// the CPU adapters' 32-row shape serves every type.
+    pub fn for_types(self, ty: GgmlType, v_ty: Option<GgmlType>) -> MatVecOptions {
+        let units = walks_units(ty, &self) && v_ty.is_none_or(|v| walks_units(v, &self));
+        if self.rows > 8 && !units {
+            MatVecOptions { rows: 8, ..self }
+        } else {
+            self
         }
     }
 
@@ -238,13 +254,13 @@ pub struct MatVecRope<'a> {
 }
 
 /// Whether a product of `ty` rows with these options walks whole units per thread (the `BLOCKS`
-/// variant): `blocks` asked for, the unrolled rows, the float product, and a type with a unit
-/// product (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K).
+/// variant): `blocks` asked for, `unroll`, 4, 8, 16 or 32 rows, the float product, and a type
+/// with a unit product (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K).
 pub fn walks_units(ty: GgmlType, opts: &MatVecOptions) -> bool {
     opts.blocks
         && opts.unroll
         && !opts.int_dot
-        && (opts.rows == 4 || opts.rows == 8)
+        && matches!(opts.rows, 4 | 8 | 16 | 32)
         && matches!(
             ty,
             GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K | GgmlType::Q6K
@@ -531,8 +547,10 @@ pub fn check_two_types(
     rows: [u64; 3],
     opts: &MatVecOptions,
 ) -> Result<(), KernelError> {
+    let opts = opts.for_types(m.ty(), Some(v.ty()));
     let qk = rows[0] + rows[1];
-    let vectors = opts.unroll && (opts.rows == 4 || opts.rows == 8);
+    // 16 or 32 rows remain only where both types walk whole units (`for_types`).
+    let vectors = opts.unroll && matches!(opts.rows, 4 | 8 | 16 | 32);
     if !vectors
         || m.parts().len() != 1
         || v.parts().len() != 1
@@ -544,7 +562,7 @@ pub fn check_two_types(
     {
         return Err(KernelError::InvalidArgument(format!(
             "fused RoPE matvec `{}` + `{}`: needs the unrolled variant (4 or 8 rows per \
-             workgroup, not {}), one part per matrix, the q and k rows ({qk}, a multiple of the \
+             workgroup, or 16 or 32 where both types walk whole units; not {}), one part per matrix, the q and k rows ({qk}, a multiple of the \
              rows per workgroup) in the first matrix and the v rows ({}) in the second, of one \
              row length ({} and {})",
             m.label(),
@@ -605,6 +623,7 @@ impl MatVec {
         outputs: &[MatVecOutput<'_>],
         opts: MatVecOptions,
     ) -> Result<MatVec, KernelError> {
+        let opts = opts.for_types(m.ty(), None);
         MatVec::build(ctx, m, x, norm, outputs, opts, None).await
     }
 
@@ -622,6 +641,7 @@ impl MatVec {
         rope: MatVecRope<'_>,
         opts: MatVecOptions,
     ) -> Result<MatVec, KernelError> {
+        let opts = opts.for_types(m.ty(), rope.v.map(|v| v.ty()));
         let rows = rope.rows;
         let kv_row = rope.n_head_kv as u64 * rope.head_dim as u64;
         if let Some(v) = rope.v {

@@ -1011,8 +1011,9 @@ fn matvec_norm_fused_swiglu() {
 #[test]
 fn matvec_workgroup_shapes() {
     let _gpu = common::serial();
-    let ctx = common::context(false, false);
     let ty = GgmlType::Q5_0;
+    // 37 rows: partial workgroups at every row count, and rows past the threads (16 x 32: each
+    // thread finishes two rows) with subgroups, with the one-round reduction and with the tree.
     let (n_in, n_out) = (3200, 37);
     let mut rng = Rng::new(77);
     let bytes = random_tensor(ty, n_in, n_out, &mut rng);
@@ -1022,36 +1023,48 @@ fn matvec_workgroup_shapes() {
     for (w, i) in want.iter_mut().zip(&init) {
         *w += *i as f64;
     }
-    let m = QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
-    let xb = ctx.storage_buffer_init("x", &x).unwrap();
-    for workgroup_size in ahma_kernels::matvec::WORKGROUP_SIZES {
-        for (rows, unroll, pairs, blocks) in ahma_kernels::matvec::ROW_COUNTS
-            .into_iter()
-            .map(|r| (r, true, false, false))
-            .chain([
-                (4, false, false, false),
-                (4, true, true, false),
-                (8, true, true, false),
-                (4, true, false, true),
-                (8, true, false, true),
-            ])
-        {
-            let opts = MatVecOptions {
-                workgroup_size,
-                rows,
-                unroll,
-                pairs,
-                blocks,
-                ..Default::default()
-            };
-            let got = accumulate_matvec(&ctx, &m, &xb, &init, opts);
-            let (e, _) = nmse(&got, &want);
-            assert!(
-                e <= tolerance(&ctx, ty),
-                "wg{workgroup_size} rows {rows} unroll {unroll} pairs {pairs} blocks {blocks}: nmse {e:e}"
-            );
+    for no_sg in [false, true] {
+        let ctx = common::context(false, no_sg);
+        let m = QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+        let xb = ctx.storage_buffer_init("x", &x).unwrap();
+        for workgroup_size in ahma_kernels::matvec::WORKGROUP_SIZES {
+            for (rows, unroll, pairs, blocks) in ahma_kernels::matvec::ROW_COUNTS
+                .into_iter()
+                .map(|r| (r, true, false, false))
+                .chain([
+                    (4, false, false, false),
+                    (4, true, true, false),
+                    (8, true, true, false),
+                    (4, true, false, true),
+                    (8, true, false, true),
+                    (16, true, false, true),
+                    (32, true, false, true),
+                ])
+            {
+                for flat_reduce in [false, true] {
+                    let opts = MatVecOptions {
+                        workgroup_size,
+                        rows,
+                        unroll,
+                        pairs,
+                        blocks,
+                        flat_reduce,
+                        ..Default::default()
+                    };
+                    let got = accumulate_matvec(&ctx, &m, &xb, &init, opts);
+                    let (e, _) = nmse(&got, &want);
+                    assert!(
+                        e <= tolerance(&ctx, ty),
+                        "no_sg {no_sg} wg{workgroup_size} rows {rows} unroll {unroll} pairs {pairs} \
+                         blocks {blocks} flat {flat_reduce}: nmse {e:e}"
+                    );
+                }
+            }
         }
     }
+    let ctx = common::context(false, false);
+    let m = QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
+    let xb = ctx.storage_buffer_init("x", &x).unwrap();
     let bad = MatVecOptions {
         rows: 3,
         ..Default::default()
@@ -1118,11 +1131,13 @@ fn matvec_int_dot_products() {
 /// anything else is a typed error.
 #[test]
 fn matvec_shapes_parse_and_print() {
-    for s in ["64x8", "128x4", "256x8", "64x4", "16x8", "32x4"] {
+    for s in [
+        "64x8", "128x4", "256x8", "64x4", "16x8", "32x4", "16x16", "16x32",
+    ] {
         assert_eq!(s.parse::<MatVecShape>().unwrap().to_string(), s);
     }
     for bad in [
-        "", "64", "64x", "x8", "8x8", "48x8", "512x4", "64x3", "64x16", "ax8", "64x8x2", "128x1",
+        "", "64", "64x", "x8", "8x8", "48x8", "512x4", "64x3", "64x64", "ax8", "64x8x2", "128x1",
     ] {
         assert!(bad.parse::<MatVecShape>().is_err(), "`{bad}` parsed");
     }
@@ -1130,7 +1145,7 @@ fn matvec_shapes_parse_and_print() {
         MatVecShape::for_device(wgpu::DeviceType::Cpu),
         MatVecShape::CPU
     );
-    assert_eq!(MatVecShape::CPU.to_string(), "16x8");
+    assert_eq!(MatVecShape::CPU.to_string(), "16x32");
     for gpu in [
         wgpu::DeviceType::DiscreteGpu,
         wgpu::DeviceType::IntegratedGpu,

@@ -62,8 +62,8 @@ pub struct Args {
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub matmul_int_dot: Option<bool>,
     /// The decode mat-vecs' workgroup shape, `THREADSxROWS` (threads 16, 32, 64, 128 or 256;
-    /// rows 4 or 8; default: the engine's choice for the adapter, 16x8 on CPU adapters and 128x4
-    /// on GPUs).
+    /// rows 4 or 8, or 16 or 32 where the mat-vecs walk whole units; default: the engine's
+    /// choice for the adapter, 16x32 on CPU adapters and 128x4 on GPUs).
     #[arg(long, value_name = "SHAPE")]
     pub matvec_shape: Option<String>,
     /// Decode mat-vecs walk whole 32-element units per thread (`on`: each word of a Q4_0, Q5_0

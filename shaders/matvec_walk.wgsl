@@ -106,6 +106,13 @@ fn dot_unit(a: vec4<u32>, b: vec4<u32>, xs: XUnit) -> f32 {
 // the other types a unit is four quarter products with their loads, which the quarter walk
 // spreads better).
 #ifdef TYPE_Q4_0
+// A unit from its scale word (d in the low half) and its 16 quant bytes in four words.
+fn q4_0_unit(d: f32, q: vec4<u32>, xs: XUnit) -> f32 {
+    let lo = q & vec4<u32>(0x0f0f0f0fu);
+    let hi = (q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu);
+    return d * (dot_unit(lo, hi, xs) - 8.0 * xs.sx);
+}
+
 // The 18-byte block at an even byte offset: five words hold it whichever way it is aligned.
 fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     let o = b + u * 18u;
@@ -118,12 +125,31 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     let odd = (o & 2u) != 0u;
     let d = unpack2x16float(select(w0 & 0xffffu, w0 >> 16u, odd)).x;
     let q = select(halves(vec4<u32>(w0, w1, w2, w3), vec4<u32>(w1, w2, w3, w4)), vec4<u32>(w1, w2, w3, w4), vec4<bool>(odd));
-    let lo = q & vec4<u32>(0x0f0f0f0fu);
-    let hi = (q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu);
-    return d * (dot_unit(lo, hi, xs) - 8.0 * xs.sx);
+    return q4_0_unit(d, q, xs);
+}
+
+// Units u (even) and u + 1 of a row at a 4-byte-aligned offset: 36 bytes in nine words, the
+// first block 4-aligned and the second 2 bytes into word 4, so no select picks the halves.
+fn dot_b2(b: u32, u: u32, xs: XUnit, xt: XUnit) -> f32 {
+    let i = (b + u * 18u) >> 2u;
+    let a = vec4<u32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]);
+    let w4 = w[i + 4u];
+    let d0 = unpack2x16float(a.x).x;
+    let d1 = unpack2x16float(w4 >> 16u).x;
+    let q1 = vec4<u32>(w[i + 5u], w[i + 6u], w[i + 7u], w[i + 8u]);
+    return q4_0_unit(d0, halves(a, vec4<u32>(a.yzw, w4)), xs) + q4_0_unit(d1, q1, xt);
 }
 #endif
 #ifdef TYPE_Q5_0
+// A unit from its scale, its 32 fifth bits `qh` and its 16 quant bytes in four words.
+fn q5_0_unit(d: f32, qh: u32, q: vec4<u32>, xs: XUnit) -> f32 {
+    let lo = (q & vec4<u32>(0x0f0f0f0fu))
+        | (vec4<u32>(spread4(qh), spread4(qh >> 4u), spread4(qh >> 8u), spread4(qh >> 12u)) << vec4<u32>(4u));
+    let hi = ((q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu))
+        | (vec4<u32>(spread4(qh >> 16u), spread4(qh >> 20u), spread4(qh >> 24u), spread4(qh >> 28u)) << vec4<u32>(4u));
+    return d * (dot_unit(lo, hi, xs) - 16.0 * xs.sx);
+}
+
 // The 22-byte block at an even byte offset: six words hold it whichever way it is aligned (as
 // `q5_0_quarter` reads a quarter of it).
 fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
@@ -139,14 +165,33 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     let d = unpack2x16float(select(w0 & 0xffffu, w0 >> 16u, odd)).x;
     let qh = select((w0 >> 16u) | (w1 << 16u), w1, odd);
     let q = select(halves(vec4<u32>(w1, w2, w3, w4), vec4<u32>(w2, w3, w4, w5)), vec4<u32>(w2, w3, w4, w5), vec4<bool>(odd));
-    let lo = (q & vec4<u32>(0x0f0f0f0fu))
-        | (vec4<u32>(spread4(qh), spread4(qh >> 4u), spread4(qh >> 8u), spread4(qh >> 12u)) << vec4<u32>(4u));
-    let hi = ((q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu))
-        | (vec4<u32>(spread4(qh >> 16u), spread4(qh >> 20u), spread4(qh >> 24u), spread4(qh >> 28u)) << vec4<u32>(4u));
-    return d * (dot_unit(lo, hi, xs) - 16.0 * xs.sx);
+    return q5_0_unit(d, qh, q, xs);
+}
+
+// Units u (even) and u + 1 of a row at a 4-byte-aligned offset: 44 bytes in eleven words, the
+// second block 2 bytes into word 5 (see the Q4_0 `dot_b2`).
+fn dot_b2(b: u32, u: u32, xs: XUnit, xt: XUnit) -> f32 {
+    let i = (b + u * 22u) >> 2u;
+    let w0 = w[i];
+    let a = vec4<u32>(w[i + 1u], w[i + 2u], w[i + 3u], w[i + 4u]);
+    let w5 = w[i + 5u];
+    let d0 = unpack2x16float(w0).x;
+    let d1 = unpack2x16float(w5 >> 16u).x;
+    let q1 = vec4<u32>(w[i + 7u], w[i + 8u], w[i + 9u], w[i + 10u]);
+    return q5_0_unit(d0, (w0 >> 16u) | (a.x << 16u), halves(a, vec4<u32>(a.yzw, w5)), xs)
+        + q5_0_unit(d1, w[i + 6u], q1, xt);
 }
 #endif
 #ifdef TYPE_Q8_0
+// A unit from its scale and its quant words: 2j in ev[j], 2j + 1 in od[j] (quarter j).
+fn q8_0_unit(d: f32, ev: vec4<u32>, od: vec4<u32>, xs: XUnit) -> f32 {
+    let s = dot_placed_signed(ev.x, xs.q0.a) + dot_placed_signed(od.x, xs.q0.b)
+        + dot_placed_signed(ev.y, xs.q1.a) + dot_placed_signed(od.y, xs.q1.b)
+        + dot_placed_signed(ev.z, xs.q2.a) + dot_placed_signed(od.z, xs.q2.b)
+        + dot_placed_signed(ev.w, xs.q3.a) + dot_placed_signed(od.w, xs.q3.b);
+    return d * s;
+}
+
 // The 34-byte block at an even byte offset: nine words hold it whichever way it is aligned.
 fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     let o = b + u * 34u;
@@ -161,11 +206,22 @@ fn dot_b(b: u32, u: u32, xs: XUnit) -> f32 {
     // starts 2 bytes into a word, else the halves straddling words 2j, 2j + 1 and 2j + 2.
     let ev = select(halves(lo, mid), mid, vec4<bool>(odd));
     let od = select(halves(mid, hi), hi, vec4<bool>(odd));
-    let s = dot_placed_signed(ev.x, xs.q0.a) + dot_placed_signed(od.x, xs.q0.b)
-        + dot_placed_signed(ev.y, xs.q1.a) + dot_placed_signed(od.y, xs.q1.b)
-        + dot_placed_signed(ev.z, xs.q2.a) + dot_placed_signed(od.z, xs.q2.b)
-        + dot_placed_signed(ev.w, xs.q3.a) + dot_placed_signed(od.w, xs.q3.b);
-    return d * s;
+    return q8_0_unit(d, ev, od, xs);
+}
+
+// Units u (even) and u + 1 of a row at a 4-byte-aligned offset: 68 bytes in seventeen words,
+// the second block 2 bytes into word 8 (see the Q4_0 `dot_b2`).
+fn dot_b2(b: u32, u: u32, xs: XUnit, xt: XUnit) -> f32 {
+    let i = (b + u * 34u) >> 2u;
+    let lo = vec4<u32>(w[i], w[i + 2u], w[i + 4u], w[i + 6u]);
+    let mid = vec4<u32>(w[i + 1u], w[i + 3u], w[i + 5u], w[i + 7u]);
+    let w8 = w[i + 8u];
+    let d0 = unpack2x16float(lo.x).x;
+    let d1 = unpack2x16float(w8 >> 16u).x;
+    let ev1 = vec4<u32>(w[i + 9u], w[i + 11u], w[i + 13u], w[i + 15u]);
+    let od1 = vec4<u32>(w[i + 10u], w[i + 12u], w[i + 14u], w[i + 16u]);
+    return q8_0_unit(d0, halves(lo, mid), halves(mid, vec4<u32>(lo.yzw, w8)), xs)
+        + q8_0_unit(d1, ev1, od1, xt);
 }
 #endif
 #ifdef TYPE_Q4_K
@@ -251,6 +307,22 @@ fn walk_blocks(t: u32, r0: u32, last: u32, row_bytes: u32, units: u32, x_end: u3
         rb[ROWS + r] = (row + p.up_rows) * row_bytes;
 #endif
     }
+#ifdef UNIT_PAIRS
+    // Rows of 4-byte-aligned length of a type whose blocks are 2 bytes past a multiple of 4
+    // (Q4_0, Q5_0, Q8_0; so an even number of units): a pair of units from an even one is
+    // 4-aligned and laid out alike in every row, so `dot_b2` reads it without picking halves
+    // by the alignment (SwiftShader: 15-20% faster).
+    for (var u = 2u * t; u < units; u += 2u * WG) {
+        let xs = load_unit(u, x_end);
+        let xt = load_unit(u + 1u, x_end);
+#ifdef NORM
+        (*acc)[NACC] += xs.q0.ss + xs.q1.ss + xs.q2.ss + xs.q3.ss + xt.q0.ss + xt.q1.ss + xt.q2.ss + xt.q3.ss;
+#endif
+        for (var k = 0u; k < NACC; k++) {
+            (*acc)[k] += dot_b2(rb[k], u, xs, xt);
+        }
+    }
+#else
     for (var u = t; u < units; u += WG) {
         let xs = load_unit(u, x_end);
 #ifdef NORM
@@ -260,6 +332,7 @@ fn walk_blocks(t: u32, r0: u32, last: u32, row_bytes: u32, units: u32, x_end: u3
             (*acc)[k] += dot_b(rb[k], u, xs);
         }
     }
+#endif
 }
 #endif
 

@@ -104,6 +104,11 @@ fn check_type(ty: GgmlType) {
             );
             cpu_case(&ctx, &path, ty, (n_in, n_out), 1100 + i as u64);
         }
+        // An even number of 32-element units: Q4_0, Q5_0 and Q8_0 rows of a 4-aligned length,
+        // walked in aligned pairs of units (`UNIT_PAIRS`); the shapes above have odd counts.
+        if ty.block_elems() == 32 {
+            cpu_case(&ctx, &path, ty, (640, 13), 1150);
+        }
     }
 }
 

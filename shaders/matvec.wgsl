@@ -59,11 +59,13 @@
 // matvec_walk.wgsl); x is still loaded once per workgroup. Its rows are a loop over the `acc`
 // array (`walk_blocks`), so ROWS may be 16 or 32 (more rows per load of x) and may exceed WG:
 // each thread finishes rows t, t + WG, ... Replaces UNROLL's walk and PAIRS. The host sets
-// MASKED_BYTES with it: quants are read without shifts (`dot_bytes`, quant.wgsl).
+// MASKED_BYTES with it: quants are read without shifts (`dot_bytes`, quant.wgsl). UNIT_PAIRS
+// (with BLOCKS) walks two units a step where they share words or alignment (Q4_K; Q4_0, Q5_0
+// and Q8_0 rows of a 4-aligned length); Q6_K always walks four, which share their high bits.
 //
 // Defines: TYPE_<ggml type> (one), WG (power of two, at least 4), ROWS, F16, SUBGROUPS,
 // ACCUMULATE, SWIGLU, NORM, Y2, Y3, UNROLL, ROWS8, PAIRS, INT_DOT, ROPE, KV_F16, V_TYPE, X4,
-// FLAT_REDUCE, BLOCKS, MASKED_BYTES.
+// FLAT_REDUCE, BLOCKS, MASKED_BYTES, UNIT_PAIRS.
 
 #ifndef WG
 #define WG 128

@@ -32,13 +32,14 @@ fn dot4_q(b: vec4<u32>, u: u32, j: u32, q: XQuarter) -> vec4<f32> {
 // one, so a unit's words are loaded once instead of once per quarter (the CPU drivers turn every
 // load with a per-lane offset into a gather: lavapipe's mat-vecs run 1.2-2x faster this way).
 // `q0` .. `q3` are the unit's quarters of x as `load_quarter` gives
-// them, and `sx` the sum of all 32.
+// them, `sx` the sum of all 32 and `s3` that of every fourth (x[4i + 3]).
 struct XUnit {
     q0: XQuarter,
     q1: XQuarter,
     q2: XQuarter,
     q3: XQuarter,
     sx: f32,
+    s3: f32,
 }
 
 fn load_unit(u: u32, x_end: u32) -> XUnit {
@@ -48,6 +49,8 @@ fn load_unit(u: u32, x_end: u32) -> XUnit {
     xs.q2 = load_quarter(u, q_elems(2u), x_end);
     xs.q3 = load_quarter(u, q_elems(3u), x_end);
     xs.sx = xs.q0.sx + xs.q1.sx + xs.q2.sx + xs.q3.sx;
+    // The sum of x[4i + 3] (for Q8_0's offset bytes, `q8_0_unit`).
+    xs.s3 = xs.q0.a.w + xs.q0.b.w + xs.q1.a.w + xs.q1.b.w + xs.q2.a.w + xs.q2.b.w + xs.q3.a.w + xs.q3.b.w;
 #ifdef MASKED_BYTES
     // Pre-scaled for `dot_placed`: x[4i + k] times BYTE_SCALE[k] (a power of two, exact), once
     // per unit for all the rows; `sx` and `ss` stay those of x.
@@ -72,15 +75,6 @@ fn dot_placed(q: u32, xv: vec4<f32>) -> f32 {
     return dot(placed_f(q), xv);
 #else
     return dot_bytes(q, xv);
-#endif
-}
-
-// The same for four signed bytes (Q8_0), each sign-extended where it lies.
-fn dot_placed_signed(q: u32, xv: vec4<f32>) -> f32 {
-#ifdef MASKED_BYTES
-    return dot(placed_signed_f(q), xv);
-#else
-    return dot(sbytes4f(q), xv);
 #endif
 }
 
@@ -189,13 +183,19 @@ fn dot_b2(b: u32, u: u32, xs: XUnit, xt: XUnit) -> f32 {
 }
 #endif
 #ifdef TYPE_Q8_0
-// A unit from its scale and its quant words: 2j in ev[j], 2j + 1 in od[j] (quarter j).
+// A unit from its scale and its quant words: 2j in ev[j], 2j + 1 in od[j] (quarter j). The
+// signed bytes are read as placed (MASKED_BYTES, which BLOCKS brings) without a sign extension
+// per byte: one xor per word offsets bytes 0..2 by 128 (the top byte is signed as placed),
+// and 128 times the sum of their elements of x is taken off once (SwiftShader: 9% faster).
 fn q8_0_unit(d: f32, ev: vec4<u32>, od: vec4<u32>, xs: XUnit) -> f32 {
-    let s = dot_placed_signed(ev.x, xs.q0.a) + dot_placed_signed(od.x, xs.q0.b)
-        + dot_placed_signed(ev.y, xs.q1.a) + dot_placed_signed(od.y, xs.q1.b)
-        + dot_placed_signed(ev.z, xs.q2.a) + dot_placed_signed(od.z, xs.q2.b)
-        + dot_placed_signed(ev.w, xs.q3.a) + dot_placed_signed(od.w, xs.q3.b);
-    return d * s;
+    let f = vec4<u32>(0x00808080u);
+    let e2 = ev ^ f;
+    let o2 = od ^ f;
+    let s = dot(placed_f(e2.x), xs.q0.a) + dot(placed_f(o2.x), xs.q0.b)
+        + dot(placed_f(e2.y), xs.q1.a) + dot(placed_f(o2.y), xs.q1.b)
+        + dot(placed_f(e2.z), xs.q2.a) + dot(placed_f(o2.z), xs.q2.b)
+        + dot(placed_f(e2.w), xs.q3.a) + dot(placed_f(o2.w), xs.q3.b);
+    return d * (s - 128.0 * (xs.sx - xs.s3));
 }
 
 // The 34-byte block at an even byte offset: nine words hold it whichever way it is aligned.

@@ -32,14 +32,16 @@ fn dot4_q(b: vec4<u32>, u: u32, j: u32, q: XQuarter) -> vec4<f32> {
 // one, so a unit's words are loaded once instead of once per quarter (the CPU drivers turn every
 // load with a per-lane offset into a gather: lavapipe's mat-vecs run 1.2-2x faster this way).
 // `q0` .. `q3` are the unit's quarters of x as `load_quarter` gives
-// them, `sx` the sum of all 32 and `s3` that of every fourth (x[4i + 3]).
+// them, `sx` the sum of all 32 and, for Q8_0, `s3` that of every fourth (x[4i + 3]).
 struct XUnit {
     q0: XQuarter,
     q1: XQuarter,
     q2: XQuarter,
     q3: XQuarter,
     sx: f32,
+#ifdef TYPE_Q8_0
     s3: f32,
+#endif
 }
 
 fn load_unit(u: u32, x_end: u32) -> XUnit {
@@ -49,8 +51,10 @@ fn load_unit(u: u32, x_end: u32) -> XUnit {
     xs.q2 = load_quarter(u, q_elems(2u), x_end);
     xs.q3 = load_quarter(u, q_elems(3u), x_end);
     xs.sx = xs.q0.sx + xs.q1.sx + xs.q2.sx + xs.q3.sx;
+#ifdef TYPE_Q8_0
     // The sum of x[4i + 3] (for Q8_0's offset bytes, `q8_0_unit`).
     xs.s3 = xs.q0.a.w + xs.q0.b.w + xs.q1.a.w + xs.q1.b.w + xs.q2.a.w + xs.q2.b.w + xs.q3.a.w + xs.q3.b.w;
+#endif
 #ifdef MASKED_BYTES
     // Pre-scaled for `dot_placed`: x[4i + k] times BYTE_SCALE[k] (a power of two, exact), once
     // per unit for all the rows; `sx` and `ss` stay those of x.
@@ -64,6 +68,11 @@ fn load_unit(u: u32, x_end: u32) -> XUnit {
     xs.q3.b *= BYTE_SCALE;
 #endif
     return xs;
+}
+
+// The sum of squares of a unit's elements of x (NORM).
+fn unit_ss(xs: XUnit) -> f32 {
+    return xs.q0.ss + xs.q1.ss + xs.q2.ss + xs.q3.ss;
 }
 
 // Four bytes of a word dotted with four elements of x as `load_unit` gives them. MASKED_BYTES:
@@ -351,8 +360,7 @@ fn walk_blocks(t: u32, r0: u32, last: u32, row_bytes: u32, units: u32, x_end: u3
         let x2 = load_unit(4u * g + 2u, x_end);
         let x3 = load_unit(4u * g + 3u, x_end);
 #ifdef NORM
-        (*acc)[NACC] += x0.q0.ss + x0.q1.ss + x0.q2.ss + x0.q3.ss + x1.q0.ss + x1.q1.ss + x1.q2.ss + x1.q3.ss
-            + x2.q0.ss + x2.q1.ss + x2.q2.ss + x2.q3.ss + x3.q0.ss + x3.q1.ss + x3.q2.ss + x3.q3.ss;
+        (*acc)[NACC] += unit_ss(x0) + unit_ss(x1) + unit_ss(x2) + unit_ss(x3);
 #endif
         for (var k = 0u; k < NACC; k++) {
             (*acc)[k] += dot_b4(rb[k], g, x0, x1, x2, x3);
@@ -369,7 +377,7 @@ fn walk_blocks(t: u32, r0: u32, last: u32, row_bytes: u32, units: u32, x_end: u3
         let xs = load_unit(u, x_end);
         let xt = load_unit(u + 1u, x_end);
 #ifdef NORM
-        (*acc)[NACC] += xs.q0.ss + xs.q1.ss + xs.q2.ss + xs.q3.ss + xt.q0.ss + xt.q1.ss + xt.q2.ss + xt.q3.ss;
+        (*acc)[NACC] += unit_ss(xs) + unit_ss(xt);
 #endif
         for (var k = 0u; k < NACC; k++) {
             (*acc)[k] += dot_b2(rb[k], u, xs, xt);
@@ -379,7 +387,7 @@ fn walk_blocks(t: u32, r0: u32, last: u32, row_bytes: u32, units: u32, x_end: u3
     for (var u = t; u < units; u += WG) {
         let xs = load_unit(u, x_end);
 #ifdef NORM
-        (*acc)[NACC] += xs.q0.ss + xs.q1.ss + xs.q2.ss + xs.q3.ss;
+        (*acc)[NACC] += unit_ss(xs);
 #endif
         for (var k = 0u; k < NACC; k++) {
             (*acc)[k] += dot_b(rb[k], u, xs);

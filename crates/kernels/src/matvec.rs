@@ -795,11 +795,11 @@ impl MatVec {
         // read as vec4 (`X4`). Every quantized type's rows qualify.
         let x4 = m.n_in().is_multiple_of(4) && opts.x_offset.is_multiple_of(4);
         let k = k.flag("X4", x4);
-        // Whole units two at a time (`UNIT_PAIRS`, see `shaders/matvec_walk.wgsl`) in every
-        // matrix the product walks: Q4_K rows, and Q4_0, Q5_0 and Q8_0 rows (blocks 2 bytes
-        // past a multiple of 4) of a 4-aligned length. Q6_K walks four at a time regardless.
-        let walks =
-            walks_units(m.ty(), &opts) && v_matrix.is_none_or(|v| walks_units(v.ty(), &opts));
+        // Whole units two at a time (`UNIT_PAIRS`, see `shaders/matvec_walk.wgsl`) where the
+        // variant walks whole units (`BLOCKS`), in every matrix it walks: Q4_K rows, and Q4_0,
+        // Q5_0 and Q8_0 rows (blocks 2 bytes past a multiple of 4) of a 4-aligned length.
+        // Q6_K walks four at a time regardless.
+        let walks = k.defines.contains_key("BLOCKS");
         let pairs_fit = |q: &QuantMatrix| match q.ty() {
             GgmlType::Q4K | GgmlType::Q6K => true,
             GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => q.row_bytes().is_multiple_of(4),

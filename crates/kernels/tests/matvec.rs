@@ -1066,16 +1066,13 @@ fn matvec_workgroup_shapes() {
                 }
             }
         }
+        let bad = MatVecOptions {
+            rows: 3,
+            ..Default::default()
+        };
+        let yb = ctx.storage_buffer("y", n_out as u64 * 4).unwrap();
+        assert!(pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, bad)).is_err());
     }
-    let ctx = common::context(false, false);
-    let m = QuantMatrix::from_bytes(&ctx, "w", ty, n_in as u64, n_out as u64, &bytes).unwrap();
-    let xb = ctx.storage_buffer_init("x", &x).unwrap();
-    let bad = MatVecOptions {
-        rows: 3,
-        ..Default::default()
-    };
-    let yb = ctx.storage_buffer("y", n_out as u64 * 4).unwrap();
-    assert!(pollster::block_on(MatVec::new(&ctx, &m, &xb, &yb, bad)).is_err());
 }
 
 /// x in 8-bit integers (`MatVecOptions::int_dot`): the products of Q4_0, Q5_0, Q8_0 and Q4_K

@@ -30,9 +30,18 @@
 // the K-quants' values built in place in a word and converted the same way (quant.wgsl), which
 // the CPU drivers run faster (SwiftShader 35-45%; Q4_K 15%, Q6_K 32%) for the same values.
 //
+// X8 (`MatMul::new_int8`, the load option `matmul_int_dot`): X comes quantized, as
+// `quantize.wgsl` writes it (each token's 32-element unit as 32 signed bytes and one scale,
+// llama.cpp's q8_1), and each unit of X is read as nine words instead of 32 floats. Every
+// storage load with an offset computed at run time is a gather lane by lane on SwiftShader (a
+// branch, a load and an insert per lane and component, even where the lanes' offsets are
+// equal), so X's loads were 45% of its time there; a word of four bytes is one such load.
+// The bytes are turned into floats once per unit and token for all the RB rows, so the
+// products stay in floats and take any weight type.
+//
 // Defines: TYPE_<ggml type> (one), WG (invocations per workgroup), TB (tokens per invocation:
-// 4, 8 or 16; TB8 is set for 8 and 16, TB16 for 16), RB, RB2, RB4, RB8, X4, SUBGROUPS, SGW8,
-// MASKED_BYTES.
+// 4, 8 or 16; TB8 is set for 8 and 16, TB16 for 16), RB, RB2, RB4, RB8, X4, X8, SUBGROUPS,
+// SGW8, MASKED_BYTES (X8 excludes X4 and SUBGROUPS).
 
 #ifndef WG
 #define WG 16
@@ -55,7 +64,7 @@ struct MatMulParams {
     y_stride: u32,   // elements between rows of Y
     w_row0: u32,     // first row of the part's buffer this dispatch covers
     accumulate: u32, // 1: Y += the product (fuses a residual add), 0: Y = the product
-    x8_tokens: u32,  // unused here (the integer product of matmul.wgsl)
+    x8_tokens: u32,  // X8: records per unit of x8
     _pad2: u32,
 }
 
@@ -64,11 +73,40 @@ struct MatMulParams {
 #ifdef X4
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;  // (n_tokens, x_stride) / 4
 #else
+#ifdef X8
+@group(0) @binding(2) var<storage, read> x8: array<vec4<u32>>; // (units, x8_tokens, 3): quantize.wgsl's records
+#else
 @group(0) @binding(2) var<storage, read> x: array<f32>;        // (n_tokens, x_stride)
+#endif
 #endif
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (n_tokens, y_stride)
 
 #include "quant.wgsl"
+
+// A unit of X: 32 elements as eight vec4.
+alias XUnit = array<vec4<f32>, 8>;
+
+#ifdef X8
+// The unit of X in the record whose first vec4 is `r` (`rows_of` and `unit_at` below): its
+// signed bytes placed where they lie in their words (`placed_signed_f`), scaled by the unit's
+// scale times BYTE_SCALE in one multiply per four.
+fn x_unit(r: u32) -> XUnit {
+    let a = x8[r];
+    let b = x8[r + 1u];
+    let s = bitcast<f32>(x8[r + 2u].x) * BYTE_SCALE;
+    return XUnit(placed_signed_f(a.x) * s, placed_signed_f(a.y) * s, placed_signed_f(a.z) * s, placed_signed_f(a.w) * s,
+        placed_signed_f(b.x) * s, placed_signed_f(b.y) * s, placed_signed_f(b.z) * s, placed_signed_f(b.w) * s);
+}
+
+// The offset of unit `u` in `x_unit`'s argument (records are unit-major).
+fn unit_at(u: u32) -> u32 {
+    return u * p.x8_tokens * 3u;
+}
+#else
+// The offset of unit `u` in `x_unit`'s argument: its first element.
+fn unit_at(u: u32) -> u32 {
+    return u * 32u;
+}
 
 // X[i .. i + 4] (i a multiple of 4 with X4).
 fn x4(i: u32) -> vec4<f32> {
@@ -78,9 +116,6 @@ fn x4(i: u32) -> vec4<f32> {
     return vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
 #endif
 }
-
-// A unit of X: 32 elements as eight vec4.
-alias XUnit = array<vec4<f32>, 8>;
 
 #ifdef SUBGROUPS
 // SUBGROUPS (subgroups of at least 4 lanes; SGW8: of at least 8): the lanes of a subgroup load a token's
@@ -107,6 +142,7 @@ fn x_unit(i: u32) -> XUnit {
 fn x_unit(i: u32) -> XUnit {
     return XUnit(x4(i), x4(i + 4u), x4(i + 8u), x4(i + 12u), x4(i + 16u), x4(i + 20u), x4(i + 24u), x4(i + 28u));
 }
+#endif
 #endif
 
 // A unit of weights dotted with a unit of X.
@@ -235,11 +271,15 @@ fn units_at(b: vec4<u32>, bh: vec4<u32>, u: u32) -> Units {
 #endif
 }
 
-// Element offsets in X of tokens tok .. tok + 3; tokens past the batch repeat the last one
-// (their sums are never stored).
+// Offsets in X of tokens tok .. tok + 3 (elements; with X8 vec4 records in a unit); tokens
+// past the batch repeat the last one (their sums are never stored).
 fn rows_of(tok: u32) -> vec4<u32> {
     let tk = min(vec4<u32>(tok) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n_tokens - 1u));
+#ifdef X8
+    return tk * 3u;
+#else
     return vec4<u32>(p.x_offset) + tk * p.x_stride;
+#endif
 }
 
 // Stores one row's sums `v` of tokens tok .. tok + 3.
@@ -321,7 +361,7 @@ fn main(
     var a3 = a0;
 #endif
     for (var u = 0u; u < units; u++) {
-        let e = u * 32u;
+        let e = unit_at(u);
         let q = units_at(bases, bases_h, u);
         a0 = add(a0, dot4_x(q, o0, e));
 #ifdef TB8

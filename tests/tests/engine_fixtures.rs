@@ -196,8 +196,10 @@ fn engine_matches_llama_cpp_f16_path() {
 
 /// Decode's mat-vecs and prefill's mat-muls in 8-bit integers and packed integer dot products
 /// (`LoadOptions::matvec_int_dot` and `matmul_int_dot`) on the f16 path with subgroups (the
-/// automatic tiles) and the f32 path without (64 x 64 tiles with 8 x 8 outputs per thread): the
-/// greedy continuation is still llama.cpp's, token for token.
+/// adapter's prefill layout: on a CPU adapter such as lavapipe the row-per-invocation product
+/// reading the quantized X, on a GPU the automatic tiles) and the f32 path without (64 x 64
+/// tiles with 8 x 8 outputs per thread): the greedy continuation is still llama.cpp's, token
+/// for token.
 #[test]
 fn engine_with_int8_products_matches_llama_cpp() {
     for name in FIXTURES {

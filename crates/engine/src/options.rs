@@ -56,8 +56,10 @@ pub struct LoadOptions {
     /// scale per token and 32 elements, as llama.cpp's q8_1; quantized once per input by
     /// `ahma_kernels::quantize::QuantizeX`, for q/k/v together and for gate/up together),
     /// stage the weights as 8-bit integers too, and multiply them in packed integer dot
-    /// products (`ahma_kernels::matmul::MatMul::new_int8`), with any tile. Not bit-exact,
-    /// like `matvec_int_dot`.
+    /// products (`ahma_kernels::matmul::MatMul::new_int8`), with any tile. Where
+    /// `matmul_rows` is on (CPU adapters), the row-per-invocation product reads the same
+    /// quantized X instead (nine words per unit and token instead of 32 floats) against its
+    /// float weights. Not bit-exact, like `matvec_int_dot`.
     pub matmul_int_dot: bool,
     /// With `fuse_rope`: a layer whose attn_v has another type than attn_q and attn_k (the
     /// "more bits" layers of llama.cpp's Q4_K_M and Q5_K_M files) still computes q, k and v in
@@ -83,8 +85,8 @@ pub struct LoadOptions {
     /// share their loads of X. `None` turns it on for CPU adapters (whose drivers issue every
     /// storage load lane by lane and switch every lane at a barrier) and off for GPUs; the
     /// loaded model's [`crate::Model::options`] report the choice in use. A chosen
-    /// `matmul_tile` makes `None` mean off, and `matmul_int_dot` keeps the tiles whatever
-    /// this says. Results agree to rounding.
+    /// `matmul_tile` makes `None` mean off; with `matmul_int_dot` it reads the quantized X.
+    /// Results agree to rounding.
     pub matmul_rows: Option<bool>,
     /// The shape of `matmul_rows`' product, invocations per workgroup x tokens per invocation
     /// (x weight rows per invocation); `None` is `ahma_kernels::Lanes::for_context` (16x16x4 with

@@ -345,16 +345,27 @@ fn main() -> Result<(), KernelError> {
                         lanes: Some(lanes),
                         ..Default::default()
                     };
-                    let op = pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))?;
-                    let r = (reps * 64 / n_tokens / 10).max(2);
-                    let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
-                    println!(
-                        "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok lanes {lanes}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
-                        ty.name(),
-                        t * 1e6,
-                        cpu * 1e6,
-                        2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
-                    );
+                    // The float X, then (types with an integer product) the quantized one.
+                    for int_dot in [false, true] {
+                        if int_dot && !int_here {
+                            continue;
+                        }
+                        let op = if int_dot {
+                            pollster::block_on(MatMul::new_int8(&ctx, &m, x8, &yb, n_tokens, opts))
+                        } else {
+                            pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))
+                        }?;
+                        let r = (reps * 64 / n_tokens / 10).max(2);
+                        let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
+                        println!(
+                            "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok lanes {lanes}{}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
+                            ty.name(),
+                            if int_dot { " int8" } else { "" },
+                            t * 1e6,
+                            cpu * 1e6,
+                            2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
+                        );
+                    }
                 }
             }
         }

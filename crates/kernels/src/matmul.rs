@@ -161,8 +161,9 @@ pub struct MatMulOptions {
     pub tile: Option<Tile>,
     /// The float product laid out for CPU adapters instead of in tiles
     /// (`shaders/matmul_rows.wgsl`): each invocation `lanes.rows` weight rows and `lanes.tokens` tokens,
-    /// no workgroup memory and no barrier. `tile` then does not apply; nor does it to the
-    /// integer product ([`MatMul::new_int8`] keeps its tiles).
+    /// no workgroup memory and no barrier. `tile` then does not apply. With
+    /// [`MatMul::new_int8`] it reads the quantized X in this layout too (its `X8` variant:
+    /// float products of the dequantized weights and of X's bytes).
     pub lanes: Option<Lanes>,
 }
 
@@ -368,7 +369,7 @@ impl MatMul {
         }
         // The workgroup's (rows, tokens) and the variant.
         let (block, k) = match opts.lanes {
-            Some(lanes) if !int_dot => {
+            Some(lanes) => {
                 if !crate::matmul_rows::LANES.contains(&lanes)
                     || lanes.threads > caps.max_compute_invocations_per_workgroup
                 {
@@ -378,17 +379,19 @@ impl MatMul {
                         caps.max_compute_invocations_per_workgroup
                     )));
                 }
-                let x4 = m.n_in().is_multiple_of(4)
-                    && opts.x_offset.is_multiple_of(4)
-                    && x_stride.is_multiple_of(4);
+                let read = if int_dot {
+                    crate::matmul_rows::XRead::Int8
+                } else {
+                    crate::matmul_rows::XRead::F32 {
+                        x4: m.n_in().is_multiple_of(4)
+                            && opts.x_offset.is_multiple_of(4)
+                            && x_stride.is_multiple_of(4),
+                        subgroup: crate::matmul_rows::subgroup_width(ctx),
+                    }
+                };
                 (
                     (lanes.block_rows(), lanes.tokens),
-                    crate::matmul_rows::key(
-                        m.ty(),
-                        lanes,
-                        x4,
-                        crate::matmul_rows::subgroup_width(ctx),
-                    ),
+                    crate::matmul_rows::key(m.ty(), lanes, read),
                 )
             }
             _ => {

@@ -123,10 +123,24 @@ impl std::str::FromStr for Lanes {
     }
 }
 
-/// The key of the variant for weights of type `ty`; `x4` where X's offset, stride and row
-/// length are multiples of 4 (X read as vec4); `subgroup` the fewest lanes of a subgroup, 4 or
-/// 8, where the lanes share their loads of X through subgroup operations (0: they do not).
-pub fn key(ty: GgmlType, lanes: Lanes, x4: bool, subgroup: u32) -> KernelKey {
+/// How the product reads X.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XRead {
+    /// f32 rows; `x4` where X's offset, stride and row length are multiples of 4 (read as vec4);
+    /// `subgroup` the fewest lanes of a subgroup, 4 or 8, where the lanes share their loads of X
+    /// through subgroup operations (0: they do not).
+    F32 { x4: bool, subgroup: u32 },
+    /// Quantized by [`crate::quantize::QuantizeX`] (the `X8` variant, [`crate::MatMul::new_int8`]):
+    /// nine words per unit and token instead of 32 floats.
+    Int8,
+}
+
+/// The key of the variant for weights of type `ty` reading X as `x` says.
+pub fn key(ty: GgmlType, lanes: Lanes, x: XRead) -> KernelKey {
+    let (x4, subgroup, x8) = match x {
+        XRead::F32 { x4, subgroup } => (x4, subgroup, false),
+        XRead::Int8 => (false, 0, true),
+    };
     KernelKey::new("matmul_rows", "main")
         .define(&type_define(ty), 1)
         .define("WG", lanes.threads)
@@ -139,6 +153,7 @@ pub fn key(ty: GgmlType, lanes: Lanes, x4: bool, subgroup: u32) -> KernelKey {
         .flag("RB8", lanes.rows == 8)
         .flag("MASKED_BYTES", true)
         .flag("X4", x4)
+        .flag("X8", x8)
         .flag("SUBGROUPS", subgroup >= 4)
         .flag("SGW8", subgroup >= 8)
 }
@@ -154,15 +169,19 @@ pub fn subgroup_width(ctx: &GpuContext) -> u32 {
     }
 }
 
-/// Every variant: every type, shape, X layout and subgroup width.
+/// Every variant: every type, shape, X layout and subgroup width, and the quantized X of the
+/// types with an integer product ([`crate::matmul::has_int_dot`]: those `new_int8` takes).
 pub fn variants() -> Vec<KernelKey> {
     let mut out = Vec::new();
     for ty in GgmlType::ALL {
         for lanes in LANES {
             for x4 in [false, true] {
-                for sg in [0, 4, 8] {
-                    out.push(key(ty, lanes, x4, sg));
+                for subgroup in [0, 4, 8] {
+                    out.push(key(ty, lanes, XRead::F32 { x4, subgroup }));
                 }
+            }
+            if crate::matmul::has_int_dot(ty) {
+                out.push(key(ty, lanes, XRead::Int8));
             }
         }
     }

@@ -353,10 +353,13 @@ test('s. the benchmark page with the integer mat-mul (mm_int8=on), the GPUs\' ma
     });
 });
 
-test('t. the benchmark page with the row-per-invocation mat-mul in another shape (lanes=16x8): prefill as the CPU adapters run it (and its attention), greedy ids still equal llama.cpp', { timeout: T(180000) }, async (t) => {
+test('t. the benchmark page with the row-per-invocation mat-mul in another shape (lanes=16x8) reading its input quantized (mm_int8=on): prefill as the CPU adapters run it (and its attention), greedy ids still equal llama.cpp', { timeout: T(180000) }, async (t) => {
     await withBrowser(t, { name: 't-bench-matmul-rows', server }, async (s) => {
         const fx = fixture(APP_MODEL);
-        await loadModel(s, server.modelUrl(fx.gguf), { extra: { bench: '1', prompt: '12', gen: '2', lanes: '16x8' } });
+        // with mm_int8=on the rows product reads X as the quantize pass writes it (its X8
+        // variant: nine words per unit and token), the default rows product is every other
+        // load's
+        await loadModel(s, server.modelUrl(fx.gguf), { extra: { bench: '1', prompt: '12', gen: '2', lanes: '16x8', mm_int8: 'on' } });
         const { page } = s;
         await page.waitForFunction(() => (document.querySelector('[data-testid="bench-result"]')?.textContent ?? '') !== '',
             null, { timeout: T(120000) });
@@ -364,6 +367,7 @@ test('t. the benchmark page with the row-per-invocation mat-mul in another shape
         t.diagnostic(`bench: ${JSON.stringify(v)}`);
         assert.equal(v.matmul_rows, true, 'SwiftShader is a CPU adapter: one weight row per invocation by default');
         assert.equal(v.matmul_lanes, '16x8');
+        assert.equal(v.matmul_int_dot, true, 'the rows product on the quantized X');
         assert.equal(v.matmul_tile, 'auto');
         assert.equal(v.attention_rows, true, 'and one invocation per token and head in the prompt\'s attention');
         assert.equal(v.subgroups, false, 'the browser path shares no loads through subgroups');

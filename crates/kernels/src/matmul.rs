@@ -287,6 +287,8 @@ impl MatMul {
     /// the float product's ([`Tile::workgroup_bytes`]).
     /// Not bit-exact: each token's 32 elements of a unit share one scale, as in llama.cpp's
     /// q8_1. `opts.x_offset` and `opts.x_stride` do not apply (the quantizer has its own).
+    /// With `opts.lanes` (CPU adapters) it is the row-per-invocation product reading the same
+    /// quantized X (`shaders/matmul_rows.wgsl`'s X8) against the weights dequantized to floats.
     pub async fn new_int8(
         ctx: &GpuContext,
         m: &QuantMatrix,

@@ -371,8 +371,10 @@ fn matmul_every_tile_shape() {
 /// different from the float product (so the integer path ran), with accumulate, every tile
 /// (those with 8 tokens or rows per thread included, in at most 16 KiB of workgroup memory),
 /// partial tiles at both ends (70 tokens, 133 rows), a token of zeros and a token a thousand
-/// times larger than the rest. A type without an integer product (Q6_K) and more tokens than the
-/// quantized input holds are typed errors.
+/// times larger than the rest. The same quantized X through every shape of the
+/// row-per-invocation product (`lanes`: its X8 variant, the CPU adapters' layout) within the
+/// same bound and within f32 rounding of the tiles. A type without an integer product (Q6_K)
+/// and more tokens than the quantized input holds are typed errors.
 #[test]
 fn matmul_int_dot_products() {
     use ahma_kernels::matmul::{has_int_dot, Tile, TILES};

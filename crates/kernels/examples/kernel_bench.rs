@@ -294,6 +294,28 @@ fn main() -> Result<(), KernelError> {
                         cpu * 1e6
                     );
                 }
+                // Builds the product (`int_dot`: on the quantized X), times it and prints it as
+                // `layout` names it.
+                let time_matmul = |opts: MatMulOptions,
+                                   int_dot: bool,
+                                   layout: &str|
+                 -> Result<(), KernelError> {
+                    let op = if int_dot {
+                        pollster::block_on(MatMul::new_int8(&ctx, &m, x8, &yb, n_tokens, opts))
+                    } else {
+                        pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))
+                    }?;
+                    let r = (reps * 64 / n_tokens / 10).max(2);
+                    let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
+                    println!(
+                        "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok {layout}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
+                        ty.name(),
+                        t * 1e6,
+                        cpu * 1e6,
+                        2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
+                    );
+                    Ok(())
+                };
                 for tile in TILES {
                     if let Some(t) = &tiles {
                         if !t
@@ -314,21 +336,8 @@ fn main() -> Result<(), KernelError> {
                             tile: Some(tile),
                             ..Default::default()
                         };
-                        let op = if int_dot {
-                            pollster::block_on(MatMul::new_int8(&ctx, &m, x8, &yb, n_tokens, opts))
-                        } else {
-                            pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))
-                        }?;
-                        let r = (reps * 64 / n_tokens / 10).max(2);
-                        let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
-                        println!(
-                            "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok tile {tile}{}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
-                            ty.name(),
-                            if int_dot { " int8" } else { "     " },
-                            t * 1e6,
-                            cpu * 1e6,
-                            2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
-                        );
+                        let mark = if int_dot { " int8" } else { "     " };
+                        time_matmul(opts, int_dot, &format!("tile {tile}{mark}"))?;
                     }
                 }
                 // The row-per-invocation product (CPU adapters), every shape or KB_LANES's.
@@ -350,21 +359,8 @@ fn main() -> Result<(), KernelError> {
                         if int_dot && !int_here {
                             continue;
                         }
-                        let op = if int_dot {
-                            pollster::block_on(MatMul::new_int8(&ctx, &m, x8, &yb, n_tokens, opts))
-                        } else {
-                            pollster::block_on(MatMul::new(&ctx, &m, &xb, &yb, n_tokens, opts))
-                        }?;
-                        let r = (reps * 64 / n_tokens / 10).max(2);
-                        let (t, cpu) = time_reps(&ctx, r, &|p| op.encode(p))?;
-                        println!(
-                            "matmul {path:14} {:7} {n_in:5}x{n_out:5} {n_tokens:4} tok lanes {lanes}{}: {:9.1} us (cpu {:5.1})  {:8.1} GFLOP/s",
-                            ty.name(),
-                            if int_dot { " int8" } else { "" },
-                            t * 1e6,
-                            cpu * 1e6,
-                            2.0 * (n_in * n_out) as f64 * n_tokens as f64 / t / 1e9
-                        );
+                        let mark = if int_dot { " int8" } else { "" };
+                        time_matmul(opts, int_dot, &format!("lanes {lanes}{mark}"))?;
                     }
                 }
             }

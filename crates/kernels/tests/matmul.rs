@@ -452,35 +452,39 @@ fn matmul_int_dot_products() {
             // a float product of the same quantized values, so as close as the tiles'. It
             // agrees with their integer product to f32 rounding, except for Q4_K's minimums,
             // which the tiles take against X's exact sum and this against its quantized values.
-            let tiled: Vec<f64> = if has_int_dot(ty) {
-                run(Tile::new(64, 64, 4, 4), true)
+            if has_int_dot(ty) {
+                let tiled: Vec<f64> = run(Tile::new(64, 64, 4, 4), true)
                     .into_iter()
                     .map(f64::from)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let bound = if ty == GgmlType::Q4K { 1e-6 } else { 1e-9 };
-            for lanes in LANES.into_iter().filter(|_| has_int_dot(ty)) {
-                let yb = ctx.storage_buffer_init("y", &init).unwrap();
-                let opts = MatMulOptions {
-                    lanes: Some(lanes),
-                    accumulate: true,
-                    ..Default::default()
-                };
-                let op =
-                    pollster::block_on(MatMul::new_int8(&ctx, &m, x8, &yb, n_tokens as u32, opts))
-                        .unwrap();
-                assert!(op.label().starts_with("matmul_rows"), "{}", op.label());
-                assert!(op.label().contains("x8"), "{}", op.label());
-                ctx.run_pass("t", |p| op.encode(p)).unwrap();
-                let got = pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * n_out)).unwrap();
-                let (e, max) = nmse(&got, &want);
-                let label = format!("{ty} {path} lanes {lanes}");
-                eprintln!("matmul int8 {label}: nmse {e:.2e} max abs {max:.2e}");
-                assert!(e <= 5e-4, "int8 {label}: nmse {e:e}");
-                let (d, _) = nmse(&got, &tiled);
-                assert!(d <= bound, "int8 {label} against the tiles: nmse {d:e}");
+                    .collect();
+                let bound = if ty == GgmlType::Q4K { 1e-6 } else { 1e-9 };
+                for lanes in LANES {
+                    let yb = ctx.storage_buffer_init("y", &init).unwrap();
+                    let opts = MatMulOptions {
+                        lanes: Some(lanes),
+                        accumulate: true,
+                        ..Default::default()
+                    };
+                    let op = pollster::block_on(MatMul::new_int8(
+                        &ctx,
+                        &m,
+                        x8,
+                        &yb,
+                        n_tokens as u32,
+                        opts,
+                    ))
+                    .unwrap();
+                    assert!(op.label().starts_with("matmul_rows"), "{}", op.label());
+                    assert!(op.label().contains("x8"), "{}", op.label());
+                    ctx.run_pass("t", |p| op.encode(p)).unwrap();
+                    let got = pollster::block_on(ctx.read_f32(&yb, 0, n_tokens * n_out)).unwrap();
+                    let (e, max) = nmse(&got, &want);
+                    let label = format!("{ty} {path} lanes {lanes}");
+                    eprintln!("matmul int8 {label}: nmse {e:.2e} max abs {max:.2e}");
+                    assert!(e <= 5e-4, "int8 {label}: nmse {e:e}");
+                    let (d, _) = nmse(&got, &tiled);
+                    assert!(d <= bound, "int8 {label} against the tiles: nmse {d:e}");
+                }
             }
             let yb = ctx
                 .storage_buffer("y", (n_tokens * n_out) as u64 * 4)

@@ -257,6 +257,9 @@ if [ -n "${KERNEL_BENCH:-}" ] && [ -x "$KERNEL_BENCH" ] && [ "$SECONDS" -lt "${B
         KB_OPS=matmul KB_TYPES=q5_0,q8_0 KB_TOKENS=512 KB_LANES=16x16 KB_PATHS=f16+sg timeout 60 "$KERNEL_BENCH" 50 2>&1 | tee "$OUT/kernel_bench_matmul.txt" | tee -a "$OUT/log.txt"
     fi
     KB_OPS=matvec KB_PATHS=f16+sg timeout 60 "$KERNEL_BENCH" 2>&1 | tee "$OUT/kernel_bench.txt" | tee -a "$OUT/log.txt"
+    # What a shader reads per second (u32, vec4 and texel loads, GPU and CPU orders): the
+    # mat-vecs' ceiling next to the copy bandwidth above.
+    KB_OPS=reads KB_PATHS=f16+sg timeout 30 "$KERNEL_BENCH" 2>&1 | tee -a "$OUT/kernel_bench.txt" | tee -a "$OUT/log.txt"
 fi
 log "summary (one line per run: prefill and decode tok/s, dispatches per token, options)"
 python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/summary.txt" | tee -a "$OUT/log.txt"

@@ -6,7 +6,9 @@
 //! weight bytes per second, for each variant path (f16/f32, subgroups on/off, 64/256 threads);
 //! then the prefill matmul for 64- and 512-token batches with every workgroup tile, in GFLOP/s.
 //! Each line also gives the CPU time spent recording and submitting, per call. Weights are random
-//! blocks with sane f16 scales. Environment: KB_OPS=matvec|matmul, KB_TOKENS=64,512,
+//! blocks with sane f16 scales. KB_OPS=reads adds the streaming read of `read_probe.wgsl` (GB/s
+//! of u32, vec4 and texel loads: the ceiling of kernels that read every weight once).
+//! Environment: KB_OPS=matvec|matmul|reads, KB_TOKENS=64,512,
 //! KB_TYPES=q5_0,q8_0 narrow the sweep; KB_INT_DOT=0 leaves out the integer-dot products;
 //! KB_SHAPES=64x8,128x4+pairs,16x8+blocks times only these mat-vec shapes (threads x rows);
 //! KB_TILES and KB_LANES ("16x8", threads x tokens, or "none") the mat-mul's tiles and its
@@ -18,6 +20,7 @@ use ahma_gguf::GgmlType;
 use ahma_kernels::matmul::{has_int_dot, MatMul, MatMulOptions, Tile, TILES};
 use ahma_kernels::matmul_rows::{Lanes, LANES};
 use ahma_kernels::quantize::{x8_bytes, QuantizeOptions, QuantizeX, X8};
+use ahma_kernels::read_probe::{ReadKind, ReadOrder, ReadProbe, TEXELS_PER_ROW, WG};
 use ahma_kernels::{
     ContextOptions, GpuContext, KernelError, MatVec, MatVecOptions, QuantMatrix, ShaderChecks,
 };
@@ -79,6 +82,51 @@ fn time_reps(
     wait(ctx)?;
     let n = reps as f64;
     Ok((start.elapsed().as_secs_f64() / n, recorded / n))
+}
+
+/// The streaming read of `read_probe.wgsl` for each way of reading and each order, in GB/s:
+/// what a shader can read per second here, the weight kernels' ceiling. KB_READ_MB (default 256, 64 on CPU
+/// adapters) is the size read, KB_READ_WG (default 8192, 64 on CPU adapters) the workgroups
+/// of 64 invocations reading it.
+fn time_reads(ctx: &GpuContext, path: &str, reps: u32) -> Result<(), KernelError> {
+    let cpu = ctx.adapter().device_type == wgpu::DeviceType::Cpu;
+    let env = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(default)
+    };
+    let mb = env("KB_READ_MB", if cpu { 64 } else { 256 });
+    let workgroups = env("KB_READ_WG", if cpu { 64 } else { 8192 });
+    // Whole texture rows of 64 KiB.
+    let words = (mb as usize * (1 << 20) / 4).next_multiple_of(4 * TEXELS_PER_ROW as usize);
+    let mut state = 0x9e37_79b9u32;
+    let data: Vec<u32> = (0..words)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            state
+        })
+        .collect();
+    let bytes = words as u64 * 4;
+    let r = if cpu { (reps / 40).max(3) } else { reps };
+    for kind in ReadKind::ALL {
+        for order in ReadOrder::ALL {
+            let source = ReadProbe::source(ctx, kind, &data)?;
+            let probe = ReadProbe::new(ctx, kind, order, source, bytes, workgroups);
+            let probe = pollster::block_on(probe)?;
+            let (t, _) = time_reps(ctx, r, &|p| probe.encode(p))?;
+            println!(
+                "reads  {path:14} {:17} {:11} {:6.1} MB, {workgroups} x {WG} invocations: {:9.1} us  {:8.2} GB/s",
+                kind.name(),
+                order.name(),
+                bytes as f64 / 1e6,
+                t * 1e6,
+                bytes as f64 / t / 1e9
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A mat-vec variant: (threads, rows, unroll, pairs, int_dot).
@@ -185,6 +233,12 @@ fn main() -> Result<(), KernelError> {
         } else {
             format!("{base_path}-{left_out}")
         };
+        if ops.contains("reads") {
+            time_reads(&ctx, &path, reps)?;
+        }
+        if !ops.contains("matvec") && !ops.contains("matmul") {
+            continue;
+        }
         for &(ty, n_in, n_out) in &cases {
             if let Some(t) = &types {
                 if !t

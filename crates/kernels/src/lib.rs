@@ -75,6 +75,7 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod quant_matrix;
 pub mod quantize;
+pub mod read_probe;
 pub mod registry;
 // Helper E: norm, rope, attention, element-wise, sampling and the shared step uniform.
 pub mod attention;

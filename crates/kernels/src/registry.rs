@@ -94,6 +94,7 @@ pub static OPS: &[ShaderEntry] = &[
     op!(attention_rows),
     op!(elementwise),
     op!(sample),
+    op!(read_probe),
 ];
 
 /// The source text of `shaders/<stem>.wgsl`.

@@ -1,0 +1,277 @@
+//! A streaming read of a whole buffer or texture (`shaders/read_probe.wgsl`): what a compute
+//! shader can read per second on an adapter, the ceiling of the weight kernels, which read every
+//! weight byte once per decoded token. For benchmarks (`kernel_bench` with `KB_OPS=reads`) and
+//! their test; the engine never runs it.
+
+use crate::context::GpuContext;
+use crate::error::KernelError;
+use crate::key::KernelKey;
+use crate::registry::ParamsLayout;
+
+/// Uniform of the dispatch. Mirrors `ReadParams` in the shader.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ReadParams {
+    pub units: u32,
+    pub stride: u32,
+    pub texels_per_row: u32,
+    pub per: u32,
+}
+
+/// Threads per workgroup.
+pub const WG: u32 = 64;
+
+/// Texels per row of the textures [`ReadProbe::texture`] makes (any adapter allows 8192).
+pub const TEXELS_PER_ROW: u32 = 4096;
+
+/// How the shader reads its source, 16 bytes at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadKind {
+    /// Four u32 loads of a storage buffer, as the weight kernels load their words.
+    Words,
+    /// One `vec4<u32>` load of a storage buffer.
+    Vec4,
+    /// One rgba32uint `textureLoad`.
+    Texels,
+}
+
+impl ReadKind {
+    pub const ALL: [ReadKind; 3] = [ReadKind::Words, ReadKind::Vec4, ReadKind::Texels];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadKind::Words => "u32 words",
+            ReadKind::Vec4 => "vec4 words",
+            ReadKind::Texels => "rgba32uint texels",
+        }
+    }
+
+    fn define(self) -> &'static str {
+        match self {
+            ReadKind::Words => "WORDS",
+            ReadKind::Vec4 => "VEC4",
+            ReadKind::Texels => "TEXELS",
+        }
+    }
+}
+
+/// Which invocation reads which units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOrder {
+    /// Invocation g reads units g, g + n, g + 2n, ... of n invocations: neighbouring
+    /// invocations read neighbouring units, as GPUs coalesce them.
+    Interleaved,
+    /// Invocation g reads a run of ⌈units / n⌉ units from g ⌈units / n⌉: each SIMD lane of a
+    /// CPU adapter streams its own run.
+    Chunks,
+}
+
+impl ReadOrder {
+    pub const ALL: [ReadOrder; 2] = [ReadOrder::Interleaved, ReadOrder::Chunks];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadOrder::Interleaved => "interleaved",
+            ReadOrder::Chunks => "chunks",
+        }
+    }
+}
+
+/// The key of one variant.
+pub fn key(kind: ReadKind, order: ReadOrder) -> KernelKey {
+    KernelKey::new("read_probe", "main")
+        .define(kind.define(), 1)
+        .flag("CHUNKS", order == ReadOrder::Chunks)
+        .define("WG", WG)
+}
+
+/// Every variant the op can request.
+pub fn variants() -> Vec<KernelKey> {
+    ReadKind::ALL
+        .into_iter()
+        .flat_map(|k| ReadOrder::ALL.into_iter().map(move |o| key(k, o)))
+        .collect()
+}
+
+pub fn params_layouts() -> Vec<ParamsLayout> {
+    vec![crate::params_layout!(ReadParams {
+        units,
+        stride,
+        texels_per_row,
+        per
+    })]
+}
+
+/// What the probe reads: `data` as a storage buffer (Words, Vec4) or as a texture (Texels).
+pub enum ReadSource {
+    Buffer(wgpu::Buffer),
+    /// The texture's view and size.
+    Texture(wgpu::TextureView, wgpu::Extent3d),
+}
+
+/// One built dispatch of the probe: reads `bytes` once, folding them into one word per
+/// invocation of `out`.
+pub struct ReadProbe {
+    pipeline: std::sync::Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    groups: u32,
+    params: ReadParams,
+    out: wgpu::Buffer,
+    _uniform: wgpu::Buffer,
+    _source: ReadSource,
+}
+
+impl ReadProbe {
+    /// The source for `kind` holding `data` (whose length must be a multiple of 16 bytes, and
+    /// for textures of 16 × [`TEXELS_PER_ROW`] bytes).
+    pub fn source(
+        ctx: &GpuContext,
+        kind: ReadKind,
+        data: &[u32],
+    ) -> Result<ReadSource, KernelError> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        if bytes.is_empty() || !bytes.len().is_multiple_of(16) {
+            return Err(KernelError::InvalidArgument(format!(
+                "read probe: {} bytes, expected a positive multiple of 16",
+                bytes.len()
+            )));
+        }
+        match kind {
+            ReadKind::Words | ReadKind::Vec4 => Ok(ReadSource::Buffer(
+                ctx.storage_buffer_init("read probe source", data)?,
+            )),
+            ReadKind::Texels => {
+                let row = 16 * TEXELS_PER_ROW as usize;
+                let rows = bytes.len() / row;
+                let max = ctx.device().limits().max_texture_dimension_2d as usize;
+                if !bytes.len().is_multiple_of(row) || rows > max {
+                    return Err(KernelError::InvalidArgument(format!(
+                        "read probe: {} bytes do not make whole rows of {TEXELS_PER_ROW} texels \
+                         (at most {max} rows)",
+                        bytes.len()
+                    )));
+                }
+                let size = wgpu::Extent3d {
+                    width: TEXELS_PER_ROW,
+                    height: rows as u32,
+                    depth_or_array_layers: 1,
+                };
+                let tex = ctx.device().create_texture(&wgpu::TextureDescriptor {
+                    label: Some("read probe texture"),
+                    size,
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba32Uint,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                    view_formats: &[],
+                });
+                ctx.queue().write_texture(
+                    tex.as_image_copy(),
+                    bytes,
+                    wgpu::TexelCopyBufferLayout {
+                        offset: 0,
+                        bytes_per_row: Some(row as u32),
+                        rows_per_image: Some(rows as u32),
+                    },
+                    size,
+                );
+                ctx.check()?;
+                Ok(ReadSource::Texture(
+                    tex.create_view(&Default::default()),
+                    size,
+                ))
+            }
+        }
+    }
+
+    /// Builds the dispatch: `workgroups` × [`WG`] invocations read `bytes` bytes of `source`
+    /// (made by [`ReadProbe::source`] for the same `kind`) in `order`.
+    pub async fn new(
+        ctx: &GpuContext,
+        kind: ReadKind,
+        order: ReadOrder,
+        source: ReadSource,
+        bytes: u64,
+        workgroups: u32,
+    ) -> Result<ReadProbe, KernelError> {
+        let units = bytes / 16;
+        let stride = workgroups as u64 * WG as u64;
+        if workgroups == 0 || !bytes.is_multiple_of(16) || units > u32::MAX as u64 || stride > units
+        {
+            return Err(KernelError::InvalidArgument(format!(
+                "read probe: {bytes} bytes (16-byte units) for {stride} invocations"
+            )));
+        }
+        let held = match &source {
+            ReadSource::Buffer(b) => b.size(),
+            ReadSource::Texture(_, size) => size.width as u64 * size.height as u64 * 16,
+        };
+        if bytes > held {
+            return Err(KernelError::InvalidArgument(format!(
+                "read probe: {bytes} bytes to read from a source of {held}"
+            )));
+        }
+        let resource = match (&source, kind) {
+            (ReadSource::Buffer(b), ReadKind::Words | ReadKind::Vec4) => b.as_entire_binding(),
+            (ReadSource::Texture(v, _), ReadKind::Texels) => wgpu::BindingResource::TextureView(v),
+            _ => {
+                return Err(KernelError::InvalidArgument(format!(
+                    "read probe: source of the wrong kind for {}",
+                    kind.name()
+                )))
+            }
+        };
+        let k = key(kind, order);
+        let pipeline = ctx.pipeline(&k).await?;
+        let params = ReadParams {
+            units: units as u32,
+            stride: stride as u32,
+            texels_per_row: TEXELS_PER_ROW,
+            per: units.div_ceil(stride) as u32,
+        };
+        let uniform = ctx.uniform_buffer(&format!("{k} params"), &params)?;
+        let out = ctx.storage_buffer("read probe out", stride * 4)?;
+        let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&k.to_string()),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: out.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource,
+                },
+            ],
+        });
+        ctx.check()?;
+        Ok(ReadProbe {
+            pipeline,
+            bind_group,
+            groups: workgroups,
+            params,
+            out,
+            _uniform: uniform,
+            _source: source,
+        })
+    }
+
+    /// Records the dispatch.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.groups, 1, 1);
+    }
+
+    /// Reads back the folded word of every invocation (after a run).
+    pub async fn read_out(&self, ctx: &GpuContext) -> Result<Vec<u32>, KernelError> {
+        ctx.read_u32(&self.out, 0, self.params.stride as usize)
+            .await
+    }
+}

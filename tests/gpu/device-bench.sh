@@ -114,7 +114,8 @@ if [ -n "${CHECKS_SWEEP:-}" ]; then
     log "done in $SECONDS s"
     exit 0
 fi
-run_bench 3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --profile
+# --read-probe: the best a WGSL shader streams on this GPU, and decode as a share of it.
+run_bench 3b-q4km-p128 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --profile --read-probe
 # What the chat runs: the model card's sampling, the browser app's whole-context penalty window.
 run_bench 3b-q4km-p128-sampled "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --sampled --penalty-window 2048 --profile
 # Peer on the same GPU and files: llama.cpp's Vulkan backend (llama-bench), when carried (see the
@@ -272,8 +273,10 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
     opts = " ".join(f"{k}={d.get(k)}" for k in ("matvec_shape", "matvec_blocks", "matmul_rows", "attention_rows", "matvec_pairs", "matvec_int_dot", "matmul_int_dot", "attn_split_keys", "matmul_tile",
                                                   "fused_rope", "mixed_qkv", "pipeline_decode", "sampling", "unchecked")
                     if k in d)
+    probe = (f"  reads {d['read_probe_gb_per_s']:.0f} GB/s, decode at {100 * d['decode_read_ratio']:.0f}% of it"
+             if "read_probe_gb_per_s" in d else "")
     print(f"{os.path.basename(f)[6:-5]:34} prefill {d['prefill_tokens_per_s']:8.1f}  decode "
-          f"{d['decode_tokens_per_s']:7.1f}  disp {d['dispatches_per_token']:5.1f}  {opts}")
+          f"{d['decode_tokens_per_s']:7.1f}  disp {d['dispatches_per_token']:5.1f}  {opts}{probe}")
 # llama.cpp's llama-bench (Vulkan, same GPU and files): one line per test, average tokens/s.
 for f in sorted(glob.glob(os.path.join(sys.argv[1], "llamacpp-*.json"))):
     name = os.path.basename(f)[:-5]

@@ -206,6 +206,42 @@ fn bad_arguments_are_errors() {
     assert!(ahma(&["logits", &m]).is_err());
 }
 
+/// `ahma bench --read-probe` reports what a shader reads per second for every way of reading
+/// and order, the best of them, and decode's weight bandwidth as a share of it.
+#[test]
+fn bench_read_probe() {
+    let m = model("kquant_gqa");
+    let args = ["bench", &m, "--prompt-tokens", "4", "--gen-tokens", "4"];
+    let out = ahma(&[&args[..], &["--ctx", "32", "--read-probe", "--json"]].concat()).unwrap();
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let each = v["read_probe"].as_object().unwrap();
+    let mut names: Vec<&str> = each.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let want = [
+        "texels_chunks",
+        "texels_interleaved",
+        "u32_chunks",
+        "u32_interleaved",
+        "vec4_chunks",
+        "vec4_interleaved",
+    ];
+    assert_eq!(names, want, "{v}");
+    let rates: Vec<f64> = each.values().map(|r| r.as_f64().unwrap()).collect();
+    assert!(rates.iter().all(|&r| r > 0.0), "{v}");
+    let best = v["read_probe_gb_per_s"].as_f64().unwrap();
+    assert_eq!(best, rates.iter().cloned().fold(0.0, f64::max));
+    let implied = v["weight_bytes_per_token"].as_f64().unwrap()
+        * v["decode_tokens_per_s"].as_f64().unwrap()
+        / 1e9;
+    assert!((v["implied_gb_per_s"].as_f64().unwrap() - implied).abs() <= 1e-12 * implied);
+    let ratio = v["decode_read_ratio"].as_f64().unwrap();
+    assert!((ratio - implied / best).abs() <= 1e-9 * ratio, "{v}");
+    // Without the flag there is no probe, but the implied bandwidth is always there.
+    let out = ahma(&[&args[..], &["--ctx", "32", "--json"]].concat()).unwrap();
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v.get("read_probe").is_none() && v["implied_gb_per_s"].as_f64().is_some());
+}
+
 /// `ahma bench --json` keeps the keys other tools read, and with `--profile` times every
 /// operation of the prefill and of the decode steps (the fixture's one layer, on whatever
 /// adapter runs the tests); `--sampled` names the sampling, a bad `--unchecked` is an error.

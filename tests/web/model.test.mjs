@@ -4,7 +4,7 @@
 // (j) an early click; (m) a lost GPU device is recovered from the stored copy without a page
 // reload; (n) a .gguf dropped on the page loads with zero requests; (o) a model too large for
 // the adapter is refused before anything is downloaded; (r) the benchmark page prints the JSON of
-// `ahma bench`; (s) the same page with the integer mat-mul.
+// `ahma bench` (with the read probe); (s) the same page with the integer mat-mul.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -285,9 +285,10 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         const fx = fixture(APP_MODEL);
         // with the kernel choices `ahma bench` has flags for (mat-vecs walking quarter-units, two
         // per loop step, x in 8-bit integers with packed integer dot products, 128 keys per
-        // attention split, 8-token-per-thread mat-mul tiles)
+        // attention split, 8-token-per-thread mat-mul tiles), and the read probe (Tint compiles
+        // its buffer and texture variants)
         await loadModel(s, server.modelUrl(fx.gguf), {
-            extra: { bench: '1', prompt: '12', gen: '6', blocks: 'off', pairs: 'on', int8: 'on', split_keys: '128', tile: '64x64x8' },
+            extra: { bench: '1', prompt: '12', gen: '6', blocks: 'off', pairs: 'on', int8: 'on', split_keys: '128', tile: '64x64x8', read_probe: 'on' },
         });
         const { page } = s;
         await page.waitForFunction(() => (document.querySelector('[data-testid="bench-result"]')?.textContent ?? '') !== '',
@@ -317,6 +318,14 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.equal(v.readback_bytes_per_token, 4);
         assert.ok(v.prefill_tokens_per_s > 0 && v.decode_tokens_per_s > 0, 'no speed measured');
         assert.ok(v.dispatches_per_token > 0 && v.weight_bytes_per_token > 0);
+        // what a shader reads per second, every way and order, and decode as a share of the best
+        const probe = Object.keys(v.read_probe ?? {}).sort();
+        assert.deepEqual(probe, ['texels_chunks', 'texels_interleaved', 'u32_chunks', 'u32_interleaved', 'vec4_chunks', 'vec4_interleaved']);
+        const rates = Object.values(v.read_probe);
+        assert.ok(rates.every((r) => r > 0), 'a read rate is not positive');
+        assert.equal(v.read_probe_gb_per_s, Math.max(...rates));
+        const ratio = v.implied_gb_per_s / v.read_probe_gb_per_s;
+        assert.ok(Math.abs(v.decode_read_ratio - ratio) <= 1e-9 * ratio, `decode_read_ratio ${v.decode_read_ratio}, expected ${ratio}`);
         // the model stays usable after the measurement, and with these choices: greedy ids still
         // equal llama.cpp's
         const ids = await page.evaluate(async ({ ids, n }) => Array.from(await window.ahmaDebug.generateIds(ids, n)),

@@ -20,7 +20,7 @@ use ahma_gguf::GgmlType;
 use ahma_kernels::matmul::{has_int_dot, MatMul, MatMulOptions, Tile, TILES};
 use ahma_kernels::matmul_rows::{Lanes, LANES};
 use ahma_kernels::quantize::{x8_bytes, QuantizeOptions, QuantizeX, X8};
-use ahma_kernels::read_probe::{ReadKind, ReadOrder, ReadProbe, TEXELS_PER_ROW, WG};
+use ahma_kernels::read_probe::{self, ReadKind, ReadOrder, ReadProbe, WG};
 use ahma_kernels::{
     ContextOptions, GpuContext, KernelError, MatVec, MatVecOptions, QuantMatrix, ShaderChecks,
 };
@@ -85,11 +85,12 @@ fn time_reps(
 }
 
 /// The streaming read of `read_probe.wgsl` for each way of reading and each order, in GB/s:
-/// what a shader can read per second here, the weight kernels' ceiling. KB_READ_MB (default 256, 64 on CPU
-/// adapters) is the size read, KB_READ_WG (default 8192, 64 on CPU adapters) the workgroups
-/// of 64 invocations reading it.
+/// what a shader can read per second here, the weight kernels' ceiling. KB_READ_MB and
+/// KB_READ_WG override the size read and the workgroups of 64 invocations reading it
+/// (`read_probe::default_size`).
 fn time_reads(ctx: &GpuContext, path: &str, reps: u32) -> Result<(), KernelError> {
     let cpu = ctx.adapter().device_type == wgpu::DeviceType::Cpu;
+    let size = read_probe::default_size(ctx);
     let env = |name: &str, default: u32| {
         std::env::var(name)
             .ok()
@@ -97,18 +98,10 @@ fn time_reads(ctx: &GpuContext, path: &str, reps: u32) -> Result<(), KernelError
             .filter(|&v| v > 0)
             .unwrap_or(default)
     };
-    let mb = env("KB_READ_MB", if cpu { 64 } else { 256 });
-    let workgroups = env("KB_READ_WG", if cpu { 64 } else { 8192 });
-    // Whole texture rows of 64 KiB.
-    let words = (mb as usize * (1 << 20) / 4).next_multiple_of(4 * TEXELS_PER_ROW as usize);
-    let mut state = 0x9e37_79b9u32;
-    let data: Vec<u32> = (0..words)
-        .map(|_| {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            state
-        })
-        .collect();
-    let bytes = words as u64 * 4;
+    let mb = env("KB_READ_MB", (size.bytes >> 20) as u32);
+    let workgroups = env("KB_READ_WG", size.workgroups);
+    let data = read_probe::sample_words((mb as u64) << 20);
+    let bytes = data.len() as u64 * 4;
     let r = if cpu { (reps / 40).max(3) } else { reps };
     for kind in ReadKind::ALL {
         for order in ReadOrder::ALL {

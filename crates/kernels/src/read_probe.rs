@@ -46,6 +46,15 @@ impl ReadKind {
         }
     }
 
+    /// A short name for JSON keys: `u32`, `vec4`, `texels`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ReadKind::Words => "u32",
+            ReadKind::Vec4 => "vec4",
+            ReadKind::Texels => "texels",
+        }
+    }
+
     fn define(self) -> &'static str {
         match self {
             ReadKind::Words => "WORDS",
@@ -100,6 +109,49 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         texels_per_row,
         per
     })]
+}
+
+/// How much a measurement reads, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeSize {
+    /// Bytes read per dispatch.
+    pub bytes: u64,
+    /// Workgroups of [`WG`] invocations reading them.
+    pub workgroups: u32,
+    /// Dispatches timed together.
+    pub reps: u32,
+}
+
+/// The default measurement: 256 MiB by 8192 workgroups (enough invocations to fill an H100),
+/// 20 times, on GPUs; 64 MiB by 64 workgroups, 3 times, on CPU adapters.
+pub fn default_size(ctx: &GpuContext) -> ProbeSize {
+    if ctx.adapter().device_type == wgpu::DeviceType::Cpu {
+        ProbeSize {
+            bytes: 64 << 20,
+            workgroups: 64,
+            reps: 3,
+        }
+    } else {
+        ProbeSize {
+            bytes: 256 << 20,
+            workgroups: 8192,
+            reps: 20,
+        }
+    }
+}
+
+/// Words to read: `bytes` rounded up to whole texture rows, filled with a fixed pseudo-random
+/// sequence.
+pub fn sample_words(bytes: u64) -> Vec<u32> {
+    let row_words = 4 * TEXELS_PER_ROW as usize;
+    let words = (bytes as usize).div_ceil(4).next_multiple_of(row_words);
+    let mut state = 0x9e37_79b9u32;
+    (0..words)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            state
+        })
+        .collect()
 }
 
 /// What the probe reads: `data` as a storage buffer (Words, Vec4) or as a texture (Texels).
@@ -274,4 +326,52 @@ impl ReadProbe {
         ctx.read_u32(&self.out, 0, self.params.stride as usize)
             .await
     }
+}
+
+/// What [`measure`] found: GB/s for each way of reading and order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReadRates(pub Vec<(ReadKind, ReadOrder, f64)>);
+
+impl ReadRates {
+    /// The best rate of all.
+    pub fn best(&self) -> f64 {
+        self.0.iter().map(|r| r.2).fold(0.0, f64::max)
+    }
+
+    /// `("u32_interleaved", GB/s)` and so on, as the benchmarks' JSON names them.
+    pub fn named(&self) -> Vec<(String, f64)> {
+        self.0
+            .iter()
+            .map(|(kind, order, gb_s)| (format!("{}_{}", kind.key(), order.name()), *gb_s))
+            .collect()
+    }
+}
+
+/// One measurement of every way of reading and order at [`default_size`]. Each is timed by
+/// `now` (seconds; any clock, so the browser can pass its own) from before a pass of `reps`
+/// dispatches to the end of the readback of one word of the result, which waits for the pass
+/// on every platform, after one untimed run.
+pub async fn measure(ctx: &GpuContext, now: &dyn Fn() -> f64) -> Result<ReadRates, KernelError> {
+    let size = default_size(ctx);
+    let data = sample_words(size.bytes);
+    let bytes = data.len() as u64 * 4;
+    let mut out = Vec::new();
+    for kind in ReadKind::ALL {
+        for order in ReadOrder::ALL {
+            let source = ReadProbe::source(ctx, kind, &data)?;
+            let probe = ReadProbe::new(ctx, kind, order, source, bytes, size.workgroups).await?;
+            ctx.run_pass("read probe", |pass| probe.encode(pass))?;
+            ctx.read_u32(&probe.out, 0, 1).await?;
+            let t = now();
+            ctx.run_pass("read probe", |pass| {
+                for _ in 0..size.reps {
+                    probe.encode(pass);
+                }
+            })?;
+            ctx.read_u32(&probe.out, 0, 1).await?;
+            let s = (now() - t).max(1e-9);
+            out.push((kind, order, bytes as f64 * size.reps as f64 / s / 1e9));
+        }
+    }
+    Ok(ReadRates(out))
 }

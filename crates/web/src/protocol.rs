@@ -150,8 +150,14 @@ pub enum ToWorker {
         #[serde(default)]
         quiet: bool,
     },
-    /// Run the benchmark on the loaded model and answer with `BenchResult`.
-    Bench { prompt_tokens: u32, gen_tokens: u32 },
+    /// Run the benchmark on the loaded model and answer with `BenchResult`; `read_probe`:
+    /// also measure what a shader reads per second (as `ahma bench --read-probe`).
+    Bench {
+        prompt_tokens: u32,
+        gen_tokens: u32,
+        #[serde(default)]
+        read_probe: bool,
+    },
 }
 
 /// What the adapter offers.

@@ -114,6 +114,11 @@ pub struct Args {
     /// Use workgroup-memory reductions even where subgroups exist.
     #[arg(long)]
     pub no_subgroups: bool,
+    /// Also measure what a shader can read per second on this adapter (the read probe of
+    /// `shaders/read_probe.wgsl`, every way of reading and order) after the timed runs, and
+    /// report decode's weight bandwidth as a share of the best of them.
+    #[arg(long)]
+    pub read_probe: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -275,6 +280,15 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "gpu_kv_bytes": plan.kv_bytes,
         "gpu_scratch_bytes": plan.scratch_bytes,
     });
+    let decode_tps = v["decode_tokens_per_s"].as_f64().unwrap_or(0.0);
+    let implied = weight_bytes as f64 * decode_tps / 1e9;
+    v["implied_gb_per_s"] = implied.into();
+    if args.read_probe {
+        let (each, best) = read_probe(model.context())?;
+        v["read_probe"] = each;
+        v["read_probe_gb_per_s"] = best.into();
+        v["decode_read_ratio"] = (implied / best).into();
+    }
     if let Some(p) = profile {
         v["profile"] = p;
     }
@@ -285,6 +299,21 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     }
     Ok(())
+}
+
+/// GB/s of the read probe for every way of reading and order (`{"u32_interleaved": …}`), and
+/// the best of them (`read_probe::measure`).
+fn read_probe(ctx: &GpuContext) -> anyhow::Result<(serde_json::Value, f64)> {
+    let start = Instant::now();
+    let now = || start.elapsed().as_secs_f64();
+    let rates = pollster::block_on(ahma_kernels::read_probe::measure(ctx, &now))?;
+    let each = rates
+        .named()
+        .into_iter()
+        .map(|(k, r)| (k, r.into()))
+        .collect();
+    let best = rates.best();
+    Ok((serde_json::Value::Object(each), best))
 }
 
 /// GPU time per operation: one profiled prefill of `prompt` (from an empty cache) and `steps`

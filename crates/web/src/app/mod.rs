@@ -639,6 +639,7 @@ impl Ui {
                     bridge::send(&ToWorker::Bench {
                         prompt_tokens: get("prompt", 128),
                         gen_tokens: get("gen", 64),
+                        read_probe: q.get("read_probe").is_some_and(|v| v == "on"),
                     });
                     self.state.set(AppState::Generating);
                 }

@@ -33,6 +33,7 @@ pub fn query() -> HashMap<String, String> {
             "rows",
             "lanes",
             "attn_rows",
+            "read_probe",
         ] {
             if let Some(v) = p.get(k) {
                 out.insert(k.to_string(), v);

@@ -255,8 +255,9 @@ fn handle(st: Rc<State>, msg: ToWorker, files: Vec<web_sys::File>) {
         ToWorker::Bench {
             prompt_tokens,
             gen_tokens,
+            read_probe,
         } => with_model(st, None, move |st, l| {
-            Box::pin(async move { bench(&st, l, prompt_tokens, gen_tokens).await })
+            Box::pin(async move { bench(&st, l, prompt_tokens, gen_tokens, read_probe).await })
         }),
     }
 }
@@ -615,6 +616,7 @@ async fn bench(
     l: &mut Loaded,
     prompt_tokens: u32,
     gen_tokens: u32,
+    read_probe: bool,
 ) -> Result<(), EngineError> {
     let ctx = st.ctx.borrow().clone();
     l.model.discard_pending();
@@ -646,7 +648,7 @@ async fn bench(
     let n = n_dec as f64;
     let weight_bytes_per_token = l.info.weights_per_token;
     let decode_tps = n / decode_s;
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "model": l.info.name,
         "adapter": a.name,
         "backend": a.backend,
@@ -689,6 +691,18 @@ async fn bench(
         "wasm_heap_bytes": crate::wasm_heap_bytes(),
         "user_agent": user_agent(),
     });
+    if let (true, Some(c)) = (read_probe, ctx.as_deref()) {
+        let rates = ahma_kernels::read_probe::measure(c, &now_s).await?;
+        let best = rates.best();
+        let each: serde_json::Map<String, serde_json::Value> = rates
+            .named()
+            .into_iter()
+            .map(|(k, r)| (k, r.into()))
+            .collect();
+        v["read_probe"] = each.into();
+        v["read_probe_gb_per_s"] = best.into();
+        v["decode_read_ratio"] = (weight_bytes_per_token as f64 * decode_tps / 1e9 / best).into();
+    }
     post(&FromWorker::BenchResult {
         json: v.to_string(),
     });

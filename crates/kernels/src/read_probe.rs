@@ -123,9 +123,10 @@ pub struct ProbeSize {
 }
 
 /// The default measurement: 256 MiB by 8192 workgroups (enough invocations to fill an H100),
-/// 20 times, on GPUs; 64 MiB by 64 workgroups, 3 times, on CPU adapters.
+/// 20 times, on GPUs; 64 MiB by 64 workgroups, 3 times, on CPU adapters. Never more than one
+/// storage binding or buffer of the device holds (in whole texture rows).
 pub fn default_size(ctx: &GpuContext) -> ProbeSize {
-    if ctx.adapter().device_type == wgpu::DeviceType::Cpu {
+    let mut size = if ctx.adapter().device_type == wgpu::DeviceType::Cpu {
         ProbeSize {
             bytes: 64 << 20,
             workgroups: 64,
@@ -137,7 +138,14 @@ pub fn default_size(ctx: &GpuContext) -> ProbeSize {
             workgroups: 8192,
             reps: 20,
         }
-    }
+    };
+    let caps = ctx.caps();
+    let row = 16 * TEXELS_PER_ROW as u64;
+    let most = caps
+        .max_storage_buffer_binding_size
+        .min(caps.max_buffer_size);
+    size.bytes = size.bytes.min(most / row * row).max(row);
+    size
 }
 
 /// Words to read: `bytes` rounded up to whole texture rows, filled with a fixed pseudo-random

@@ -20,7 +20,7 @@ use ahma_gguf::GgmlType;
 use ahma_kernels::matmul::{has_int_dot, MatMul, MatMulOptions, Tile, TILES};
 use ahma_kernels::matmul_rows::{Lanes, LANES};
 use ahma_kernels::quantize::{x8_bytes, QuantizeOptions, QuantizeX, X8};
-use ahma_kernels::read_probe::{self, ReadKind, ReadOrder, ReadProbe, WG};
+use ahma_kernels::read_probe::{self, WG};
 use ahma_kernels::{
     ContextOptions, GpuContext, KernelError, MatVec, MatVecOptions, QuantMatrix, ShaderChecks,
 };
@@ -90,7 +90,7 @@ fn time_reps(
 /// (`read_probe::default_size`).
 fn time_reads(ctx: &GpuContext, path: &str, reps: u32) -> Result<(), KernelError> {
     let cpu = ctx.adapter().device_type == wgpu::DeviceType::Cpu;
-    let size = read_probe::default_size(ctx);
+    let mut size = read_probe::default_size(ctx);
     let env = |name: &str, default: u32| {
         std::env::var(name)
             .ok()
@@ -98,26 +98,22 @@ fn time_reads(ctx: &GpuContext, path: &str, reps: u32) -> Result<(), KernelError
             .filter(|&v| v > 0)
             .unwrap_or(default)
     };
-    let mb = env("KB_READ_MB", (size.bytes >> 20) as u32);
-    let workgroups = env("KB_READ_WG", size.workgroups);
-    let data = read_probe::sample_words((mb as u64) << 20);
-    let bytes = data.len() as u64 * 4;
-    let r = if cpu { (reps / 40).max(3) } else { reps };
-    for kind in ReadKind::ALL {
-        for order in ReadOrder::ALL {
-            let source = ReadProbe::source(ctx, kind, &data)?;
-            let probe = ReadProbe::new(ctx, kind, order, source, bytes, workgroups);
-            let probe = pollster::block_on(probe)?;
-            let (t, _) = time_reps(ctx, r, &|p| probe.encode(p))?;
-            println!(
-                "reads  {path:14} {:17} {:11} {:6.1} MB, {workgroups} x {WG} invocations: {:9.1} us  {:8.2} GB/s",
-                kind.name(),
-                order.name(),
-                bytes as f64 / 1e6,
-                t * 1e6,
-                bytes as f64 / t / 1e9
-            );
-        }
+    // Whole MiB are whole texture rows (64 KiB).
+    size.bytes = (env("KB_READ_MB", (size.bytes >> 20) as u32) as u64) << 20;
+    size.workgroups = env("KB_READ_WG", size.workgroups);
+    size.reps = if cpu { (reps / 40).max(3) } else { reps };
+    let start = Instant::now();
+    let now = || start.elapsed().as_secs_f64();
+    let rates = pollster::block_on(read_probe::measure(ctx, size, &now))?;
+    for (kind, order, gb_s) in rates.0 {
+        println!(
+            "reads  {path:14} {:17} {:11} {:6.1} MB, {} x {WG} invocations: {:9.1} us  {gb_s:8.2} GB/s",
+            kind.name(),
+            order.name(),
+            size.bytes as f64 / 1e6,
+            size.workgroups,
+            size.bytes as f64 / gb_s / 1e3,
+        );
     }
     Ok(())
 }

@@ -163,6 +163,8 @@ pub fn sample_words(bytes: u64) -> Vec<u32> {
 }
 
 /// What the probe reads: `data` as a storage buffer (Words, Vec4) or as a texture (Texels).
+/// Clones share the GPU resource, so one upload serves both orders.
+#[derive(Clone)]
 pub enum ReadSource {
     Buffer(wgpu::Buffer),
     /// The texture's view and size.
@@ -355,19 +357,23 @@ impl ReadRates {
     }
 }
 
-/// One measurement of every way of reading and order at [`default_size`]. Each is timed by
-/// `now` (seconds; any clock, so the browser can pass its own) from before a pass of `reps`
-/// dispatches to the end of the readback of one word of the result, which waits for the pass
-/// on every platform, after one untimed run.
-pub async fn measure(ctx: &GpuContext, now: &dyn Fn() -> f64) -> Result<ReadRates, KernelError> {
-    let size = default_size(ctx);
+/// One measurement of every way of reading and order at `size` ([`default_size`] unless a
+/// tool overrides it). Each is timed by `now` (seconds; any clock, so the browser can pass its
+/// own) from before a pass of `size.reps` dispatches to the end of the readback of one word of
+/// the result, which waits for the pass on every platform, after one untimed run.
+pub async fn measure(
+    ctx: &GpuContext,
+    size: ProbeSize,
+    now: &dyn Fn() -> f64,
+) -> Result<ReadRates, KernelError> {
     let data = sample_words(size.bytes);
     let bytes = data.len() as u64 * 4;
     let mut out = Vec::new();
     for kind in ReadKind::ALL {
+        let source = ReadProbe::source(ctx, kind, &data)?;
         for order in ReadOrder::ALL {
-            let source = ReadProbe::source(ctx, kind, &data)?;
-            let probe = ReadProbe::new(ctx, kind, order, source, bytes, size.workgroups).await?;
+            let probe =
+                ReadProbe::new(ctx, kind, order, source.clone(), bytes, size.workgroups).await?;
             ctx.run_pass("read probe", |pass| probe.encode(pass))?;
             ctx.read_u32(&probe.out, 0, 1).await?;
             let t = now();

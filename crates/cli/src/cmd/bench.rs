@@ -306,7 +306,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
 fn read_probe(ctx: &GpuContext) -> anyhow::Result<(serde_json::Value, f64)> {
     let start = Instant::now();
     let now = || start.elapsed().as_secs_f64();
-    let rates = pollster::block_on(ahma_kernels::read_probe::measure(ctx, &now))?;
+    let size = ahma_kernels::read_probe::default_size(ctx);
+    let rates = pollster::block_on(ahma_kernels::read_probe::measure(ctx, size, &now))?;
     let each = rates
         .named()
         .into_iter()

@@ -692,7 +692,8 @@ async fn bench(
         "user_agent": user_agent(),
     });
     if let (true, Some(c)) = (read_probe, ctx.as_deref()) {
-        let rates = ahma_kernels::read_probe::measure(c, &now_s).await?;
+        let size = ahma_kernels::read_probe::default_size(c);
+        let rates = ahma_kernels::read_probe::measure(c, size, &now_s).await?;
         let best = rates.best();
         let each: serde_json::Map<String, serde_json::Value> = rates
             .named()

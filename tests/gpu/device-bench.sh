@@ -265,6 +265,7 @@ fi
 log "summary (one line per run: prefill and decode tok/s, dispatches per token, options)"
 python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/summary.txt" | tee -a "$OUT/log.txt"
 import glob, json, os, sys
+coop = set()
 for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
     try:
         d = json.load(open(f))
@@ -277,6 +278,9 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
              if "read_probe_gb_per_s" in d else "")
     print(f"{os.path.basename(f)[6:-5]:34} prefill {d['prefill_tokens_per_s']:8.1f}  decode "
           f"{d['decode_tokens_per_s']:7.1f}  disp {d['dispatches_per_token']:5.1f}  {opts}{probe}")
+    coop.update(d.get("cooperative_matrix") or [])
+# The tensor-core shapes wgpu offers on this adapter (what a cooperative-matrix prefill could use).
+print("cooperative matrices through wgpu:", ", ".join(sorted(coop)) or "none")
 # llama.cpp's llama-bench (Vulkan, same GPU and files): one line per test, average tokens/s.
 for f in sorted(glob.glob(os.path.join(sys.argv[1], "llamacpp-*.json"))):
     name = os.path.basename(f)[:-5]

@@ -286,6 +286,13 @@ fn bench_json_keys_and_profile() {
     assert_eq!(v["submits_per_token"], 1.0);
     assert_eq!(v["readback_bytes_per_token"], 4.0);
     assert!(v["sampling"].as_str().unwrap().starts_with("chat default"));
+    // The adapter's cooperative-matrix shapes, by name (none on the CPU adapters).
+    let coop = v["cooperative_matrix"].as_array().unwrap();
+    assert!(
+        coop.iter()
+            .all(|s| s.as_str().is_some_and(|s| s.contains("->"))),
+        "{v}"
+    );
     let info: Value = serde_json::from_str(&ahma(&["info", &m, "--json"]).unwrap()).unwrap();
     let n_layer = info["config"]["n_layer"].as_f64().unwrap();
     let p = &v["profile"];

@@ -314,6 +314,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.equal(v.prompt_tokens, 12);
         assert.equal(v.gen_tokens, 6);
         assert.equal(v.f16, false, 'SwiftShader has no shader-f16: the f32 path runs');
+        assert.deepEqual(v.cooperative_matrix, [], 'WebGPU offers no cooperative matrices');
         assert.equal(v.submits_per_token, 1);
         assert.equal(v.readback_bytes_per_token, 4);
         assert.ok(v.prefill_tokens_per_s > 0 && v.decode_tokens_per_s > 0, 'no speed measured');

@@ -137,10 +137,45 @@ pub struct Caps {
     pub max_storage_buffers_per_shader_stage: u32,
     pub min_storage_buffer_offset_alignment: u32,
     pub min_uniform_buffer_offset_alignment: u32,
+    /// The cooperative-matrix (tensor core, simdgroup matrix) shapes the adapter offers through
+    /// wgpu, as `cooperative_matrix_name` writes them; empty where it offers none (every browser,
+    /// and the CPU adapters). Reported by `ahma bench`, not used by any kernel yet.
+    pub cooperative_matrices: Vec<String>,
+}
+
+/// One cooperative-matrix shape as `MxNxK a->c`, e.g. `16x16x16 f16->f32`: an M×K times K×N
+/// product of `a` elements accumulated into an M×N matrix of `c` elements (` saturating` appended
+/// where the accumulation clamps).
+pub fn cooperative_matrix_name(p: &wgpu::CooperativeMatrixProperties) -> String {
+    fn scalar(t: wgpu::CooperativeScalarType) -> &'static str {
+        match t {
+            wgpu::CooperativeScalarType::F32 => "f32",
+            wgpu::CooperativeScalarType::F16 => "f16",
+            wgpu::CooperativeScalarType::I32 => "i32",
+            wgpu::CooperativeScalarType::U32 => "u32",
+        }
+    }
+    format!(
+        "{}x{}x{} {}->{}{}",
+        p.m_size,
+        p.n_size,
+        p.k_size,
+        scalar(p.ab_type),
+        scalar(p.cr_type),
+        if p.saturating_accumulation {
+            " saturating"
+        } else {
+            ""
+        }
+    )
 }
 
 impl Caps {
-    fn from_device(device: &wgpu::Device, info: &wgpu::AdapterInfo) -> Caps {
+    fn from_device(
+        device: &wgpu::Device,
+        info: &wgpu::AdapterInfo,
+        cooperative: &[wgpu::CooperativeMatrixProperties],
+    ) -> Caps {
         let f = device.features();
         let l = device.limits();
         Caps {
@@ -161,6 +196,7 @@ impl Caps {
             max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
             min_storage_buffer_offset_alignment: l.min_storage_buffer_offset_alignment,
             min_uniform_buffer_offset_alignment: l.min_uniform_buffer_offset_alignment,
+            cooperative_matrices: cooperative.iter().map(cooperative_matrix_name).collect(),
         }
     }
 }
@@ -251,7 +287,7 @@ impl GpuContext {
         options: ContextOptions,
     ) -> GpuContext {
         let info = adapter.get_info();
-        let caps = Caps::from_device(&device, &info);
+        let caps = Caps::from_device(&device, &info, &adapter.cooperative_matrix_properties());
         let summary = AdapterSummary {
             name: info.name.clone(),
             backend: info.backend,

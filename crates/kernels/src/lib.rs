@@ -86,7 +86,9 @@ pub mod rope;
 pub mod sample;
 pub mod step;
 
-pub use context::{AdapterSummary, Caps, ContextOptions, GpuContext, ShaderChecks};
+pub use context::{
+    cooperative_matrix_name, AdapterSummary, Caps, ContextOptions, GpuContext, ShaderChecks,
+};
 pub use embed::{Embed, EmbedOptions};
 pub use error::KernelError;
 pub use key::KernelKey;

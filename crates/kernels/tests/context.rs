@@ -20,6 +20,43 @@ fn context_finds_adapter_and_reports_caps() {
     ctx.check().unwrap();
 }
 
+/// Cooperative-matrix shapes are named `MxNxK a->c`; the adapter's list (empty on the CPU
+/// adapters, which have no VK_KHR_cooperative_matrix) uses the same names.
+#[test]
+fn cooperative_matrix_shapes_are_named() {
+    use ahma_kernels::cooperative_matrix_name;
+    use wgpu::{CooperativeMatrixProperties as P, CooperativeScalarType as T};
+    let tensor = P {
+        m_size: 16,
+        n_size: 16,
+        k_size: 16,
+        ab_type: T::F16,
+        cr_type: T::F32,
+        saturating_accumulation: false,
+    };
+    assert_eq!(cooperative_matrix_name(&tensor), "16x16x16 f16->f32");
+    let ints = P {
+        m_size: 8,
+        n_size: 8,
+        k_size: 16,
+        ab_type: T::I32,
+        cr_type: T::U32,
+        saturating_accumulation: true,
+    };
+    assert_eq!(cooperative_matrix_name(&ints), "8x8x16 i32->u32 saturating");
+    let _gpu = common::serial();
+    let ctx = common::context(false, false);
+    for name in &ctx.caps().cooperative_matrices {
+        let (dims, types) = name.split_once(' ').unwrap();
+        let dims: Vec<u32> = dims.split('x').map(|d| d.parse().unwrap()).collect();
+        assert!(
+            dims.len() == 3 && dims.iter().all(|d| [8, 16].contains(d)),
+            "{name}"
+        );
+        assert!(types.contains("->"), "{name}");
+    }
+}
+
 #[test]
 fn oversized_buffer_is_a_typed_error() {
     let _gpu = common::serial();

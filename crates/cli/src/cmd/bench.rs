@@ -280,6 +280,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         "gpu_kv_bytes": plan.kv_bytes,
         "gpu_scratch_bytes": plan.scratch_bytes,
     });
+    v["cooperative_matrix"] = serde_json::json!(model.context().caps().cooperative_matrices);
     let decode_tps = v["decode_tokens_per_s"].as_f64().unwrap_or(0.0);
     let implied = weight_bytes as f64 * decode_tps / 1e9;
     v["implied_gb_per_s"] = implied.into();

@@ -691,6 +691,10 @@ async fn bench(
         "wasm_heap_bytes": crate::wasm_heap_bytes(),
         "user_agent": user_agent(),
     });
+    v["cooperative_matrix"] = serde_json::json!(ctx
+        .as_deref()
+        .map(|c| c.caps().cooperative_matrices.clone())
+        .unwrap_or_default());
     if let (true, Some(c)) = (read_probe, ctx.as_deref()) {
         let size = ahma_kernels::read_probe::default_size(c);
         let rates = ahma_kernels::read_probe::measure(c, size, &now_s).await?;

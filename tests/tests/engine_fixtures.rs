@@ -1007,3 +1007,33 @@ fn long_logits_are_evaluated_in_bounded_batches() {
     let llama: Vec<f32> = e.logits.concat();
     assert!(nmse(&got[..n], &llama[..n]) < 1e-4);
 }
+
+/// `StepStats::record_ns` is read from the model's clock (the browser sets `performance.now()`
+/// there): with a clock that moves half a second at every reading, each decoded token records
+/// exactly one interval, pipelined or not, and prefill records none.
+#[test]
+fn decode_cpu_time_is_read_from_the_models_clock() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TICKS: AtomicU64 = AtomicU64::new(0);
+    fn half_seconds() -> f64 {
+        TICKS.fetch_add(1, Ordering::Relaxed) as f64 * 0.5
+    }
+    let e = load_expected("kquant_gqa");
+    let mut model = load("kquant_gqa", false, 16);
+    assert!(
+        model.options().pipeline_decode,
+        "the default decode is pipelined"
+    );
+    model.set_clock(half_seconds);
+    pollster::block_on(model.prefill(&e.prompt)).unwrap();
+    assert_eq!(
+        model.stats().record_ns,
+        0,
+        "prefill is not decode's CPU time"
+    );
+    model.reset_stats();
+    for _ in 0..3 {
+        pollster::block_on(model.decode()).unwrap();
+    }
+    assert_eq!(model.stats().record_ns, 3 * 500_000_000);
+}

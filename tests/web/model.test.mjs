@@ -299,10 +299,15 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         // the keys `ahma bench --json` prints for the same measurement
         for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'subgroup_min_size', 'subgroup_max_size', 'n_ctx', 'max_batch', 'pipeline_decode',
             'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'matmul_int_dot', 'matvec_shape', 'matvec_blocks', 'matmul_rows', 'matmul_lanes', 'attention_rows', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
-            'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'weight_bytes_per_token',
+            'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'cpu_record_ms_per_token', 'weight_bytes_per_token',
             'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
             assert.ok(key in v, `no ${key} in ${JSON.stringify(v)}`);
         }
+        // the worker's CPU time per decoded token recording and submitting it, read from
+        // performance.now(): measured (not the 0 of a model without a clock), and less than a token
+        assert.ok(v.cpu_record_ms_per_token > 0, `cpu_record_ms_per_token ${v.cpu_record_ms_per_token}`);
+        assert.ok(v.cpu_record_ms_per_token < 1000 / v.decode_tokens_per_s,
+            `recording (${v.cpu_record_ms_per_token} ms) takes longer than a whole decoded token`);
         assert.equal(v.matvec_pairs, true);
         assert.equal(v.matvec_int_dot, true);
         assert.equal(v.attn_split_keys, 128);

@@ -35,7 +35,7 @@ pub use error::EngineError;
 #[cfg(not(target_arch = "wasm32"))]
 pub use loader::load_file;
 pub use loader::{LoadProgress, ModelLoader};
-pub use model::{Model, StepStats};
+pub use model::{Clock, Model, StepStats};
 pub use options::{LoadOptions, SamplingParams};
 pub use plan::{DeviceBudget, MemoryPlan};
 pub use profile::{OpTime, Profiler};

@@ -138,34 +138,31 @@ pub struct StepStats {
     pub dispatches: u64,
     pub submits: u64,
     pub readback_bytes: u64,
-    /// CPU time [`Model::decode`] spent recording, finishing and submitting its command buffers
-    /// (native only; 0 in the browser). Without [`LoadOptions::pipeline_decode`] the GPU idles
-    /// for it on every token; with it, it overlaps the previous step's GPU work.
+    /// CPU time [`Model::decode`] spent recording, finishing and submitting its command buffers,
+    /// read from the model's clock ([`Model::set_clock`]; native: `std::time::Instant`; wasm32:
+    /// none until the app sets one, and 0 without). Without [`LoadOptions::pipeline_decode`]
+    /// the GPU idles for it on every token; with it, it overlaps the previous step's GPU work.
     pub record_ns: u64,
 }
 
-/// CPU stopwatch for [`StepStats::record_ns`]: `std::time::Instant` panics on wasm32, where it
-/// reads 0.
-struct Stopwatch {
-    #[cfg(not(target_arch = "wasm32"))]
-    start: std::time::Instant,
+/// Seconds since a fixed moment, never decreasing: what [`Model::set_clock`] takes.
+pub type Clock = fn() -> f64;
+
+/// The native clock: seconds since its first call. `std::time::Instant` panics on wasm32,
+/// where the app passes its own (the page's `performance.now()`).
+#[cfg(not(target_arch = "wasm32"))]
+fn instant_clock() -> f64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
 }
 
-impl Stopwatch {
-    fn start() -> Stopwatch {
-        Stopwatch {
-            #[cfg(not(target_arch = "wasm32"))]
-            start: std::time::Instant::now(),
-        }
-    }
-
-    fn ns(&self) -> u64 {
-        #[cfg(not(target_arch = "wasm32"))]
-        return self.start.elapsed().as_nanos() as u64;
-        #[cfg(target_arch = "wasm32")]
-        0
-    }
-}
+#[cfg(not(target_arch = "wasm32"))]
+const DEFAULT_CLOCK: Option<Clock> = Some(instant_clock);
+#[cfg(target_arch = "wasm32")]
+const DEFAULT_CLOCK: Option<Clock> = None;
 
 /// A loaded model with its KV cache: one conversation at a time.
 pub struct Model {
@@ -201,6 +198,8 @@ pub struct Model {
     /// A token the sampler may not draw (see [`Model::suppress`]).
     suppressed: Option<u32>,
     stats: StepStats,
+    /// What [`StepStats::record_ns`] is read from (`None`: not measured).
+    clock: Option<Clock>,
     /// Whether `ids[0]` holds a sampled token not yet in the KV cache.
     pending: bool,
     /// The pending token's id (what `ids[0]` holds for the next step).
@@ -680,6 +679,7 @@ impl Model {
             sampling,
             suppressed: None,
             stats: StepStats::default(),
+            clock: DEFAULT_CLOCK,
             pending: false,
             last_id: 0,
             ring: vec![0; opts.penalty_window],
@@ -728,6 +728,12 @@ impl Model {
 
     pub fn reset_stats(&mut self) {
         self.stats = StepStats::default();
+    }
+
+    /// The clock [`StepStats::record_ns`] is read from, in seconds (the browser passes
+    /// `performance.now() / 1000`; natively it is `std::time::Instant` already).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = Some(clock);
     }
 
     /// Forgets the conversation: empty KV cache, empty penalty window, RNG
@@ -1216,7 +1222,7 @@ impl Model {
     /// waiting for its id.
     pub async fn decode(&mut self) -> Result<u32, EngineError> {
         self.check_decodable()?;
-        let clock = Stopwatch::start();
+        let t0 = self.clock.map(|c| c());
         let st = self.step_params(self.n_past, 1);
         let draw = match self.ahead.take() {
             Some(a) if a.st == st && a.epoch == self.epoch => {
@@ -1238,7 +1244,9 @@ impl Model {
         self.stats.submits += 1;
         self.n_past += 1;
         self.submit_ahead(draw.slot);
-        self.stats.record_ns += clock.ns();
+        if let (Some(c), Some(t0)) = (self.clock, t0) {
+            self.stats.record_ns += ((c() - t0).max(0.0) * 1e9) as u64;
+        }
         self.finish_draw(draw).await
     }
 

@@ -393,7 +393,8 @@ impl Feed {
         };
         let file_bytes = self.fed;
         let peak = self.peak_heap;
-        let model = self.loader.finish().await.map_err(engine_err)?;
+        let mut model = self.loader.finish().await.map_err(engine_err)?;
+        model.set_clock(super::clock_s);
         let cfg = model.config().clone();
         let plan = model.memory_plan().clone();
         let heap = crate::wasm_heap_bytes();

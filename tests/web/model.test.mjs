@@ -308,6 +308,14 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.ok(v.cpu_record_ms_per_token > 0, `cpu_record_ms_per_token ${v.cpu_record_ms_per_token}`);
         assert.ok(v.cpu_record_ms_per_token < 1000 / v.decode_tokens_per_s,
             `recording (${v.cpu_record_ms_per_token} ms) takes longer than a whole decoded token`);
+        // the page's summary of the same figures, for people reading it
+        const row = async (id) => (await page.locator(`${tid(id)} td`).textContent()).trim();
+        assert.ok((await row('bench-decode')).includes(`${v.decode_tokens_per_s.toFixed(2)} tok/s`), await row('bench-decode'));
+        assert.ok((await row('bench-prefill')).includes(`${v.prefill_tokens_per_s.toFixed(2)} tok/s`), await row('bench-prefill'));
+        assert.ok((await row('bench-adapter')).startsWith(`${v.adapter} · ${v.backend}`), await row('bench-adapter'));
+        assert.ok((await row('bench-read-probe')).startsWith(`${v.read_probe_gb_per_s.toFixed(2)} GB/s`), await row('bench-read-probe'));
+        assert.ok((await row('bench-cpu')).endsWith(' ms'), await row('bench-cpu'));
+        assert.equal(await page.locator(`${tid('bench-summary')} tr`).count(), 8, 'a row per headline figure');
         assert.equal(v.matvec_pairs, true);
         assert.equal(v.matvec_int_dot, true);
         assert.equal(v.attn_split_keys, 128);

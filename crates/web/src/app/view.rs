@@ -960,11 +960,204 @@ fn Bench() -> impl IntoView {
             <section class="panel bench">
                 <h2>{move || ui.t("Suorituskykytesti", "Benchmark")}</h2>
                 <p>{move || ui.t(
-                    "Lataa malli; testi ajetaan heti sen jälkeen (?prompt=128&gen=64; ytimien valinnat: pairs=on, int8=on, mm_int8=on, split_keys=256, tile=64x64x8, shape=64x8, blocks=off, rows=off, lanes=16x16x4, attn_rows=off).",
-                    "Load a model; the benchmark runs right after (?prompt=128&gen=64; kernel choices: pairs=on, int8=on, mm_int8=on, split_keys=256, tile=64x64x8, shape=64x8, blocks=off, rows=off, lanes=16x16x4, attn_rows=off).",
+                    "Lataa malli; testi ajetaan heti sen jälkeen (?prompt=128&gen=64; ytimien valinnat: pairs=on, int8=on, mm_int8=on, split_keys=256, tile=64x64x8, shape=64x8, blocks=off, rows=off, lanes=16x16x4, attn_rows=off, read_probe=on).",
+                    "Load a model; the benchmark runs right after (?prompt=128&gen=64; kernel choices: pairs=on, int8=on, mm_int8=on, split_keys=256, tile=64x64x8, shape=64x8, blocks=off, rows=off, lanes=16x16x4, attn_rows=off, read_probe=on).",
                 )}</p>
+                <table class="bench-summary" data-testid="bench-summary">
+                    <tbody>
+                        {move || {
+                            let fi = ui.lang.get() == Lang::Fi;
+                            ui.bench
+                                .get()
+                                .map(|json| bench_summary(&json, fi))
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(id, label, value)| view! {
+                                    <tr data-testid=id><th>{label}</th><td>{value}</td></tr>
+                                })
+                                .collect_view()
+                        }}
+                    </tbody>
+                </table>
                 <pre data-testid="bench-result">{move || ui.bench.get().unwrap_or_default()}</pre>
             </section>
         </Show>
+    }
+}
+
+/// The headline figures of a benchmark's JSON (the keys `ahma bench --json` prints) as rows of
+/// (test id, label, value) in Finnish or English; a figure the run did not report is left out.
+fn bench_summary(json: &str, fi: bool) -> Vec<(&'static str, String, String)> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let text = |k: &str| v.get(k).and_then(serde_json::Value::as_str).unwrap_or("?");
+    let on = |k: &str| v.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+    let t = |a: &'static str, b: &'static str| if fi { a } else { b }.to_string();
+    let mut rows = Vec::new();
+    let features: Vec<&str> = [("f16", "shader-f16"), ("subgroups", "subgroups")]
+        .into_iter()
+        .filter(|(k, _)| on(k))
+        .map(|(_, name)| name)
+        .collect();
+    let features = if features.is_empty() {
+        t(
+            "ei shader-f16:ta eikä subgroupeja",
+            "no shader-f16, no subgroups",
+        )
+    } else {
+        features.join(", ")
+    };
+    rows.push((
+        "bench-adapter",
+        t("Näytönohjain", "Adapter"),
+        format!("{} · {} · {features}", text("adapter"), text("backend")),
+    ));
+    if let (Some(tps), Some(n)) = (num("prefill_tokens_per_s"), num("prompt_tokens")) {
+        rows.push((
+            "bench-prefill",
+            t("Kehotteen käsittely", "Prefill"),
+            format!("{tps:.2} tok/s ({n} {})", t("tokenia", "tokens")),
+        ));
+    }
+    if let (Some(tps), Some(n)) = (num("decode_tokens_per_s"), num("gen_tokens")) {
+        let ms = if tps > 0.0 { 1000.0 / tps } else { 0.0 };
+        rows.push((
+            "bench-decode",
+            t("Tuottaminen", "Decode"),
+            format!(
+                "{tps:.2} tok/s ({ms:.1} ms/token, {n} {})",
+                t("tokenia", "tokens")
+            ),
+        ));
+    }
+    if let (Some(bytes), Some(gbs)) = (num("weight_bytes_per_token"), num("implied_gb_per_s")) {
+        rows.push((
+            "bench-bandwidth",
+            t("Luetut painot", "Weights read"),
+            format!("{:.3} GB/token → {gbs:.2} GB/s", bytes / 1e9),
+        ));
+    }
+    if let (Some(best), Some(ratio)) = (num("read_probe_gb_per_s"), num("decode_read_ratio")) {
+        rows.push((
+            "bench-read-probe",
+            t("Varjostimen lukunopeus", "Shader read rate"),
+            format!(
+                "{best:.2} GB/s; {} {:.0} %",
+                t("tuottaminen lukee", "decode reads at"),
+                100.0 * ratio
+            ),
+        ));
+    }
+    if let (Some(d), Some(s), Some(r)) = (
+        num("dispatches_per_token"),
+        num("submits_per_token"),
+        num("readback_bytes_per_token"),
+    ) {
+        rows.push((
+            "bench-per-token",
+            t("Tokenia kohden", "Per token"),
+            if fi {
+                format!("{d:.0} ajoa, {s:.0} lähetys, {r:.0} tavua takaisin")
+            } else {
+                format!("{d:.0} dispatches, {s:.0} submit, {r:.0} bytes read back")
+            },
+        ));
+    }
+    if let Some(ms) = num("cpu_record_ms_per_token") {
+        rows.push((
+            "bench-cpu",
+            t("Suorittimen aika tokenia kohden", "CPU time per token"),
+            format!("{ms:.2} ms"),
+        ));
+    }
+    if let (Some(w), Some(kv), Some(sc)) = (
+        num("gpu_weight_bytes"),
+        num("gpu_kv_bytes"),
+        num("gpu_scratch_bytes"),
+    ) {
+        let mib = |b: f64| b / 1048576.0;
+        rows.push((
+            "bench-memory",
+            t("GPU-muisti", "GPU memory"),
+            if fi {
+                format!(
+                    "painot {:.0} MiB + KV {:.0} MiB + työmuisti {:.0} MiB",
+                    mib(w),
+                    mib(kv),
+                    mib(sc)
+                )
+            } else {
+                format!(
+                    "weights {:.0} MiB + KV {:.0} MiB + scratch {:.0} MiB",
+                    mib(w),
+                    mib(kv),
+                    mib(sc)
+                )
+            },
+        ));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bench_summary;
+
+    #[test]
+    fn bench_summary_shows_the_reported_figures_and_leaves_out_the_rest() {
+        let json = r#"{"adapter":"NVIDIA H100","backend":"Vulkan","f16":true,"subgroups":false,
+            "prompt_tokens":128,"prefill_tokens_per_s":1722.04,"gen_tokens":128,
+            "decode_tokens_per_s":250.0,"weight_bytes_per_token":2619000000,
+            "implied_gb_per_s":654.75,"dispatches_per_token":159,"submits_per_token":1,
+            "readback_bytes_per_token":4,"cpu_record_ms_per_token":0.456,
+            "gpu_weight_bytes":2831155200,"gpu_kv_bytes":52428800,"gpu_scratch_bytes":10485760}"#;
+        let en = bench_summary(json, false);
+        let row = |rows: &[(&str, String, String)], id: &str| {
+            rows.iter()
+                .find(|r| r.0 == id)
+                .map(|r| r.2.clone())
+                .unwrap_or_else(|| panic!("no row {id} in {rows:?}"))
+        };
+        assert_eq!(
+            row(&en, "bench-adapter"),
+            "NVIDIA H100 · Vulkan · shader-f16"
+        );
+        assert_eq!(row(&en, "bench-prefill"), "1722.04 tok/s (128 tokens)");
+        assert_eq!(
+            row(&en, "bench-decode"),
+            "250.00 tok/s (4.0 ms/token, 128 tokens)"
+        );
+        assert_eq!(row(&en, "bench-bandwidth"), "2.619 GB/token → 654.75 GB/s");
+        assert_eq!(
+            row(&en, "bench-per-token"),
+            "159 dispatches, 1 submit, 4 bytes read back"
+        );
+        assert_eq!(row(&en, "bench-cpu"), "0.46 ms");
+        assert_eq!(
+            row(&en, "bench-memory"),
+            "weights 2700 MiB + KV 50 MiB + scratch 10 MiB"
+        );
+        // no read probe in this run: no row for it
+        assert!(en.iter().all(|r| r.0 != "bench-read-probe"));
+        let fi = bench_summary(json, true);
+        assert_eq!(fi.len(), en.len());
+        assert_eq!(row(&fi, "bench-prefill"), "1722.04 tok/s (128 tokenia)");
+        assert!(fi.iter().any(|r| r.1 == "Tuottaminen"));
+        let probed = json.replace(
+            "\"f16\":true",
+            "\"f16\":false,\"read_probe_gb_per_s\":2900.5,\"decode_read_ratio\":0.2257",
+        );
+        let p = bench_summary(&probed, false);
+        assert_eq!(
+            row(&p, "bench-read-probe"),
+            "2900.50 GB/s; decode reads at 23 %"
+        );
+        assert_eq!(
+            row(&p, "bench-adapter"),
+            "NVIDIA H100 · Vulkan · no shader-f16, no subgroups"
+        );
+        assert!(bench_summary("not json", false).is_empty());
     }
 }

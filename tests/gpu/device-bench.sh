@@ -159,6 +159,9 @@ run_bench 3b-q4km-p128-int8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
 # 64x8 was the CPU adapters' default (1.5x decode on lavapipe), 128x8 reads x once per 8 rows.
 run_bench 3b-q4km-p128-shape64x8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 64x8 --profile
 run_bench 3b-q4km-p128-shape128x8 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 128x8
+# 256x4: twice the threads per row, so a 3200-wide row takes two loop steps instead of four and
+# an 8640-wide one five instead of nine (the H100's mat-vecs look bound by those dependent steps).
+run_bench 3b-q4km-p128-shape256x4 "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 256x4 --profile
 # Decode mat-vecs walking whole units per thread (the CPU adapters' default, with 16x8: each
 # word of a Q5_0/Q8_0 block loaded once, not once per quarter), on 64 threads so that the 100
 # units of a 3200-wide row still spread over most of them.
@@ -186,6 +189,8 @@ run_bench 3b-q4km-p512-tiledefault "$M" --prompt-tokens 512 --gen-tokens 8 --ctx
 run_bench 3b-q4km-p128-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048
 run_bench 3b-q4km-p128-qkv-per-type-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --no-mixed-qkv
 run_bench 3b-q4km-p128-pairs-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-pairs on
+run_bench 3b-q4km-p128-shape256x4-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 256x4
+run_bench 3b-q4km-p128-shape256x4-pairs "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-shape 256x4 --matvec-pairs on
 run_bench 3b-q4km-p128-int8-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-int-dot on
 run_bench 3b-q4km-p128-int8-pairs "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --matvec-int-dot on --matvec-pairs on
 run_bench 3b-q4km-p128-split256-again "$M" --prompt-tokens 128 --gen-tokens 128 --ctx 2048 --attn-split-keys 256
@@ -262,7 +267,7 @@ if [ -n "${KERNEL_BENCH:-}" ] && [ -x "$KERNEL_BENCH" ] && [ "$SECONDS" -lt "${B
     # mat-vecs' ceiling next to the copy bandwidth above.
     KB_OPS=reads KB_PATHS=f16+sg timeout 30 "$KERNEL_BENCH" 2>&1 | tee -a "$OUT/kernel_bench.txt" | tee -a "$OUT/log.txt"
 fi
-log "summary (one line per run: prefill and decode tok/s, dispatches per token, options)"
+log "summary (one line per run: prefill and decode tok/s, dispatches and CPU recording ms per token, options)"
 python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/summary.txt" | tee -a "$OUT/log.txt"
 import glob, json, os, sys
 coop = set()
@@ -277,7 +282,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
     probe = (f"  reads {d['read_probe_gb_per_s']:.0f} GB/s, decode at {100 * d['decode_read_ratio']:.0f}% of it"
              if "read_probe_gb_per_s" in d else "")
     print(f"{os.path.basename(f)[6:-5]:34} prefill {d['prefill_tokens_per_s']:8.1f}  decode "
-          f"{d['decode_tokens_per_s']:7.1f}  disp {d['dispatches_per_token']:5.1f}  {opts}{probe}")
+          f"{d['decode_tokens_per_s']:7.1f}  disp {d['dispatches_per_token']:5.1f}  cpu {d.get('cpu_record_ms_per_token', 0):5.2f} ms  {opts}{probe}")
     coop.update(d.get("cooperative_matrix") or [])
 # The tensor-core shapes wgpu offers on this adapter (what a cooperative-matrix prefill could use).
 print("cooperative matrices through wgpu:", ", ".join(sorted(coop)) or "none")

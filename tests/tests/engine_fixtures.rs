@@ -311,10 +311,11 @@ fn stacked_projections_match_the_cpu_reference() {
     // mat-muls in 8-bit integers (a looser gate, as for llama.cpp's own quantized-activation
     // products). The mat-vecs take the adapter's choices (on lavapipe, a CPU adapter, 16 x 32
     // walking whole units per thread), or the ones named: the GPUs' 128 x 4 walking quarter-units
-    // (`gpu`, which the rows with two units per loop step need, with the GPUs' prefill tiles), or
-    // 64 x 8 walking quarter-units.
+    // (`gpu`, which the rows with two units per loop step need, with the GPUs' prefill tiles),
+    // 64 x 8 walking quarter-units, or 256 x 4 (`deep`: half the loop steps per row of 128 x 4).
     let gpu = Some((MatVecShape::GPU, false));
     let wide = Some(("64x8".parse::<MatVecShape>().unwrap(), false));
+    let deep = Some(("256x4".parse::<MatVecShape>().unwrap(), false));
     for (force_f32, no_sg, fuse_rope, matvec_pairs, mixed_qkv, int_dot, matvec) in [
         (true, false, true, false, true, false, None),
         (false, false, true, false, true, false, None),
@@ -332,6 +333,8 @@ fn stacked_projections_match_the_cpu_reference() {
         (false, false, false, true, false, true, gpu),
         (false, false, true, false, true, false, wide),
         (true, true, true, false, true, false, wide),
+        (false, false, true, false, true, false, deep),
+        (true, true, true, true, true, false, deep),
     ] {
         let ctx = context_with(force_f32, no_sg);
         // The adapter's choices: whole units wherever its shape is the CPU adapters'.

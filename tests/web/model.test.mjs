@@ -316,6 +316,12 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.ok((await row('bench-read-probe')).startsWith(`${v.read_probe_gb_per_s.toFixed(2)} GB/s`), await row('bench-read-probe'));
         assert.ok((await row('bench-cpu')).endsWith(' ms'), await row('bench-cpu'));
         assert.equal(await page.locator(`${tid('bench-summary')} tr`).count(), 8, 'a row per headline figure');
+        // the JSON goes to the clipboard as printed, for sharing a result
+        await s.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.origin });
+        await page.locator(tid('bench-copy')).click();
+        const copied = await page.evaluate(() => navigator.clipboard.readText().catch((e) => `(unreadable: ${e})`));
+        if (copied.startsWith('(unreadable')) t.diagnostic(`clipboard ${copied}`);
+        else assert.equal(copied, await page.locator(tid('bench-result')).textContent(), 'copy did not put the JSON on the clipboard');
         assert.equal(v.matvec_pairs, true);
         assert.equal(v.matvec_int_dot, true);
         assert.equal(v.attn_split_keys, 128);

@@ -979,6 +979,12 @@ fn Bench() -> impl IntoView {
                         }}
                     </tbody>
                 </table>
+                <Show when=move || ui.bench.with(Option::is_some)>
+                    <button class="small" data-testid="bench-copy"
+                        on:click=move |_| if let Some(json) = ui.bench.get_untracked() { copy_text(json) }>
+                        {move || ui.t("Kopioi JSON", "Copy the JSON")}
+                    </button>
+                </Show>
                 <pre data-testid="bench-result">{move || ui.bench.get().unwrap_or_default()}</pre>
             </section>
         </Show>
@@ -1036,7 +1042,11 @@ fn bench_summary(json: &str, fi: bool) -> Vec<(&'static str, String, String)> {
         rows.push((
             "bench-bandwidth",
             t("Luetut painot", "Weights read"),
-            format!("{:.3} GB/token → {gbs:.2} GB/s", bytes / 1e9),
+            if bytes >= 1e9 {
+                format!("{:.3} GB/token → {gbs:.2} GB/s", bytes / 1e9)
+            } else {
+                format!("{:.2} MB/token → {gbs:.2} GB/s", bytes / 1e6)
+            },
         ));
     }
     if let (Some(best), Some(ratio)) = (num("read_probe_gb_per_s"), num("decode_read_ratio")) {
@@ -1120,25 +1130,23 @@ mod tests {
                 .map(|r| r.2.clone())
                 .unwrap_or_else(|| panic!("no row {id} in {rows:?}"))
         };
-        assert_eq!(
-            row(&en, "bench-adapter"),
-            "NVIDIA H100 · Vulkan · shader-f16"
-        );
-        assert_eq!(row(&en, "bench-prefill"), "1722.04 tok/s (128 tokens)");
-        assert_eq!(
-            row(&en, "bench-decode"),
-            "250.00 tok/s (4.0 ms/token, 128 tokens)"
-        );
-        assert_eq!(row(&en, "bench-bandwidth"), "2.619 GB/token → 654.75 GB/s");
-        assert_eq!(
-            row(&en, "bench-per-token"),
-            "159 dispatches, 1 submit, 4 bytes read back"
-        );
-        assert_eq!(row(&en, "bench-cpu"), "0.46 ms");
-        assert_eq!(
-            row(&en, "bench-memory"),
-            "weights 2700 MiB + KV 50 MiB + scratch 10 MiB"
-        );
+        for (id, want) in [
+            ("bench-adapter", "NVIDIA H100 · Vulkan · shader-f16"),
+            ("bench-prefill", "1722.04 tok/s (128 tokens)"),
+            ("bench-decode", "250.00 tok/s (4.0 ms/token, 128 tokens)"),
+            ("bench-bandwidth", "2.619 GB/token → 654.75 GB/s"),
+            (
+                "bench-per-token",
+                "159 dispatches, 1 submit, 4 bytes read back",
+            ),
+            ("bench-cpu", "0.46 ms"),
+            (
+                "bench-memory",
+                "weights 2700 MiB + KV 50 MiB + scratch 10 MiB",
+            ),
+        ] {
+            assert_eq!(row(&en, id), want);
+        }
         // no read probe in this run: no row for it
         assert!(en.iter().all(|r| r.0 != "bench-read-probe"));
         let fi = bench_summary(json, true);
@@ -1157,6 +1165,11 @@ mod tests {
         assert_eq!(
             row(&p, "bench-adapter"),
             "NVIDIA H100 · Vulkan · no shader-f16, no subgroups"
+        );
+        let small = json.replace("2619000000", "5439240");
+        assert_eq!(
+            row(&bench_summary(&small, false), "bench-bandwidth"),
+            "5.44 MB/token → 654.75 GB/s"
         );
         assert!(bench_summary("not json", false).is_empty());
     }

@@ -3,7 +3,10 @@
 # Needs: a release `ahma` binary built elsewhere (AHMA_BIN, default .devbin/ahma),
 # the Vulkan loader .debs in .gl/ (unpacked here), PyTorch + transformers for the
 # peer row (SKIP_PEER=1 leaves it out; QUICK=1 leaves out the runs that repeat earlier A/Bs,
-# SKIP_MATMUL_SWEEP=1 the mat-mul tile sweep). `--profile` runs add GPU time per operation. Writes everything to ${OUT:-/tmp/ahma-bench}, ending with summary.txt (one line per run). Finishes in a few minutes.
+# SKIP_MATMUL_SWEEP=1 the mat-mul tile sweep; BUDGET_S, default 270, is the second after which no further
+# benchmark run, llama.cpp run or kernel sweep starts: the runs are ordered most wanted first, and
+# the PyTorch peer (up to 100 s) and the summary still follow, so keep it about three minutes
+# under the call's limit, five with the peer: e.g. SKIP_PEER=1 BUDGET_S=420 for one 600-s call). `--profile` runs add GPU time per operation. Writes everything to ${OUT:-/tmp/ahma-bench}, ending with summary.txt (one line per run). Finishes in a few minutes.
 #
 # Peer on the same GPU: llama.cpp's own Vulkan backend, run by its `llama-bench` when an executable
 # is given as LLAMA_BENCH (default .devbin/llama-bench; .devbin/ is git-ignored and is carried to the

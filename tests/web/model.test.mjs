@@ -299,7 +299,7 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         // the keys `ahma bench --json` prints for the same measurement
         for (const key of ['adapter', 'backend', 'f16', 'subgroups', 'subgroup_min_size', 'subgroup_max_size', 'n_ctx', 'max_batch', 'pipeline_decode',
             'fused_rope', 'mixed_qkv', 'attn_split_keys', 'matmul_tile', 'matvec_pairs', 'matvec_int_dot', 'matmul_int_dot', 'matvec_shape', 'matvec_blocks', 'matmul_rows', 'matmul_lanes', 'attention_rows', 'sampling', 'prompt_tokens', 'prefill_tokens_per_s', 'gen_tokens', 'decode_tokens_per_s',
-            'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'cpu_record_ms_per_token', 'weight_bytes_per_token',
+            'dispatches_per_token', 'submits_per_token', 'readback_bytes_per_token', 'cpu_record_ms_per_token', 'weight_bytes_per_token', 'device_type', 'unchecked',
             'gpu_weight_bytes', 'gpu_kv_bytes', 'gpu_scratch_bytes']) {
             assert.ok(key in v, `no ${key} in ${JSON.stringify(v)}`);
         }
@@ -333,6 +333,8 @@ test('r. the benchmark page (?bench) measures through WebGPU and prints the JSON
         assert.equal(v.prompt_tokens, 12);
         assert.equal(v.gen_tokens, 6);
         assert.equal(v.f16, false, 'SwiftShader has no shader-f16: the f32 path runs');
+        assert.equal(v.device_type, 'Cpu', 'SwiftShader is a fallback adapter: the CPU adapters\' kernels');
+        assert.equal(v.unchecked, '', 'the browser keeps its own shader checks');
         assert.deepEqual(v.cooperative_matrix, [], 'WebGPU offers no cooperative matrices');
         assert.equal(v.submits_per_token, 1);
         assert.equal(v.readback_bytes_per_token, 4);

@@ -698,6 +698,15 @@ async fn bench(
         "wasm_heap_bytes": crate::wasm_heap_bytes(),
         "user_agent": user_agent(),
     });
+    // The keys `ahma bench` prints that the lines above leave out: the adapter's kind (what
+    // picks the CPU adapters' kernels: a fallback adapter such as SwiftShader counts as one) and
+    // the runtime checks left out of the shaders (none: the browser applies its own).
+    v["device_type"] = ctx
+        .as_deref()
+        .map(|c| format!("{:?}", c.adapter().device_type))
+        .unwrap_or_default()
+        .into();
+    v["unchecked"] = "".into();
     // CPU time per decoded token recording and submitting it (through the JS WebGPU API here)
     v["cpu_record_ms_per_token"] = (stats.record_ns as f64 / 1e6 / n).into();
     v["cooperative_matrix"] = serde_json::json!(ctx

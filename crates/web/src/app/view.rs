@@ -1053,11 +1053,14 @@ fn bench_summary(json: &str, fi: bool) -> Vec<(&'static str, String, String)> {
         rows.push((
             "bench-read-probe",
             t("Varjostimen lukunopeus", "Shader read rate"),
-            format!(
-                "{best:.2} GB/s; {} {:.0} %",
-                t("tuottaminen lukee", "decode reads at"),
-                100.0 * ratio
-            ),
+            if fi {
+                format!("{best:.2} GB/s; tuottaminen {:.0} % siitä", 100.0 * ratio)
+            } else {
+                format!(
+                    "{best:.2} GB/s; decode reaches {:.0} % of it",
+                    100.0 * ratio
+                )
+            },
         ));
     }
     if let (Some(d), Some(s), Some(r)) = (
@@ -1160,7 +1163,7 @@ mod tests {
         let p = bench_summary(&probed, false);
         assert_eq!(
             row(&p, "bench-read-probe"),
-            "2900.50 GB/s; decode reads at 23 %"
+            "2900.50 GB/s; decode reaches 23 % of it"
         );
         assert_eq!(
             row(&p, "bench-adapter"),
